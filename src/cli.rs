@@ -1,0 +1,66 @@
+//! Command-line arguments. These types stay here: `main` turns them into the
+//! library's plain settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const STEPS_HELP: &str = "\
+The workflow, one step at a time over every host of the list:
+  setup           give the operator's SSH key root access on each hypervisor
+  pre-drain       check the OS and NetBox, update qemu-kvm, disable the host in Nova
+  drain           live- or cold-migrate every VM off the host, with capacity checks
+  pre-reinstall   check it is empty, silence alerts, NetBox planned, Aquilon re-import, PXE switch
+  post-reinstall  check the new OS and EFI, apply model-specific disk fixes, NetBox active
+  adoption        Kayobe configure and deploy, re-enable in Nova, expire silences, report to SCC
+  noops           preflight: reach every service and host, change nothing
+
+Every step records each action in the journal and on the host's Jira ticket, and is safe to repeat.
+
+Exit codes: 0 success; 1 at least one host failed or was blocked; 2 bad usage or input, nothing changed.";
+
+#[derive(Debug, Parser)]
+#[command(name = "hvmigrate", version, about = "Take a fleet of OpenStack hypervisors through an OS migration, safely and in parallel", after_long_help = STEPS_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The hypervisors to work on: one '<fqdn> <JIRA-KEY>' per line.
+    #[arg(long, global = true, default_value = "hypervisors.txt", value_name = "FILE")]
+    pub hypervisors_file: PathBuf,
+    /// Service URLs and secrets (YAML, mode 0600).
+    #[arg(long, global = true, default_value = "credentials.yaml", value_name = "FILE")]
+    pub creds_file: PathBuf,
+    /// Folder of the run logs.
+    #[arg(long, global = true, default_value = "logs", value_name = "DIR")]
+    pub log_dir: PathBuf,
+    /// More detail on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Run even as root (not recommended).
+    #[arg(long, global = true)]
+    pub allow_root: bool,
+    /// Format of what is printed on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the hypervisors and credentials files and show what they configure.
+    CheckConfig,
+}

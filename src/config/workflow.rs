@@ -1,0 +1,306 @@
+//! The optional `workflow` section: the per-site names and limits of DESIGN
+//! section 3. Every value defaults to the original site's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::InputProblem;
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workflow {
+    pub transitions: Transitions,
+    pub netbox: NetBoxNames,
+    pub source_os: OsVersion,
+    pub target_os: OsVersion,
+    /// The Nova disable reason; `{initials}` is replaced by `general.initials`.
+    pub disable_reason: String,
+    /// Packages updated on the hypervisor in pre-drain.
+    pub packages_to_update: Vec<String>,
+    pub silence: SilenceSettings,
+    pub aquilon: AquilonSettings,
+    pub kayobe: KayobeSettings,
+    /// Fixes applied in post-reinstall, by hardware model.
+    pub model_fixes: BTreeMap<String, Vec<DiskFix>>,
+    /// Whether a fix may format a device that already holds a filesystem.
+    pub allow_reformat: bool,
+    pub limits: Limits,
+}
+
+impl Default for Workflow {
+    fn default() -> Self {
+        Workflow {
+            transitions: Transitions::default(),
+            netbox: NetBoxNames::default(),
+            source_os: OsVersion { id: "rocky".into(), version: "8".into() },
+            target_os: OsVersion { id: "rocky".into(), version: "9".into() },
+            disable_reason: "Migration to Rocky 9 - {initials}".into(),
+            packages_to_update: vec!["qemu-kvm".into()],
+            silence: SilenceSettings::default(),
+            aquilon: AquilonSettings::default(),
+            kayobe: KayobeSettings::default(),
+            model_fixes: default_model_fixes(),
+            allow_reformat: false,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Workflow {
+    pub(crate) fn validate(&self, path: &Path) -> Vec<InputProblem> {
+        let mut problems = Vec::new();
+        let limits = [
+            ("aquilon_commands", self.limits.aquilon_commands),
+            ("live_migrations_global", self.limits.live_migrations_global),
+            ("live_migrations_per_host", self.limits.live_migrations_per_host),
+            ("service_requests", self.limits.service_requests),
+        ];
+        for (name, value) in limits {
+            if value == 0 {
+                problems.push(InputProblem::new(path, format!("workflow.limits.{name} must be at least 1")));
+            }
+        }
+        if self.silence.window_days == 0 {
+            problems.push(InputProblem::new(path, "workflow.silence.window_days must be at least 1"));
+        }
+        for (model, fixes) in &self.model_fixes {
+            for fix in fixes {
+                if let DiskFix::Raid0 { members, .. } = fix {
+                    if members.len() < 2 {
+                        problems.push(InputProblem::new(
+                            path,
+                            format!("workflow.model_fixes.{model}: a raid0 needs at least two members"),
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// The disable reason with the operator's initials filled in.
+    pub fn disable_reason_for(&self, initials: &str) -> String {
+        self.disable_reason.replace("{initials}", initials)
+    }
+}
+
+/// Target status names of the Jira workflow.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Transitions {
+    pub working_on_pre_bios: String,
+    pub pre_bios_failed: String,
+    pub ready_for_reinstall: String,
+    pub working_on_post_reinstall: String,
+    pub post_reinstall_failed: String,
+    pub ready_for_adoption: String,
+    pub working_on_adoption: String,
+    pub adoption_failed: String,
+    pub ready_for_test: String,
+    pub draining: String,
+    pub drained: String,
+}
+
+impl Default for Transitions {
+    fn default() -> Self {
+        Transitions {
+            working_on_pre_bios: "Working On Pre Bios".into(),
+            pre_bios_failed: "Pre Bios Failed".into(),
+            ready_for_reinstall: "Ready For Reinstall".into(),
+            working_on_post_reinstall: "Working On Post Reinstall".into(),
+            post_reinstall_failed: "Post Reinstall Failed".into(),
+            ready_for_adoption: "Ready For Adoption".into(),
+            working_on_adoption: "Working On Adoption".into(),
+            adoption_failed: "Adoption Failed".into(),
+            ready_for_test: "Ready For Test".into(),
+            draining: "Draining".into(),
+            drained: "Drained".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetBoxNames {
+    /// Statuses a device may have when pre-drain starts.
+    pub pre_drain_statuses: Vec<String>,
+    pub reinstall_status: String,
+    pub active_status: String,
+    pub compute_role: String,
+    /// The interface whose first address is the BMC's, when `oob_ip` is unset.
+    pub bmc_interface: String,
+}
+
+impl Default for NetBoxNames {
+    fn default() -> Self {
+        NetBoxNames {
+            pre_drain_statuses: vec!["active".into(), "offline".into()],
+            reinstall_status: "planned".into(),
+            active_status: "active".into(),
+            compute_role: "Openstack Prod Kolla_Compute".into(),
+            bmc_interface: "bmc0".into(),
+        }
+    }
+}
+
+/// `ID` and the leading part of `VERSION_ID` of `/etc/os-release`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OsVersion {
+    pub id: String,
+    /// Matched as a prefix: "9" accepts "9.4".
+    pub version: String,
+}
+
+impl OsVersion {
+    pub fn matches(&self, id: &str, version_id: &str) -> bool {
+        id == self.id
+            && version_id
+                .strip_prefix(self.version.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    }
+}
+
+impl std::fmt::Display for OsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.id, self.version)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SilenceSettings {
+    /// Length of the maintenance window.
+    pub window_days: u32,
+    /// Comment on each silence; `{start}` and `{initials}` are filled in.
+    pub comment: String,
+    pub created_by: String,
+    /// Label names silenced, each matched to the host's fqdn.
+    pub matchers: Vec<String>,
+}
+
+impl Default for SilenceSettings {
+    fn default() -> Self {
+        SilenceSettings {
+            window_days: 28,
+            comment: "RL9 Reinstall {start} - {initials}".into(),
+            created_by: "hvmigrate".into(),
+            matchers: vec!["hostname".into(), "instance".into()],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AquilonSettings {
+    pub domain: String,
+    pub archetype: String,
+    pub personality: String,
+    pub osname: String,
+    pub osversion: String,
+    /// Interfaces kept when the host is re-imported.
+    pub keep_interfaces: Vec<String>,
+    /// Disks removed from the machine, by model.
+    pub remove_disks: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AquilonSettings {
+    fn default() -> Self {
+        AquilonSettings {
+            domain: "prod".into(),
+            archetype: "cloud".into(),
+            personality: "kayobe-prod".into(),
+            osname: "rocky".into(),
+            osversion: "9x-x86_64".into(),
+            keep_interfaces: vec!["bmc0".into(), "eth0".into()],
+            remove_disks: BTreeMap::from([("xma-hv-2022-a100".into(), vec!["sda".into()])]),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KayobeSettings {
+    pub mellanox_playbook: String,
+    pub inventory_playbook: String,
+    /// Extra variables for `kayobe overcloud host configure`.
+    pub host_configure_extra_vars: Vec<String>,
+    /// Kolla tags deployed on the controllers once per adoption run.
+    pub controller_tags: String,
+}
+
+impl Default for KayobeSettings {
+    fn default() -> Self {
+        KayobeSettings {
+            mellanox_playbook: "ansible/mellanox-enable-uefi-pxe.yml".into(),
+            inventory_playbook: "ansible/build-inventory-from-netbox.yml".into(),
+            host_configure_extra_vars: vec!["selinux_do_reboot=true".into()],
+            controller_tags: "common".into(),
+        }
+    }
+}
+
+/// A guarded disk fix of post-reinstall.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DiskFix {
+    /// An XFS filesystem on `device`, mounted at `mount_point` through fstab.
+    XfsMount { device: String, mount_point: String, options: String },
+    /// A RAID0 array of one partition on each member, with an XFS filesystem.
+    Raid0 { array: String, members: Vec<String>, mount_point: Option<String> },
+}
+
+fn default_model_fixes() -> BTreeMap<String, Vec<DiskFix>> {
+    BTreeMap::from([
+        (
+            "hv-2022-lenovo".into(),
+            vec![DiskFix::XfsMount {
+                device: "/dev/nvme0n1".into(),
+                mount_point: "/var/lib/nova/instances".into(),
+                options: "rw,relatime,attr2,inode64,logbufs=8,logbsize=32k,noquota".into(),
+            }],
+        ),
+        (
+            "xma-hv-2022-a100".into(),
+            vec![DiskFix::Raid0 {
+                array: "/dev/md0".into(),
+                members: vec!["/dev/nvme0n1".into(), "/dev/nvme1n1".into()],
+                mount_point: None,
+            }],
+        ),
+    ])
+}
+
+/// Limits on shared resources.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Commands run at once on the Aquilon host.
+    pub aquilon_commands: usize,
+    pub live_migrations_global: usize,
+    pub live_migrations_per_host: usize,
+    /// Requests in flight at once to each HTTP service.
+    pub service_requests: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { aquilon_commands: 1, live_migrations_global: 8, live_migrations_per_host: 2, service_requests: 32 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_version_is_a_prefix_by_component() {
+        let rocky9 = OsVersion { id: "rocky".into(), version: "9".into() };
+        assert!(rocky9.matches("rocky", "9.4"));
+        assert!(rocky9.matches("rocky", "9"));
+        assert!(!rocky9.matches("rocky", "90.1"));
+        assert!(!rocky9.matches("almalinux", "9.4"));
+    }
+}

@@ -1,0 +1,13 @@
+//! hvmigrate: takes a fleet of OpenStack hypervisors through an OS migration.
+//!
+//! The binary only turns arguments into settings and calls in here.
+
+pub mod check_config;
+pub mod config;
+pub mod error;
+pub mod fs_security;
+pub mod logging;
+pub mod output;
+pub mod secret;
+
+pub use error::{Error, ExitCode, Result};

@@ -1,0 +1,124 @@
+//! Logging: human lines on stderr, and the run log that every command acting
+//! on hosts writes to `logs/<hypervisors-file-name>.<YYYY_MM_DD_HH_MM>` (UTC).
+
+use std::fs::File;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use crate::error::{Error, Result};
+
+/// How much goes to stderr: `-q` lowers it, each `-v` raises it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Trace,
+}
+
+impl Verbosity {
+    pub fn from_flags(verbose: u8, quiet: bool) -> Self {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::Trace,
+        }
+    }
+
+    fn level(self) -> LevelFilter {
+        match self {
+            Verbosity::Quiet => LevelFilter::ERROR,
+            Verbosity::Normal => LevelFilter::INFO,
+            Verbosity::Verbose => LevelFilter::DEBUG,
+            Verbosity::Trace => LevelFilter::TRACE,
+        }
+    }
+}
+
+/// The run log once opened; until then its lines go nowhere.
+#[derive(Clone, Default)]
+pub struct RunLog {
+    file: Arc<Mutex<Option<(PathBuf, File)>>>,
+}
+
+impl RunLog {
+    /// Opens `<dir>/<hypervisors-file-name>.<YYYY_MM_DD_HH_MM>` for appending,
+    /// creating the folder. Returns the path.
+    pub fn open(&self, dir: &Path, hypervisors_file: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+        let name = hypervisors_file.file_name().map_or_else(|| "hypervisors".into(), |name| name.to_string_lossy());
+        let stamp = jiff::Timestamp::now().strftime("%Y_%m_%d_%H_%M");
+        let path = dir.join(format!("{name}.{stamp}"));
+        // Appending: two runs in the same minute share the file, losing nothing.
+        let file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|err| Error::io(&path, err))?;
+        *self.file.lock().unwrap_or_else(|poison| poison.into_inner()) = Some((path.clone(), file));
+        Ok(path)
+    }
+
+    pub fn path(&self) -> Option<PathBuf> {
+        self.file.lock().unwrap_or_else(|poison| poison.into_inner()).as_ref().map(|(path, _)| path.clone())
+    }
+}
+
+/// Each line is written straight to the file, so a crash loses nothing.
+pub struct RunLogWriter(Arc<Mutex<Option<(PathBuf, File)>>>);
+
+impl Write for RunLogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock().unwrap_or_else(|poison| poison.into_inner()).as_mut() {
+            Some((_, file)) => file.write_all(buf).map(|()| buf.len()),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for RunLog {
+    type Writer = RunLogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RunLogWriter(self.file.clone())
+    }
+}
+
+/// Installs the global subscriber. Call once, at start.
+pub fn init(verbosity: Verbosity) -> RunLog {
+    let run_log = RunLog::default();
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(false)
+        .without_time()
+        .with_filter(verbosity.level());
+    let file = tracing_subscriber::fmt::layer()
+        .with_writer(run_log.clone())
+        .with_ansi(false)
+        .with_target(true)
+        .with_timer(UtcSeconds)
+        .with_filter(LevelFilter::DEBUG);
+    // A second init (tests calling into the library) keeps the first subscriber.
+    let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
+    run_log
+}
+
+/// Log times in UTC, to the millisecond.
+struct UtcSeconds;
+
+impl tracing_subscriber::fmt::time::FormatTime for UtcSeconds {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    }
+}
