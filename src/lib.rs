@@ -9,5 +9,6 @@ pub mod fs_security;
 pub mod logging;
 pub mod output;
 pub mod secret;
+pub mod ssh;
 
 pub use error::{Error, ExitCode, Result};

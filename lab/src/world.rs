@@ -387,8 +387,6 @@ pub struct SilenceMatcher {
 /// What the SUSE Customer Center received.
 #[derive(Debug, Default, Serialize)]
 pub struct SccRegistry {
-    pub username: String,
-    pub password: String,
     /// The latest upload per virtualization host identifier.
     pub hosts: BTreeMap<String, serde_json::Value>,
     pub uploads: u64,
@@ -483,7 +481,7 @@ impl WorldState {
                 next_issue_number: 101,
             },
             silences: Vec::new(),
-            scc: SccRegistry { username: "SCC_lab".into(), password: hex_id(&mut rng, 24), ..SccRegistry::default() },
+            scc: SccRegistry::default(),
             time_scale: 1.0,
             next_id: 1,
         };
@@ -734,7 +732,7 @@ impl WorldState {
                 device_type_id,
                 site: self.site.clone(),
                 // Every other host has oob_ip set; the rest are found through bmc0.
-                oob_ip: (index % 2 == 0).then(|| bmc_ip.clone()),
+                oob_ip: index.is_multiple_of(2).then(|| bmc_ip.clone()),
                 interfaces: vec![
                     NetBoxInterface {
                         id: interface_id,

@@ -1,0 +1,68 @@
+//! The lab's own endpoints: a read-only view of the world and the request
+//! log, and fault settings at run time.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::{Fault, FaultConfig, LabState, Service};
+
+pub fn router(state: LabState) -> Router {
+    Router::new()
+        .route("/_lab/world", get(world))
+        .route("/_lab/urls", get(urls))
+        .route("/_lab/requests", get(requests))
+        .route("/_lab/faults/{service}", get(get_faults).put(set_faults))
+        .route("/_lab/faults/{service}/next", post(push_fault))
+        .with_state(state)
+}
+
+async fn world(State(state): State<LabState>) -> Response {
+    let world = state.world.lock();
+    Json(&*world).into_response()
+}
+
+async fn urls(State(state): State<LabState>) -> Json<crate::Urls> {
+    Json((*state.urls).clone())
+}
+
+async fn requests(State(state): State<LabState>) -> Json<Vec<crate::RequestRecord>> {
+    Json(state.requests.all())
+}
+
+fn service(name: &str) -> Result<Service, (StatusCode, String)> {
+    name.parse().map_err(|err: String| (StatusCode::NOT_FOUND, err))
+}
+
+async fn get_faults(State(state): State<LabState>, Path(name): Path<String>) -> Response {
+    match service(&name) {
+        Ok(service) => Json(state.faults.get(service)).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn set_faults(
+    State(state): State<LabState>,
+    Path(name): Path<String>,
+    Json(config): Json<FaultConfig>,
+) -> Response {
+    match service(&name) {
+        Ok(service) => {
+            state.faults.set(service, config);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn push_fault(State(state): State<LabState>, Path(name): Path<String>, Json(fault): Json<Fault>) -> Response {
+    match service(&name) {
+        Ok(service) => {
+            state.faults.push(service, fault);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(refusal) => refusal.into_response(),
+    }
+}

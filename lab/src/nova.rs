@@ -1,0 +1,9 @@
+//! The nova emulator.
+
+use axum::Router;
+
+use crate::LabState;
+
+pub fn router(state: LabState) -> Router {
+    Router::new().with_state(state)
+}
