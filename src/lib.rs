@@ -3,6 +3,7 @@
 //! The binary only turns arguments into settings and calls in here.
 
 pub mod check_config;
+pub mod clients;
 pub mod config;
 pub mod error;
 pub mod fs_security;

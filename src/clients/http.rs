@@ -1,0 +1,530 @@
+//! What every service client shares: one `reqwest` client per service with
+//! timeouts and our User-Agent, retries with backoff that honours
+//! `Retry-After`, and [`ServiceError`], which never carries a secret.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::secret::Secret;
+
+pub const USER_AGENT: &str = concat!("hvmigrate/", env!("CARGO_PKG_VERSION"));
+
+/// A failed request, described without secrets: the path never carries its
+/// query string, and no header value is ever kept.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{service}: {method} {path}: {kind}")]
+pub struct ServiceError {
+    pub service: &'static str,
+    pub method: String,
+    pub path: String,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ErrorKind {
+    /// The service answered with an error status; `message` is its own text.
+    #[error("{status}{}", message_suffix(.message))]
+    Status { status: u16, message: String, retry_after: Option<Duration> },
+    /// No answer: connection refused or dropped, timeout.
+    #[error("{0}")]
+    Transport(String),
+    /// The answer was not what the contract says.
+    #[error("unexpected response: {0}")]
+    Decode(String),
+    /// The service answered, but not what the caller needs (not found, ambiguous,
+    /// transition unavailable).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+fn message_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+impl ServiceError {
+    pub fn new(service: &'static str, method: &Method, path: &str, kind: ErrorKind) -> Self {
+        ServiceError { service, method: method.to_string(), path: strip_query(path), kind }
+    }
+
+    /// The HTTP status, when the service answered.
+    pub fn status(&self) -> Option<u16> {
+        match self.kind {
+            ErrorKind::Status { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again: no answer, or 429/502/503/504.
+    pub fn is_transient(&self) -> bool {
+        match &self.kind {
+            ErrorKind::Transport(_) => true,
+            ErrorKind::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match &self.kind {
+            ErrorKind::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+fn strip_query(path: &str) -> String {
+    path.split(['?', '#']).next().unwrap_or(path).to_owned()
+}
+
+/// How hard to try before giving up.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// No new attempt starts after this much time since the first one.
+    pub max_total: Duration,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Bound of one attempt.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            max_total: Duration::from_secs(120),
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1`: the service's `Retry-After` when
+    /// it gave one, else exponential backoff with jitter.
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max_delay);
+        }
+        let exponential = self.base_delay.saturating_mul(1 << attempt.min(16)).min(self.max_delay);
+        // Jitter of 50–100% so that many hosts retrying do not move in step.
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let jitter = 0.5 + f64::from(nanos % 1000) / 2000.0;
+        exponential.mul_f64(jitter)
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    /// `Authorization: <scheme> <token>` (Bearer, Token).
+    Scheme {
+        scheme: &'static str,
+        token: Secret,
+    },
+    /// A token in a header of its own (`X-Auth-Token`).
+    Header {
+        name: HeaderName,
+        token: Secret,
+    },
+}
+
+/// A request body.
+#[derive(Clone, Debug)]
+pub enum Body {
+    Empty,
+    Json(serde_json::Value),
+    /// Raw bytes with their own headers (a gzip-encoded JSON upload).
+    Raw {
+        bytes: Vec<u8>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
+}
+
+impl Body {
+    pub fn json<T: serde::Serialize>(value: &T) -> Self {
+        Body::Json(serde_json::to_value(value).expect("request bodies serialize"))
+    }
+}
+
+/// A successful answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub latency: Duration,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// One service: its base URL, its HTTP client, how it authenticates and how
+/// it retries.
+#[derive(Clone, Debug)]
+pub struct HttpService {
+    pub name: &'static str,
+    base: Url,
+    client: reqwest::Client,
+    auth: Auth,
+    policy: RetryPolicy,
+    headers: HeaderMap,
+}
+
+impl HttpService {
+    pub fn new(name: &'static str, base: &Url, auth: Auth, policy: RetryPolicy) -> Result<Self, ServiceError> {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(policy.request_timeout)
+            .connect_timeout(policy.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|err| {
+                ServiceError::new(name, &Method::GET, "", ErrorKind::Transport(error_chain(&err.without_url())))
+            })?;
+        // Paths are joined to the base: make sure it ends in '/'.
+        let mut base = base.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        Ok(HttpService { name, base, client, auth, policy, headers: HeaderMap::new() })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    pub fn set_auth(&mut self, auth: Auth) {
+        self.auth = auth;
+    }
+
+    /// A header sent with every request (a microversion, `Accept`).
+    pub fn set_header(&mut self, name: &'static str, value: &str) {
+        self.headers.insert(name, HeaderValue::from_str(value).expect("static header values are valid"));
+    }
+
+    /// The absolute URL of `path` (relative to the base; a leading '/' is
+    /// kept under the base path) with `query`.
+    pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ServiceError> {
+        let mut url = self.base.join(path.trim_start_matches('/')).map_err(|err| {
+            ServiceError::new(self.name, &Method::GET, path, ErrorKind::Unusable(format!("bad path: {err}")))
+        })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    /// One attempt, no retry. Any status other than 2xx is an error.
+    pub async fn send_once(&self, method: Method, url: Url, body: &Body) -> Result<Reply, ServiceError> {
+        let path = url.path().to_owned();
+        let start = Instant::now();
+        let mut request = self.client.request(method.clone(), url).headers(self.headers.clone());
+        request = match &self.auth {
+            Auth::None => request,
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
+            Auth::Scheme { scheme, token } => {
+                request.header(reqwest::header::AUTHORIZATION, sensitive(&format!("{scheme} {}", token.expose())))
+            }
+            Auth::Header { name, token } => request.header(name.clone(), sensitive(token.expose())),
+        };
+        request = request.header(reqwest::header::ACCEPT, "application/json");
+        request = match body {
+            Body::Empty => request,
+            Body::Json(value) => request.json(value),
+            Body::Raw { bytes, headers } => {
+                let mut request = request.body(bytes.clone());
+                for (name, value) in headers {
+                    request = request.header(name.clone(), value.clone());
+                }
+                request
+            }
+        };
+        let error = |kind| ServiceError::new(self.name, &method, &path, kind);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let err = error(ErrorKind::Transport(error_chain(&err.without_url())));
+                tracing::debug!(service = self.name, %method, path, elapsed_ms = ms(start), error = %err.kind, "request failed");
+                return Err(err);
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| error(ErrorKind::Transport(error_chain(&err.without_url()))))?
+            .to_vec();
+        tracing::debug!(service = self.name, %method, path, status = status.as_u16(), elapsed_ms = ms(start), "request");
+        if !status.is_success() {
+            let retry_after =
+                headers.get("retry-after").and_then(|value| value.to_str().ok()).and_then(parse_retry_after);
+            let message = service_message(&body);
+            return Err(error(ErrorKind::Status { status: status.as_u16(), message, retry_after }));
+        }
+        Ok(Reply { status, headers, body, latency: start.elapsed() })
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the policy's
+    /// attempts or time run out. Use it for reads, for writes that are
+    /// idempotent, and for writes whose attempt looks before it writes.
+    pub async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, ServiceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let start = Instant::now();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let err = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let delay = self.policy.delay(tries - 1, err.retry_after());
+            let out_of_time = start.elapsed() + delay > self.policy.max_total;
+            if !err.is_transient() || tries >= self.policy.max_attempts || out_of_time {
+                if err.is_transient() {
+                    tracing::warn!(service = self.name, what, attempts = tries, error = %err, "giving up");
+                }
+                return Err(err);
+            }
+            tracing::info!(service = self.name, what, attempt = tries, delay_ms = delay.as_millis() as u64, error = %err, "transient failure, retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// GET with retries.
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Reply, ServiceError> {
+        let url = self.url(path, query)?;
+        self.get_url(url).await
+    }
+
+    /// GET of an absolute URL (a `next` link), with retries.
+    pub async fn get_url(&self, url: Url) -> Result<Reply, ServiceError> {
+        let what = url.path().to_owned();
+        self.retrying(&what, || self.send_once(Method::GET, url.clone(), &Body::Empty)).await
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ServiceError> {
+        let reply = self.get(path, query).await?;
+        self.decode(&Method::GET, path, &reply)
+    }
+
+    /// A write retried as a whole: only for idempotent writes (PUT of a state,
+    /// PATCH of fields, DELETE).
+    pub async fn idempotent(&self, method: Method, path: &str, body: Body) -> Result<Reply, ServiceError> {
+        let url = self.url(path, &[])?;
+        self.retrying(path, || self.send_once(method.clone(), url.clone(), &body)).await
+    }
+
+    /// A write tried once: for writes that are not safe to repeat blindly.
+    pub async fn write_once(&self, method: Method, path: &str, body: Body) -> Result<Reply, ServiceError> {
+        let url = self.url(path, &[])?;
+        self.send_once(method, url, &body).await
+    }
+
+    pub fn decode<T: DeserializeOwned>(&self, method: &Method, path: &str, reply: &Reply) -> Result<T, ServiceError> {
+        serde_json::from_slice(&reply.body)
+            .map_err(|err| ServiceError::new(self.name, method, path, ErrorKind::Decode(err.to_string())))
+    }
+
+    pub fn unusable(&self, method: &Method, path: &str, message: impl Into<String>) -> ServiceError {
+        ServiceError::new(self.name, method, path, ErrorKind::Unusable(message.into()))
+    }
+}
+
+fn sensitive(value: &str) -> HeaderValue {
+    let mut value = HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    value.set_sensitive(true);
+    value
+}
+
+fn ms(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+/// rustls needs one crypto provider for the process; we use ring.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Another part of the process may have installed one already: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// An error and its causes on one line ("error sending request: connection refused").
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let wait = when.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+/// The service's own error text, from any of the error shapes of the
+/// services we talk to; plain text as is. Kept short.
+pub fn service_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let message = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => json_message(&value).unwrap_or_else(|| value.to_string()),
+        Err(_) => text.trim().to_owned(),
+    };
+    let mut message = message.replace('\n', " ");
+    if message.len() > 500 {
+        let mut cut = 500;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+fn json_message(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(map) => {
+            // Jira: {"errorMessages": [...], "errors": {field: msg}}
+            if map.contains_key("errorMessages") || map.contains_key("errors") {
+                let mut parts: Vec<String> = Vec::new();
+                if let Some(Value::Array(messages)) = map.get("errorMessages") {
+                    parts.extend(messages.iter().filter_map(|m| m.as_str().map(str::to_owned)));
+                }
+                if let Some(Value::Object(errors)) = map.get("errors") {
+                    parts
+                        .extend(errors.iter().map(|(field, m)| format!("{field}: {}", m.as_str().unwrap_or_default())));
+                }
+                return Some(parts.join("; "));
+            }
+            // Keystone, Alertmanager, DRF: message / detail.
+            for key in ["message", "detail"] {
+                if let Some(text) = map.get(key).and_then(Value::as_str) {
+                    return Some(text.to_owned());
+                }
+            }
+            // Keystone {"error": {...}}, Nova {"badRequest": {"message"}}.
+            if map.len() == 1 {
+                if let Some(Value::Object(inner)) = map.values().next() {
+                    if let Some(text) = inner.get("message").and_then(Value::as_str) {
+                        return Some(text.to_owned());
+                    }
+                }
+            }
+            // DRF field errors: {"status": ["msg"]}.
+            let fields: Vec<String> = map
+                .iter()
+                .filter_map(|(field, messages)| {
+                    let messages = messages.as_array()?;
+                    let texts: Vec<&str> = messages.iter().filter_map(Value::as_str).collect();
+                    Some(format!("{field}: {}", texts.join(" ")))
+                })
+                .collect();
+            (!fields.is_empty()).then(|| fields.join("; "))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_date() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
+        let text = jiff::fmt::rfc2822::to_string(&soon.to_zoned(jiff::tz::TimeZone::UTC)).unwrap();
+        let wait = parse_retry_after(&text).unwrap();
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn messages_of_every_service() {
+        let cases: [(&str, &str); 7] = [
+            (r#"{"errorMessages":["Issue does not exist"],"errors":{}}"#, "Issue does not exist"),
+            (
+                r#"{"errorMessages":[],"errors":{"comment":"Comment body is not valid!"}}"#,
+                "comment: Comment body is not valid!",
+            ),
+            (r#"{"detail":"Invalid token"}"#, "Invalid token"),
+            (r#"{"status":["\"bogus\" is not a valid choice."]}"#, "status: \"bogus\" is not a valid choice."),
+            (
+                r#"{"error":{"code":401,"message":"requires authentication","title":"Unauthorized"}}"#,
+                "requires authentication",
+            ),
+            (r#"{"conflictingRequest":{"code":409,"message":"Cannot migrate"}}"#, "Cannot migrate"),
+            (r#""silence not found""#, "silence not found"),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(service_message(body.as_bytes()), expected);
+        }
+        assert_eq!(service_message(b"plain text\n"), "plain text");
+    }
+
+    #[test]
+    fn errors_have_no_query() {
+        let err = ServiceError::new(
+            "jira",
+            &Method::GET,
+            "/rest/api/2/search?jql=secret",
+            ErrorKind::Status { status: 400, message: "bad".into(), retry_after: None },
+        );
+        assert_eq!(err.to_string(), "jira: GET /rest/api/2/search: 400: bad");
+    }
+
+    #[test]
+    fn backoff_honours_retry_after_and_caps() {
+        let policy = RetryPolicy { max_delay: Duration::from_secs(10), ..RetryPolicy::default() };
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(100))), Duration::from_secs(10));
+        assert!(policy.delay(20, None) <= Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,544 @@
+//! Jira: Server/Data Center (REST v2, wiki markup) and Cloud (REST v3, ADF),
+//! chosen by the `flavour` setting.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::http::{Auth, Body, HttpService, RetryPolicy, ServiceError};
+use crate::config::credentials::{Jira as JiraConfig, JiraAuth, JiraFlavour};
+
+/// Rich text for comments and descriptions, rendered as wiki markup (v2) or
+/// ADF (v3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Doc {
+    pub blocks: Vec<Block>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Block {
+    Paragraph(String),
+    /// Command output and the like, shown as is.
+    Code {
+        title: Option<String>,
+        text: String,
+    },
+    Bullets(Vec<String>),
+}
+
+impl Doc {
+    pub fn new() -> Self {
+        Doc::default()
+    }
+
+    /// Plain text: one paragraph per blank-line-separated part.
+    pub fn text(text: &str) -> Self {
+        let mut doc = Doc::new();
+        for part in text.split("\n\n").map(str::trim).filter(|part| !part.is_empty()) {
+            doc = doc.paragraph(part);
+        }
+        doc
+    }
+
+    pub fn paragraph(mut self, text: impl Into<String>) -> Self {
+        self.blocks.push(Block::Paragraph(text.into()));
+        self
+    }
+
+    pub fn code(mut self, title: Option<&str>, text: impl Into<String>) -> Self {
+        self.blocks.push(Block::Code { title: title.map(str::to_owned), text: text.into() });
+        self
+    }
+
+    pub fn bullets<S: Into<String>>(mut self, items: impl IntoIterator<Item = S>) -> Self {
+        self.blocks.push(Block::Bullets(items.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Jira wiki markup (Server/DC, v2).
+    pub fn to_wiki(&self) -> String {
+        let blocks: Vec<String> = self
+            .blocks
+            .iter()
+            .map(|block| match block {
+                Block::Paragraph(text) => escape_wiki(text),
+                Block::Code { title, text } => {
+                    // `{code}` inside the text would end the block early.
+                    let text = text.replace("{code}", "{ code}");
+                    match title {
+                        Some(title) => format!("{{code:title={}}}\n{text}\n{{code}}", wiki_title(title)),
+                        None => format!("{{code}}\n{text}\n{{code}}"),
+                    }
+                }
+                Block::Bullets(items) => {
+                    items.iter().map(|item| format!("* {}", escape_wiki(item))).collect::<Vec<_>>().join("\n")
+                }
+            })
+            .collect();
+        blocks.join("\n\n")
+    }
+
+    /// Atlassian Document Format (Cloud, v3).
+    pub fn to_adf(&self) -> Value {
+        let mut content = Vec::new();
+        for block in &self.blocks {
+            match block {
+                Block::Paragraph(text) => content.push(adf_paragraph(text, false)),
+                Block::Code { title, text } => {
+                    // ADF code blocks have no title: a bold line before it.
+                    if let Some(title) = title {
+                        content.push(adf_paragraph(title, true));
+                    }
+                    content.push(json!({"type": "codeBlock", "attrs": {"language": "text"}, "content": adf_text(text, false)}));
+                }
+                Block::Bullets(items) => content.push(json!({
+                    "type": "bulletList",
+                    "content": items.iter().map(|item| json!({"type": "listItem", "content": [adf_paragraph(item, false)]})).collect::<Vec<_>>(),
+                })),
+            }
+        }
+        json!({"type": "doc", "version": 1, "content": content})
+    }
+}
+
+/// ADF refuses empty text nodes.
+fn adf_text(text: &str, strong: bool) -> Value {
+    if text.is_empty() {
+        return json!([]);
+    }
+    if strong {
+        json!([{"type": "text", "text": text, "marks": [{"type": "strong"}]}])
+    } else {
+        json!([{"type": "text", "text": text}])
+    }
+}
+
+fn adf_paragraph(text: &str, strong: bool) -> Value {
+    json!({"type": "paragraph", "content": adf_text(text, strong)})
+}
+
+/// Wiki markup characters shown literally.
+fn escape_wiki(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '{' | '}' | '[' | ']' | '|' | '*' | '_' | '^' | '~') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn wiki_title(title: &str) -> String {
+    title.chars().filter(|c| !matches!(c, '{' | '}' | '|' | '\n')).collect()
+}
+
+/// Who may read a comment.
+#[derive(Clone, Debug, Default)]
+pub struct CommentOptions {
+    /// Jira Service Management: an internal note, not shown to customers.
+    pub internal: bool,
+    /// Restrict to a project role (`visibility`).
+    pub role: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Comment {
+    pub id: String,
+    #[serde(default)]
+    pub body: Value,
+    #[serde(default)]
+    pub created: Option<String>,
+}
+
+impl Comment {
+    pub fn contains(&self, marker: &str) -> bool {
+        match &self.body {
+            Value::String(text) => text.contains(marker),
+            other => other.to_string().contains(marker),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    /// Found from an earlier run (or an earlier attempt of this one).
+    AlreadyThere,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Status {
+    pub name: String,
+    #[serde(default, rename = "statusCategory")]
+    pub category: Option<StatusCategory>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StatusCategory {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Issue {
+    pub key: String,
+    pub summary: String,
+    pub status: Status,
+}
+
+#[derive(Deserialize)]
+struct IssueJson {
+    key: String,
+    #[serde(default)]
+    fields: IssueFields,
+}
+
+#[derive(Default, Deserialize)]
+struct IssueFields {
+    #[serde(default)]
+    summary: Option<String>,
+    #[serde(default)]
+    status: Option<Status>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Transition {
+    pub id: String,
+    pub name: String,
+    pub to: Status,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerInfo {
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, rename = "deploymentType")]
+    pub deployment_type: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct User {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "accountId")]
+    pub account_id: Option<String>,
+    #[serde(default, rename = "displayName")]
+    pub display_name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct JiraClient {
+    http: HttpService,
+    flavour: JiraFlavour,
+}
+
+impl JiraClient {
+    pub fn new(config: &JiraConfig) -> Result<Self, ServiceError> {
+        Self::with_policy(config, RetryPolicy::default())
+    }
+
+    pub fn with_policy(config: &JiraConfig, policy: RetryPolicy) -> Result<Self, ServiceError> {
+        let auth = match config.auth() {
+            JiraAuth::Basic { username, token } => {
+                Auth::Basic { username: username.to_owned(), password: token.clone() }
+            }
+            JiraAuth::Bearer(token) => Auth::Scheme { scheme: "Bearer", token: token.clone() },
+        };
+        let http = HttpService::new("jira", config.url.as_url(), auth, policy)?;
+        Ok(JiraClient { http, flavour: config.flavour })
+    }
+
+    pub fn flavour(&self) -> JiraFlavour {
+        self.flavour
+    }
+
+    fn api(&self, rest: &str) -> String {
+        let version = match self.flavour {
+            JiraFlavour::Server => 2,
+            JiraFlavour::Cloud => 3,
+        };
+        format!("rest/api/{version}/{rest}")
+    }
+
+    /// Rich text as this flavour wants it.
+    pub fn render(&self, doc: &Doc) -> Value {
+        match self.flavour {
+            JiraFlavour::Server => Value::String(doc.to_wiki()),
+            JiraFlavour::Cloud => doc.to_adf(),
+        }
+    }
+
+    pub async fn server_info(&self) -> Result<ServerInfo, ServiceError> {
+        self.http.get_json(&self.api("serverInfo"), &[]).await
+    }
+
+    /// The authenticated user: proves the credentials.
+    pub async fn myself(&self) -> Result<User, ServiceError> {
+        self.http.get_json(&self.api("myself"), &[]).await
+    }
+
+    pub async fn issue(&self, key: &str) -> Result<Issue, ServiceError> {
+        let path = self.api(&format!("issue/{key}"));
+        let issue: IssueJson = self.http.get_json(&path, &[("fields", "status,summary")]).await?;
+        issue_from_json(issue).ok_or_else(|| self.http.unusable(&Method::GET, &path, "the issue has no status"))
+    }
+
+    /// Every comment of the issue, oldest first.
+    pub async fn comments(&self, key: &str) -> Result<Vec<Comment>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            comments: Vec<Comment>,
+            #[serde(default)]
+            total: Option<usize>,
+        }
+        let path = self.api(&format!("issue/{key}/comment"));
+        let mut comments = Vec::new();
+        loop {
+            let start = comments.len().to_string();
+            let page: Page = self
+                .http
+                .get_json(&path, &[("startAt", &start), ("maxResults", "100"), ("orderBy", "created")])
+                .await?;
+            let got = page.comments.len();
+            comments.extend(page.comments);
+            if got == 0 || page.total.is_none_or(|total| comments.len() >= total) {
+                return Ok(comments);
+            }
+        }
+    }
+
+    /// Adds a comment, once attempt, no retry: see [`Self::add_comment_once`].
+    pub async fn add_comment(&self, key: &str, doc: &Doc, options: &CommentOptions) -> Result<Comment, ServiceError> {
+        let path = self.api(&format!("issue/{key}/comment"));
+        let mut body = json!({"body": self.render(doc)});
+        if options.internal {
+            body["properties"] = json!([{"key": "sd.public.comment", "value": {"internal": true}}]);
+        }
+        if let Some(role) = &options.role {
+            body["visibility"] = json!({"type": "role", "value": role});
+        }
+        let reply = self.http.write_once(Method::POST, &path, Body::Json(body)).await?;
+        self.http.decode(&Method::POST, &path, &reply)
+    }
+
+    /// Adds the comment unless one carrying `marker` is already there. The
+    /// marker is appended to the text; a retry after a lost answer finds it
+    /// and does not post twice.
+    pub async fn add_comment_once(
+        &self,
+        key: &str,
+        doc: &Doc,
+        marker: &str,
+        options: &CommentOptions,
+    ) -> Result<(Comment, Written), ServiceError> {
+        let doc = &doc.clone().paragraph(marker_text(marker));
+        let marker = &marker_text(marker);
+        self.http
+            .retrying("add comment", || async move {
+                if let Some(found) = self.comments(key).await?.into_iter().find(|comment| comment.contains(marker)) {
+                    return Ok((found, Written::AlreadyThere));
+                }
+                Ok((self.add_comment(key, doc, options).await?, Written::Created))
+            })
+            .await
+    }
+
+    pub async fn transitions(&self, key: &str) -> Result<Vec<Transition>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Transitions {
+            #[serde(default)]
+            transitions: Vec<Transition>,
+        }
+        let found: Transitions = self.http.get_json(&self.api(&format!("issue/{key}/transitions")), &[]).await?;
+        Ok(found.transitions)
+    }
+
+    /// Moves the issue to the status named `target` (case-insensitive). Already
+    /// there is success; no transition to it is an error that lists the
+    /// available ones.
+    pub async fn transition_to(&self, key: &str, target: &str) -> Result<Written, ServiceError> {
+        let path = &self.api(&format!("issue/{key}/transitions"));
+        self.http
+            .retrying("transition", || async move {
+                let issue = self.issue(key).await?;
+                if issue.status.name.eq_ignore_ascii_case(target) {
+                    return Ok(Written::AlreadyThere);
+                }
+                let transitions = self.transitions(key).await?;
+                let Some(transition) = transitions
+                    .iter()
+                    .find(|t| t.to.name.eq_ignore_ascii_case(target))
+                    .or_else(|| transitions.iter().find(|t| t.name.eq_ignore_ascii_case(target)))
+                else {
+                    let available: Vec<String> =
+                        transitions.iter().map(|t| format!("'{}' (to '{}')", t.name, t.to.name)).collect();
+                    let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
+                    return Err(self.http.unusable(
+                        &Method::POST,
+                        path,
+                        format!(
+                            "{key} cannot move to '{target}' from '{}'; available transitions: {available}",
+                            issue.status.name
+                        ),
+                    ));
+                };
+                let body = json!({"transition": {"id": transition.id}});
+                self.http.write_once(Method::POST, path, Body::Json(body)).await?;
+                Ok(Written::Created)
+            })
+            .await
+    }
+
+    /// Creates an issue (one attempt; see [`Self::create_issue_once`]).
+    pub async fn create_issue(
+        &self,
+        project: &str,
+        issue_type: &str,
+        summary: &str,
+        description: Option<&Doc>,
+    ) -> Result<String, ServiceError> {
+        #[derive(Deserialize)]
+        struct Created {
+            key: String,
+        }
+        let path = self.api("issue");
+        let mut fields = json!({"project": {"key": project}, "summary": summary, "issuetype": {"name": issue_type}});
+        if let Some(description) = description {
+            fields["description"] = self.render(description);
+        }
+        let reply = self.http.write_once(Method::POST, &path, Body::Json(json!({"fields": fields}))).await?;
+        let created: Created = self.http.decode(&Method::POST, &path, &reply)?;
+        Ok(created.key)
+    }
+
+    /// The issue of `project` whose summary is exactly `summary`, else a new one.
+    pub async fn create_issue_once(
+        &self,
+        project: &str,
+        issue_type: &str,
+        summary: &str,
+        description: Option<&Doc>,
+    ) -> Result<(String, Written), ServiceError> {
+        self.http
+            .retrying("create issue", || async move {
+                if let Some(found) = self.find_by_summary(project, summary).await?.into_iter().next() {
+                    return Ok((found.key, Written::AlreadyThere));
+                }
+                Ok((self.create_issue(project, issue_type, summary, description).await?, Written::Created))
+            })
+            .await
+    }
+
+    /// Issues of `project` whose summary equals `summary` exactly (JQL `~` is
+    /// a word match: the results are filtered here).
+    pub async fn find_by_summary(&self, project: &str, summary: &str) -> Result<Vec<Issue>, ServiceError> {
+        let jql = format!(
+            "project = {} AND summary ~ {} ORDER BY key ASC",
+            jql_string(project),
+            jql_string(&format!("\"{summary}\""))
+        );
+        let issues = self.search(&jql).await?;
+        Ok(issues.into_iter().filter(|issue| issue.summary == summary).collect())
+    }
+
+    /// Every issue matching `jql`, with summary and status.
+    pub async fn search(&self, jql: &str) -> Result<Vec<Issue>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            issues: Vec<IssueJson>,
+            #[serde(default)]
+            total: Option<usize>,
+            #[serde(default, rename = "nextPageToken")]
+            next_page_token: Option<String>,
+        }
+        let mut found = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let start = found.len().to_string();
+            let mut query = vec![("jql", jql), ("fields", "summary,status"), ("maxResults", "100")];
+            let path = match self.flavour {
+                JiraFlavour::Server => {
+                    query.push(("startAt", &start));
+                    self.api("search")
+                }
+                JiraFlavour::Cloud => {
+                    if let Some(token) = &next_token {
+                        query.push(("nextPageToken", token));
+                    }
+                    self.api("search/jql")
+                }
+            };
+            let page: Page = self.http.get_json(&path, &query).await?;
+            let got = page.issues.len();
+            found.extend(page.issues.into_iter().filter_map(issue_from_json));
+            let more = match self.flavour {
+                JiraFlavour::Server => got > 0 && page.total.is_some_and(|total| found.len() < total),
+                JiraFlavour::Cloud => page.next_page_token.is_some(),
+            };
+            if !more {
+                return Ok(found);
+            }
+            next_token = page.next_page_token;
+        }
+    }
+}
+
+fn issue_from_json(issue: IssueJson) -> Option<Issue> {
+    Some(Issue {
+        key: issue.key,
+        summary: issue.fields.summary.unwrap_or_default(),
+        status: issue.fields.status.unwrap_or(Status { name: String::new(), category: None }),
+    })
+}
+
+/// A JQL string literal.
+fn jql_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// How a marker appears in a comment.
+pub fn marker_text(marker: &str) -> String {
+    format!("hvmigrate-marker:{marker}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Doc {
+        Doc::new().paragraph("Disabled *hv01*").code(Some("virsh list --all"), " Id   Name\n----").bullets(["a", "b_c"])
+    }
+
+    #[test]
+    fn wiki_rendering() {
+        assert_eq!(
+            doc().to_wiki(),
+            "Disabled \\*hv01\\*\n\n{code:title=virsh list --all}\n Id   Name\n----\n{code}\n\n* a\n* b\\_c"
+        );
+    }
+
+    #[test]
+    fn adf_rendering() {
+        let adf = doc().to_adf();
+        assert_eq!(adf["type"], "doc");
+        assert_eq!(adf["version"], 1);
+        let content = adf["content"].as_array().unwrap();
+        assert_eq!(content[0]["content"][0]["text"], "Disabled *hv01*");
+        assert_eq!(content[1]["content"][0]["marks"][0]["type"], "strong");
+        assert_eq!(content[2]["type"], "codeBlock");
+        assert_eq!(content[2]["content"][0]["text"], " Id   Name\n----");
+        assert_eq!(content[3]["type"], "bulletList");
+        assert_eq!(content[3]["content"][1]["content"][0]["content"][0]["text"], "b_c");
+        assert_eq!(Doc::new().paragraph("").to_adf()["content"][0]["content"], json!([]));
+    }
+
+    #[test]
+    fn jql_quoting() {
+        assert_eq!(jql_string("a\"b\\"), "\"a\\\"b\\\\\"");
+    }
+}

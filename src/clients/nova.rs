@@ -1,0 +1,428 @@
+//! Nova (compute API v2.1) with microversion negotiation: compute services,
+//! servers, migrations, hypervisors, aggregates.
+
+use std::sync::Arc;
+
+use reqwest::header::HeaderName;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+use url::Url;
+
+use super::http::{Auth, Body, HttpService, ServiceError};
+use super::openstack::Keystone;
+
+/// The microversion we would like: 2.53+ gives service UUIDs and the
+/// non-legacy enable/disable; 2.88 drops the hypervisor statistics the
+/// capacity check reads, so stay below it.
+pub const WANTED_MICROVERSION: Microversion = Microversion(2, 87);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Microversion(pub u32, pub u32);
+
+impl Microversion {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (major, minor) = text.trim().split_once('.')?;
+        Some(Microversion(major.parse().ok()?, minor.parse().ok()?))
+    }
+}
+
+impl std::fmt::Display for Microversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// An id that is an integer in old microversions and a UUID in new ones.
+fn id_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => text,
+        other => other.to_string(),
+    })
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ComputeService {
+    #[serde(deserialize_with = "id_string", default)]
+    pub id: String,
+    pub binary: String,
+    pub host: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// `enabled` or `disabled`.
+    pub status: String,
+    /// `up` or `down`.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    #[serde(default)]
+    pub forced_down: Option<bool>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Server {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default, rename = "OS-EXT-SRV-ATTR:host")]
+    pub host: Option<String>,
+    #[serde(default, rename = "OS-EXT-SRV-ATTR:hypervisor_hostname")]
+    pub hypervisor_hostname: Option<String>,
+    #[serde(default, rename = "OS-EXT-STS:task_state")]
+    pub task_state: Option<String>,
+    #[serde(default, rename = "OS-EXT-STS:vm_state")]
+    pub vm_state: Option<String>,
+    #[serde(default, rename = "OS-EXT-AZ:availability_zone")]
+    pub availability_zone: Option<String>,
+    /// At 2.47+ `{vcpus, ram, disk, original_name, …}`.
+    #[serde(default)]
+    pub flavor: Value,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Migration {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    #[serde(default)]
+    pub uuid: Option<String>,
+    pub instance_uuid: String,
+    #[serde(default)]
+    pub source_compute: Option<String>,
+    #[serde(default)]
+    pub dest_compute: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub migration_type: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct HypervisorService {
+    pub host: String,
+    #[serde(deserialize_with = "id_string", default)]
+    pub id: String,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Hypervisor {
+    #[serde(deserialize_with = "id_string")]
+    pub id: String,
+    pub hypervisor_hostname: String,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub host_ip: Option<String>,
+    #[serde(default)]
+    pub hypervisor_type: Option<String>,
+    #[serde(default)]
+    pub service: Option<HypervisorService>,
+    #[serde(default)]
+    pub vcpus: Option<u64>,
+    #[serde(default)]
+    pub vcpus_used: Option<u64>,
+    #[serde(default)]
+    pub memory_mb: Option<u64>,
+    #[serde(default)]
+    pub memory_mb_used: Option<u64>,
+    #[serde(default)]
+    pub running_vms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Aggregate {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+/// The compute API's version range and the microversion we use.
+#[derive(Clone, Copy, Debug)]
+pub struct ComputeVersion {
+    pub min: Microversion,
+    pub max: Microversion,
+    pub used: Microversion,
+}
+
+#[derive(Debug)]
+pub struct NovaClient {
+    keystone: Arc<Keystone>,
+    http: HttpService,
+    version: ComputeVersion,
+}
+
+impl NovaClient {
+    /// Finds the compute endpoint in the catalog and negotiates the microversion.
+    pub async fn connect(keystone: Arc<Keystone>) -> Result<Self, ServiceError> {
+        let endpoint = keystone.endpoint("compute").await?;
+        let mut http = HttpService::new("nova", &endpoint, Auth::None, keystone.policy())?;
+        http.set_auth(token_auth(&keystone.token(false).await?.value));
+        let range = discover(&http, &endpoint).await?;
+        let version = match range {
+            Some((min, max)) => {
+                let used = WANTED_MICROVERSION.min(max);
+                http.set_header("openstack-api-version", &format!("compute {used}"));
+                http.set_header("x-openstack-nova-api-version", &used.to_string());
+                ComputeVersion { min, max, used }
+            }
+            // No version document: no microversions, the 2.1 behaviour.
+            None => ComputeVersion { min: Microversion(2, 1), max: Microversion(2, 1), used: Microversion(2, 1) },
+        };
+        tracing::debug!(service = "nova", min = %version.min, max = %version.max, used = %version.used, "compute API version");
+        Ok(NovaClient { keystone, http, version })
+    }
+
+    pub fn version(&self) -> ComputeVersion {
+        self.version
+    }
+
+    /// The HTTP client with a current token.
+    async fn http(&self) -> Result<HttpService, ServiceError> {
+        let mut http = self.http.clone();
+        http.set_auth(token_auth(&self.keystone.token(false).await?.value));
+        Ok(http)
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ServiceError> {
+        self.http().await?.get_json(path, query).await
+    }
+
+    /// Every item of a paginated collection, following `<collection>_links`.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        collection: &str,
+    ) -> Result<Vec<T>, ServiceError> {
+        let http = self.http().await?;
+        let mut url = http.url(path, query)?;
+        let mut found = Vec::new();
+        loop {
+            let reply = http.get_url(url.clone()).await?;
+            let mut page: Value = http.decode(&Method::GET, path, &reply)?;
+            let items: Vec<T> = serde_json::from_value(page[collection].take())
+                .map_err(|err| http.unusable(&Method::GET, path, format!("unexpected {collection}: {err}")))?;
+            let got = items.len();
+            found.extend(items);
+            let next = page[format!("{collection}_links")]
+                .as_array()
+                .and_then(|links| links.iter().find(|link| link["rel"] == "next"))
+                .and_then(|link| link["href"].as_str())
+                .and_then(|href| Url::parse(href).ok());
+            match next {
+                Some(next) if got > 0 => url = next,
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// The `nova-compute` service of `host`, if Nova knows it.
+    pub async fn compute_service(&self, host: &str) -> Result<Option<ComputeService>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Services {
+            services: Vec<ComputeService>,
+        }
+        let found: Services = self.get_json("os-services", &[("host", host), ("binary", "nova-compute")]).await?;
+        Ok(found.services.into_iter().find(|service| service.host == host && service.binary == "nova-compute"))
+    }
+
+    /// Disables the service with a reason. Setting a state is idempotent: retried.
+    pub async fn disable_service(
+        &self,
+        service: &ComputeService,
+        reason: &str,
+    ) -> Result<ComputeService, ServiceError> {
+        if self.version.used >= Microversion(2, 53) {
+            let body = json!({"status": "disabled", "disabled_reason": reason});
+            self.put_service(&format!("os-services/{}", service.id), body, service).await
+        } else {
+            let body = json!({"host": service.host, "binary": service.binary, "disabled_reason": reason});
+            self.put_service("os-services/disable-log-reason", body, service).await
+        }
+    }
+
+    pub async fn enable_service(&self, service: &ComputeService) -> Result<ComputeService, ServiceError> {
+        if self.version.used >= Microversion(2, 53) {
+            self.put_service(&format!("os-services/{}", service.id), json!({"status": "enabled"}), service).await
+        } else {
+            let body = json!({"host": service.host, "binary": service.binary});
+            self.put_service("os-services/enable", body, service).await
+        }
+    }
+
+    async fn put_service(
+        &self,
+        path: &str,
+        body: Value,
+        before: &ComputeService,
+    ) -> Result<ComputeService, ServiceError> {
+        #[derive(Deserialize)]
+        struct Reply {
+            service: Value,
+        }
+        let http = self.http().await?;
+        let reply = http.idempotent(Method::PUT, path, Body::Json(body)).await?;
+        let reply: Reply = http.decode(&Method::PUT, path, &reply)?;
+        // The legacy answer is partial: fill in from what we had.
+        let mut service = serde_json::to_value(ServiceJson::from(before)).expect("serializes");
+        if let (Value::Object(merged), Value::Object(new)) = (&mut service, reply.service) {
+            merged.extend(new);
+        }
+        serde_json::from_value(service).map_err(|err| http.unusable(&Method::PUT, path, err.to_string()))
+    }
+
+    /// Every server on `host`, in all projects.
+    pub async fn servers_on_host(&self, host: &str) -> Result<Vec<Server>, ServiceError> {
+        self.list("servers/detail", &[("all_tenants", "1"), ("host", host), ("limit", "1000")], "servers").await
+    }
+
+    pub async fn server(&self, id: &str) -> Result<Server, ServiceError> {
+        #[derive(Deserialize)]
+        struct Reply {
+            server: Server,
+        }
+        Ok(self.get_json::<Reply>(&format!("servers/{id}"), &[]).await?.server)
+    }
+
+    /// Starts a live migration (to `host`, or where the scheduler picks). Not
+    /// retried: the caller checks the server's state before trying again.
+    pub async fn live_migrate(&self, server_id: &str, host: Option<&str>) -> Result<(), ServiceError> {
+        let body = if self.version.used >= Microversion(2, 25) {
+            json!({"os-migrateLive": {"host": host, "block_migration": "auto"}})
+        } else {
+            json!({"os-migrateLive": {"host": host, "block_migration": false, "disk_over_commit": false}})
+        };
+        self.action(server_id, body).await
+    }
+
+    /// Starts a cold migration; it ends in `VERIFY_RESIZE`, see [`Self::confirm_migration`].
+    pub async fn cold_migrate(&self, server_id: &str) -> Result<(), ServiceError> {
+        self.action(server_id, json!({"migrate": null})).await
+    }
+
+    pub async fn confirm_migration(&self, server_id: &str) -> Result<(), ServiceError> {
+        self.action(server_id, json!({"confirmResize": null})).await
+    }
+
+    async fn action(&self, server_id: &str, body: Value) -> Result<(), ServiceError> {
+        let path = format!("servers/{server_id}/action");
+        self.http().await?.write_once(Method::POST, &path, Body::Json(body)).await?;
+        Ok(())
+    }
+
+    /// Migrations from or to `host`, optionally of one status.
+    pub async fn migrations(&self, host: &str, status: Option<&str>) -> Result<Vec<Migration>, ServiceError> {
+        let mut query = vec![("host", host)];
+        if let Some(status) = status {
+            query.push(("status", status));
+        }
+        if self.version.used >= Microversion(2, 59) {
+            query.push(("limit", "1000"));
+            self.list("os-migrations", &query, "migrations").await
+        } else {
+            #[derive(Deserialize)]
+            struct Reply {
+                migrations: Vec<Migration>,
+            }
+            Ok(self.get_json::<Reply>("os-migrations", &query).await?.migrations)
+        }
+    }
+
+    /// Hypervisors whose name contains `pattern`, or all of them.
+    pub async fn hypervisors(&self, pattern: Option<&str>) -> Result<Vec<Hypervisor>, ServiceError> {
+        let all: Vec<Hypervisor> = match pattern {
+            Some(pattern) if self.version.used >= Microversion(2, 53) => {
+                self.list("os-hypervisors/detail", &[("hypervisor_hostname_pattern", pattern)], "hypervisors").await?
+            }
+            _ => self.list("os-hypervisors/detail", &[], "hypervisors").await?,
+        };
+        Ok(match pattern {
+            Some(pattern) => all.into_iter().filter(|h| h.hypervisor_hostname.contains(pattern)).collect(),
+            None => all,
+        })
+    }
+
+    pub async fn aggregates(&self) -> Result<Vec<Aggregate>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Reply {
+            aggregates: Vec<Aggregate>,
+        }
+        Ok(self.get_json::<Reply>("os-aggregates", &[]).await?.aggregates)
+    }
+}
+
+/// For merging a partial legacy service answer.
+#[derive(serde::Serialize)]
+struct ServiceJson<'a> {
+    id: &'a str,
+    binary: &'a str,
+    host: &'a str,
+    zone: &'a Option<String>,
+    status: &'a str,
+    state: &'a Option<String>,
+    disabled_reason: &'a Option<String>,
+}
+
+impl<'a> From<&'a ComputeService> for ServiceJson<'a> {
+    fn from(service: &'a ComputeService) -> Self {
+        ServiceJson {
+            id: &service.id,
+            binary: &service.binary,
+            host: &service.host,
+            zone: &service.zone,
+            status: &service.status,
+            state: &service.state,
+            disabled_reason: &service.disabled_reason,
+        }
+    }
+}
+
+fn token_auth(token: &crate::secret::Secret) -> Auth {
+    Auth::Header { name: HeaderName::from_static("x-auth-token"), token: token.clone() }
+}
+
+/// The version range from the endpoint's version document, else from the
+/// unversioned root; `None` when neither has one.
+async fn discover(http: &HttpService, endpoint: &Url) -> Result<Option<(Microversion, Microversion)>, ServiceError> {
+    fn range(version: &Value) -> Option<(Microversion, Microversion)> {
+        let max = Microversion::parse(version["version"].as_str()?)?;
+        let min = Microversion::parse(version["min_version"].as_str().unwrap_or("2.1")).unwrap_or(Microversion(2, 1));
+        Some((min, max))
+    }
+    if let Ok(reply) = http.get_url(endpoint.clone()).await {
+        if let Ok(document) = serde_json::from_slice::<Value>(&reply.body) {
+            if let Some(found) = range(&document["version"]) {
+                return Ok(Some(found));
+            }
+        }
+    }
+    let mut root = endpoint.clone();
+    root.set_path("/");
+    let reply = match http.get_url(root).await {
+        Ok(reply) => reply.body,
+        Err(_) => return Ok(None),
+    };
+    let document: Value = serde_json::from_slice(&reply).unwrap_or_default();
+    Ok(document["versions"]
+        .as_array()
+        .and_then(|versions| versions.iter().find(|v| v["id"] == "v2.1" || v["status"] == "CURRENT"))
+        .and_then(range))
+}
