@@ -1,0 +1,288 @@
+//! The SSH layer against a real OpenSSH server on loopback: a private sshd
+//! with its own host key, client key, known_hosts and ssh_config, started by
+//! each test and stopped when it ends.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hvmigrate::secret::Secret;
+use hvmigrate::ssh::{RemoteCommand, RemoteShell, SshError, SshOptions, SshPool, Target};
+
+const SSHD: &str = "/usr/sbin/sshd";
+/// The ssh_config alias the tests connect to.
+const ALIAS: &str = "hv-test";
+
+/// A running sshd; killed on drop.
+struct Sshd {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install the Debian package openssh-server (listed in scripts/ci-packages.txt)"
+        );
+        // sshd insists on its privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let dir = tempfile::tempdir().expect("temp dir");
+        keygen(&dir.path().join("host_key"));
+        keygen(&dir.path().join("client_key"));
+        std::fs::copy(dir.path().join("client_key.pub"), dir.path().join("authorized_keys")).expect("authorized_keys");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = dir.path().join("sshd_config");
+            std::fs::write(&config, sshd_config(dir.path(), port)).expect("sshd_config");
+            let mut child = Command::new(SSHD)
+                .arg("-D")
+                .arg("-f")
+                .arg(&config)
+                .arg("-E")
+                .arg(dir.path().join("sshd.log"))
+                // Its session processes can outlive it; they must not hold the test's output.
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start sshd");
+            if wait_until_listening(&mut child, port) {
+                let sshd = Sshd { child, dir, port };
+                sshd.write_client_files();
+                return sshd;
+            }
+            // Lost the port to another process: try another one.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();
+        panic!("sshd did not start: {log}");
+    }
+
+    fn write_client_files(&self) {
+        let host_key = std::fs::read_to_string(self.path("host_key.pub")).expect("host key");
+        let known = format!("[127.0.0.1]:{} {}", self.port, key_type_and_body(&host_key));
+        std::fs::write(self.path("known_hosts"), known + "\n").expect("known_hosts");
+        let config = format!(
+            "Host {ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n\nHost *\n  LogLevel ERROR\n",
+            port = self.port
+        );
+        std::fs::write(self.path("ssh_config"), config).expect("ssh_config");
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn options(&self) -> SshOptions {
+        SshOptions {
+            key_path: Some(self.path("client_key")),
+            known_hosts: self.path("known_hosts"),
+            config_file: Some(self.path("ssh_config")),
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(20),
+            keep_alive_interval: Duration::from_secs(5),
+        }
+    }
+
+    fn pool(&self) -> SshPool {
+        SshPool::new(self.options()).expect("pool")
+    }
+
+    fn target(&self) -> Target {
+        Target::new(current_user(), ALIAS)
+    }
+
+    /// How many SSH connections sshd has accepted so far.
+    fn accepted_logins(&self) -> usize {
+        let log = std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default();
+        log.lines().filter(|line| line.contains("Accepted publickey")).count()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until_listening(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_exited)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn sshd_config(dir: &Path, port: u16) -> String {
+    let dir = dir.display();
+    format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile none\nUsePAM no\nStrictModes no\n\
+         AuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin yes\nPubkeyAuthentication yes\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel VERBOSE\nMaxSessions 50\n"
+    )
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "hvmigrate-test", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success(), "ssh-keygen failed");
+}
+
+/// `ssh-ed25519 AAAA…` from a public key line, without its comment.
+fn key_type_and_body(public_key: &str) -> String {
+    public_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn current_user() -> String {
+    let output = Command::new("id").arg("-un").output().expect("id runs");
+    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+}
+
+fn sh(action: &str, script: &str) -> RemoteCommand {
+    RemoteCommand::script(action, script, &[])
+}
+
+#[tokio::test]
+async fn runs_commands_and_returns_exit_status_and_both_streams() {
+    let sshd = Sshd::start();
+    let pool = pool_of(&sshd);
+    let target = sshd.target();
+
+    let output = pool.run(&target, &sh("streams", "echo out; echo err >&2; exit 3")).await.expect("runs");
+    assert_eq!((output.exit_status, output.stdout.as_str(), output.stderr.as_str()), (3, "out\n", "err\n"));
+    assert!(!output.success());
+
+    let output = pool.run(&target, &RemoteCommand::new("true", "true")).await.expect("runs");
+    assert!(output.success());
+
+    // Not found is a status too (ssh's multiplexer would rather call it an error).
+    let output = pool.run(&target, &RemoteCommand::new("missing", "no-such-program-hvmigrate")).await.expect("runs");
+    assert_eq!(output.exit_status, 127);
+
+    // Words reach the program unchanged, whatever they hold.
+    let tricky = ["a b", "it's", "$HOME", "`id`", "; reboot", "\"q\"", "", "*"];
+    let command = RemoteCommand::new("printf", "printf").arg("[%s]").args(tricky);
+    let output = pool.run(&target, &command).await.expect("runs");
+    let expected: String = tricky.iter().map(|word| format!("[{word}]")).collect();
+    assert_eq!(output.stdout, expected);
+
+    // Standard input is fed, then closed.
+    let command = RemoteCommand::new("cat", "cat").stdin(Secret::new("secret line\n"));
+    let output = pool.run(&target, &command).await.expect("runs");
+    assert_eq!(output.stdout, "secret line\n");
+    assert!(!output.command.contains("secret"), "{}", output.command);
+    pool.close_all().await;
+}
+
+#[tokio::test]
+async fn one_master_connection_per_host_is_reused_until_closed() {
+    let sshd = Sshd::start();
+    let pool = Arc::new(pool_of(&sshd));
+    let target = sshd.target();
+
+    for round in 0..5 {
+        let output = pool.run(&target, &RemoteCommand::new("echo", "echo").arg(round.to_string())).await.expect("runs");
+        assert_eq!(output.stdout, format!("{round}\n"));
+    }
+    // Concurrent commands share it too.
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..8 {
+        let (pool, target) = (pool.clone(), target.clone());
+        tasks.spawn(async move {
+            let command = RemoteCommand::script("concurrent", "sleep 0.2; echo \"$1\"", &[&index.to_string()]);
+            pool.run(&target, &command).await.expect("runs").stdout
+        });
+    }
+    while let Some(stdout) = tasks.join_next().await {
+        assert!(!stdout.expect("task").is_empty());
+    }
+    assert_eq!(sshd.accepted_logins(), 1, "one login for 13 commands");
+    assert_eq!(pool.open_connections(), 1);
+
+    pool.close(&target).await;
+    assert_eq!(pool.open_connections(), 0);
+    pool.run(&target, &RemoteCommand::new("true", "true")).await.expect("runs after close");
+    assert_eq!(sshd.accepted_logins(), 2, "a closed host gets a new master");
+    pool.close_all().await;
+}
+
+#[tokio::test]
+async fn a_command_past_its_timeout_is_stopped() {
+    let sshd = Sshd::start();
+    let pool = pool_of(&sshd);
+    let target = sshd.target();
+
+    let started = Instant::now();
+    let command = RemoteCommand::new("sleep", "sleep").arg("6").timeout(Duration::from_secs(1));
+    match pool.run(&target, &command).await {
+        Err(SshError::Timeout { target: timed_out, action, after }) => {
+            assert_eq!((timed_out, action.as_str(), after), (target.clone(), "sleep", Duration::from_secs(1)));
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    // The connection is still good for the next command.
+    let output = pool.run(&target, &RemoteCommand::new("echo", "echo").arg("alive")).await.expect("runs");
+    assert_eq!(output.stdout, "alive\n");
+    pool.close_all().await;
+}
+
+#[tokio::test]
+async fn a_changed_host_key_is_refused_with_a_clear_message() {
+    let sshd = Sshd::start();
+    let other_key = sshd.path("other_key");
+    keygen(&other_key);
+    let other = std::fs::read_to_string(other_key.with_extension("pub")).expect("key");
+    let line = format!("[127.0.0.1]:{} {}\n", sshd.port, key_type_and_body(&other));
+    std::fs::write(sshd.path("known_hosts"), line).expect("known_hosts");
+
+    let pool = pool_of(&sshd);
+    let err = pool.run(&sshd.target(), &RemoteCommand::new("true", "true")).await.expect_err("must be refused");
+    assert!(matches!(err, SshError::HostKeyMismatch { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(ALIAS), "{message}");
+    assert!(message.contains("host key does not match the known_hosts file"), "{message}");
+    assert_eq!(sshd.accepted_logins(), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_host_and_a_refused_key_are_told_apart() {
+    let sshd = Sshd::start();
+    std::fs::write(sshd.path("known_hosts"), "").expect("known_hosts");
+    let pool = pool_of(&sshd);
+    let err = pool.run(&sshd.target(), &RemoteCommand::new("true", "true")).await.expect_err("unknown host");
+    assert!(matches!(err, SshError::UnknownHostKey { .. }), "{err:?}");
+    assert!(err.to_string().contains("not in the known_hosts file"), "{err}");
+
+    sshd.write_client_files();
+    let stranger = sshd.path("stranger_key");
+    keygen(&stranger);
+    let options = SshOptions { key_path: Some(stranger), ..sshd.options() };
+    let pool = SshPool::new(options).expect("pool");
+    let err = pool.run(&sshd.target(), &RemoteCommand::new("true", "true")).await.expect_err("refused");
+    assert!(matches!(err, SshError::AuthenticationRefused { .. }), "{err:?}");
+}
+
+fn pool_of(sshd: &Sshd) -> SshPool {
+    sshd.pool()
+}
