@@ -1,0 +1,454 @@
+//! The journal: a SQLite record of every run, host step and action, with the
+//! times, the outcome, what was observed, what was changed and the previous
+//! value. An action is written before it acts (its intent) and after (its
+//! result), so a crash at any point leaves a truthful record.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    step TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    hypervisors_file TEXT NOT NULL,
+    dry_run INTEGER NOT NULL,
+    forced INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    outcome TEXT
+);
+CREATE TABLE IF NOT EXISTS host_steps (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    host TEXT NOT NULL,
+    step TEXT NOT NULL,
+    forced INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS host_steps_by_host ON host_steps(host, step);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY,
+    host_step_id INTEGER NOT NULL REFERENCES host_steps(id),
+    host TEXT NOT NULL,
+    step TEXT NOT NULL,
+    action TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    outcome TEXT NOT NULL,
+    observed TEXT,
+    planned TEXT,
+    change TEXT,
+    previous TEXT,
+    reason TEXT,
+    output TEXT
+);
+CREATE INDEX IF NOT EXISTS actions_by_host ON actions(host, step, action);
+";
+
+/// How a host's step ended, as the journal records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// Started and not finished: running now, or the run was killed.
+    Running,
+    Succeeded,
+    Blocked,
+    Failed,
+    /// Stopped by the operator (Ctrl-C) between actions.
+    Interrupted,
+}
+
+impl StepOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Running => "running",
+            StepOutcome::Succeeded => "succeeded",
+            StepOutcome::Blocked => "blocked",
+            StepOutcome::Failed => "failed",
+            StepOutcome::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "succeeded" => StepOutcome::Succeeded,
+            "blocked" => StepOutcome::Blocked,
+            "failed" => StepOutcome::Failed,
+            "interrupted" => StepOutcome::Interrupted,
+            _ => StepOutcome::Running,
+        }
+    }
+}
+
+/// How an action ended, as the journal records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionOutcome {
+    /// Written before acting; stays so if the process died while acting.
+    Intent,
+    Done,
+    Skipped,
+    Blocked,
+    Failed,
+}
+
+impl ActionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionOutcome::Intent => "intent",
+            ActionOutcome::Done => "done",
+            ActionOutcome::Skipped => "skipped",
+            ActionOutcome::Blocked => "blocked",
+            ActionOutcome::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "done" => ActionOutcome::Done,
+            "skipped" => ActionOutcome::Skipped,
+            "blocked" => ActionOutcome::Blocked,
+            "failed" => ActionOutcome::Failed,
+            _ => ActionOutcome::Intent,
+        }
+    }
+}
+
+/// A run as it starts.
+#[derive(Clone, Debug)]
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub step: &'a str,
+    pub operator: &'a str,
+    pub hypervisors_file: &'a str,
+    pub dry_run: bool,
+    pub forced: bool,
+}
+
+/// The latest step of one host, for `hvmigrate status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostStatus {
+    pub host: String,
+    pub step: String,
+    pub outcome: StepOutcome,
+    pub reason: Option<String>,
+    pub run_id: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+}
+
+/// One recorded action, for `hvmigrate status --host`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ActionRecord {
+    pub run_id: String,
+    pub step: String,
+    pub action: String,
+    pub outcome: ActionOutcome,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub observed: Option<String>,
+    pub planned: Option<String>,
+    pub change: Option<String>,
+    pub previous: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The details of an action's result.
+#[derive(Clone, Debug, Default)]
+pub struct ActionResult<'a> {
+    pub change: Option<&'a str>,
+    pub previous: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub output: Option<&'a str>,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`; its folder is made private.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                    .map_err(|err| Error::io(dir, err))?;
+            }
+        }
+        let conn = Connection::open(path).map_err(|err| journal_error(path, err))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(10)))
+            .and_then(|()| conn.execute_batch(SCHEMA))
+            .map_err(|err| journal_error(path, err))?;
+        Ok(Journal { path: path.to_owned(), conn: Mutex::new(conn) })
+    }
+
+    /// Opens an existing journal without changing it (dry runs, `status`).
+    /// `None` when there is none yet.
+    pub fn open_read_only(path: &Path) -> Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|err| journal_error(path, err))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|err| journal_error(path, err))?;
+        Ok(Some(Journal { path: path.to_owned(), conn: Mutex::new(conn) }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|poison| poison.into_inner());
+        f(&conn).map_err(|err| journal_error(&self.path, err))
+    }
+
+    pub fn start_run(&self, run: &NewRun<'_>) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO runs (id, step, operator, hypervisors_file, dry_run, forced, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![run.id, run.step, run.operator, run.hypervisors_file, run.dry_run, run.forced, now()],
+            )
+            .map(drop)
+        })
+    }
+
+    pub fn finish_run(&self, run_id: &str, outcome: &str) -> Result<()> {
+        self.with(|conn| {
+            conn.execute("UPDATE runs SET ended_at = ?1, outcome = ?2 WHERE id = ?3", params![now(), outcome, run_id])
+                .map(drop)
+        })
+    }
+
+    /// Records that a host starts a step; returns the record's id.
+    pub fn start_host_step(&self, run_id: &str, host: &str, step: &str, forced: bool) -> Result<i64> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO host_steps (run_id, host, step, forced, started_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+                params![run_id, host, step, forced, now()],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    pub fn finish_host_step(&self, id: i64, outcome: StepOutcome, reason: Option<&str>) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE host_steps SET ended_at = ?1, outcome = ?2, reason = ?3 WHERE id = ?4",
+                params![now(), outcome.as_str(), reason, id],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Writes an action's intent before it acts; returns the record's id.
+    pub fn action_intent(
+        &self,
+        host_step_id: i64,
+        action: &str,
+        observed: &str,
+        planned: &str,
+        previous: Option<&str>,
+    ) -> Result<i64> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO actions (host_step_id, host, step, action, started_at, outcome, observed, planned, previous)
+                 SELECT id, host, step, ?2, ?3, 'intent', ?4, ?5, ?6 FROM host_steps WHERE id = ?1",
+                params![host_step_id, action, now(), observed, planned, previous],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    /// Completes an action written with [`Self::action_intent`].
+    pub fn action_result(&self, action_id: i64, outcome: ActionOutcome, result: &ActionResult<'_>) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE actions SET ended_at = ?1, outcome = ?2, change = ?3, previous = COALESCE(?4, previous),
+                 reason = ?5, output = ?6 WHERE id = ?7",
+                params![now(), outcome.as_str(), result.change, result.previous, result.reason, result.output, action_id],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Records an action that did not act (already done, or blocked) in one write.
+    pub fn action_observed(
+        &self,
+        host_step_id: i64,
+        action: &str,
+        outcome: ActionOutcome,
+        observed: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        self.with(|conn| {
+            let at = now();
+            conn.execute(
+                "INSERT INTO actions (host_step_id, host, step, action, started_at, ended_at, outcome, observed, reason)
+                 SELECT id, host, step, ?2, ?3, ?3, ?4, ?5, ?6 FROM host_steps WHERE id = ?1",
+                params![host_step_id, action, at, outcome.as_str(), observed, reason],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Whether `step` last ended in success on `host`.
+    pub fn step_succeeded(&self, host: &str, step: &str) -> Result<bool> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT outcome FROM host_steps WHERE host = ?1 AND step = ?2 ORDER BY id DESC LIMIT 1",
+                params![host, step],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map(|outcome| outcome.is_some_and(|outcome| outcome == "succeeded"))
+        })
+    }
+
+    /// Whether `action` of `step` was ever done on `host` (a side effect that
+    /// must not be repeated in this campaign without `--force`).
+    pub fn action_ever_done(&self, host: &str, step: &str, action: &str) -> Result<bool> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT 1 FROM actions WHERE host = ?1 AND step = ?2 AND action = ?3 AND outcome = 'done' LIMIT 1",
+                params![host, step, action],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+        })
+    }
+
+    /// Actions left as intent by a process that died while acting on `host`.
+    pub fn unfinished_actions(&self, host: &str, step: &str) -> Result<Vec<String>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT action FROM actions WHERE host = ?1 AND step = ?2 AND outcome = 'intent' ORDER BY id",
+            )?;
+            let rows = query.query_map(params![host, step], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// The latest step of every host that has one, by host name.
+    pub fn host_statuses(&self) -> Result<Vec<HostStatus>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT host, step, outcome, reason, run_id, started_at, ended_at FROM host_steps
+                 WHERE id IN (SELECT MAX(id) FROM host_steps GROUP BY host) ORDER BY host",
+            )?;
+            let rows = query.query_map([], |row| {
+                Ok(HostStatus {
+                    host: row.get(0)?,
+                    step: row.get(1)?,
+                    outcome: StepOutcome::parse(&row.get::<_, String>(2)?),
+                    reason: row.get(3)?,
+                    run_id: row.get(4)?,
+                    started_at: row.get(5)?,
+                    ended_at: row.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Every action recorded for `host`, oldest first.
+    pub fn host_history(&self, host: &str) -> Result<Vec<ActionRecord>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT hs.run_id, a.step, a.action, a.outcome, a.started_at, a.ended_at, a.observed, a.planned,
+                        a.change, a.previous, a.reason
+                 FROM actions a JOIN host_steps hs ON hs.id = a.host_step_id WHERE a.host = ?1 ORDER BY a.id",
+            )?;
+            let rows = query.query_map(params![host], |row| {
+                Ok(ActionRecord {
+                    run_id: row.get(0)?,
+                    step: row.get(1)?,
+                    action: row.get(2)?,
+                    outcome: ActionOutcome::parse(&row.get::<_, String>(3)?),
+                    started_at: row.get(4)?,
+                    ended_at: row.get(5)?,
+                    observed: row.get(6)?,
+                    planned: row.get(7)?,
+                    change: row.get(8)?,
+                    previous: row.get(9)?,
+                    reason: row.get(10)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn journal_error(path: &Path, err: rusqlite::Error) -> Error {
+    Error::io(path, std::io::Error::other(format!("journal: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("state/hvmigrate.db")).unwrap();
+        (dir, journal)
+    }
+
+    fn run(journal: &Journal, id: &str) {
+        let run = NewRun { id, step: "pre-drain", operator: "AB", hypervisors_file: "hv.txt", dry_run: false, forced: false };
+        journal.start_run(&run).unwrap();
+    }
+
+    #[test]
+    fn intent_then_result_and_step_success() {
+        let (_dir, journal) = journal();
+        run(&journal, "r1");
+        let step = journal.start_host_step("r1", "hv01", "pre-drain", false).unwrap();
+        let action = journal.action_intent(step, "disable-compute", "enabled", "disable", Some("enabled")).unwrap();
+        assert_eq!(journal.unfinished_actions("hv01", "pre-drain").unwrap(), ["disable-compute"]);
+        journal
+            .action_result(action, ActionOutcome::Done, &ActionResult { change: Some("disabled"), ..Default::default() })
+            .unwrap();
+        assert!(journal.unfinished_actions("hv01", "pre-drain").unwrap().is_empty());
+        assert!(!journal.step_succeeded("hv01", "pre-drain").unwrap());
+        journal.finish_host_step(step, StepOutcome::Succeeded, None).unwrap();
+        assert!(journal.step_succeeded("hv01", "pre-drain").unwrap());
+        assert!(journal.action_ever_done("hv01", "pre-drain", "disable-compute").unwrap());
+        let history = journal.host_history("hv01").unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].previous.as_deref(), Some("enabled"));
+        assert_eq!(history[0].change.as_deref(), Some("disabled"));
+    }
+
+    #[test]
+    fn latest_step_per_host() {
+        let (_dir, journal) = journal();
+        run(&journal, "r1");
+        let first = journal.start_host_step("r1", "hv01", "setup", false).unwrap();
+        journal.finish_host_step(first, StepOutcome::Succeeded, None).unwrap();
+        let second = journal.start_host_step("r1", "hv01", "pre-drain", false).unwrap();
+        journal.finish_host_step(second, StepOutcome::Blocked, Some("not rocky 8")).unwrap();
+        journal.start_host_step("r1", "hv02", "setup", false).unwrap();
+        let statuses = journal.host_statuses().unwrap();
+        assert_eq!(statuses.len(), 2);
+        assert_eq!((statuses[0].step.as_str(), statuses[0].outcome), ("pre-drain", StepOutcome::Blocked));
+        assert_eq!(statuses[1].outcome, StepOutcome::Running);
+    }
+}
