@@ -62,5 +62,39 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the hypervisors and credentials files and show what they configure.
-    CheckConfig,
+    CheckConfig(CheckConfigArgs),
+    /// Create a Jira ticket for each hypervisor of the list that has no key, and write the keys into the list.
+    CreateTickets(CreateTicketsArgs),
+    /// Add the same comment to every ticket of the list, once (a re-run does not repeat it).
+    Comment(CommentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// Also check the credentials against every configured service (exit 2 if one fails).
+    #[arg(long)]
+    pub reach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTicketsArgs {
+    /// Show what would be done; create nothing, rewrite nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CommentArgs {
+    /// The comment's text (blank lines separate paragraphs).
+    #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+    pub text: Option<String>,
+    /// Read the comment's text from this file.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Post as an internal comment (Jira Service Management).
+    #[arg(long)]
+    pub internal: bool,
+    /// Show which tickets would get the comment; post nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -57,6 +57,9 @@ pub enum Error {
     /// A local file or folder the tool needs could not be written.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A service needed before anything is changed could not be used.
+    #[error("{0}")]
+    Service(#[from] crate::clients::ServiceError),
 }
 
 impl Error {
@@ -70,7 +73,7 @@ impl Error {
 
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Input(_) | Error::Refused(_) | Error::Io { .. } => ExitCode::Input,
+            Error::Input(_) | Error::Refused(_) | Error::Io { .. } | Error::Service(_) => ExitCode::Input,
         }
     }
 }

@@ -11,7 +11,9 @@ pub mod journal;
 pub mod logging;
 pub mod maintenance_window;
 pub mod output;
+pub mod reach;
 pub mod secret;
 pub mod ssh;
+pub mod tickets;
 
 pub use error::{Error, ExitCode, Result};

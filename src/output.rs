@@ -5,6 +5,8 @@ use std::io::Write;
 
 use crate::check_config::ConfigSummary;
 use crate::error::Error;
+use crate::reach::Reach;
+use crate::tickets::TicketReport;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
@@ -48,6 +50,63 @@ impl Output {
         for service in &summary.services {
             text.push_str(&format!("  {:13}{}\n", service.service, service.detail));
         }
+        self.print(&text);
+    }
+
+    /// The `--reach` table: one line per configured service.
+    pub fn reach_table(&self, results: &[Reach]) {
+        if self.format == Format::Json {
+            return self.json(&results);
+        }
+        let mut text = String::from("Services:\n");
+        let width = results.iter().map(|reach| reach.service.len()).max().unwrap_or(0).max("service".len());
+        text.push_str(&format!(
+            "  {:width$}  {:11}  {:>8}  {:16}  detail\n",
+            "service", "result", "latency", "version"
+        ));
+        for reach in results {
+            let result = if reach.ok { "reachable" } else { "UNREACHABLE" };
+            let latency = format!("{} ms", reach.latency_ms);
+            let version = reach.version.as_deref().unwrap_or("-");
+            text.push_str(&format!(
+                "  {:width$}  {result:11}  {latency:>8}  {version:16}  {}\n",
+                reach.service, reach.detail
+            ));
+        }
+        if results.is_empty() {
+            text.push_str("  no service configured\n");
+        }
+        self.print(&text);
+    }
+
+    /// What `create-tickets` or `comment` did, host by host.
+    pub fn ticket_report(&self, report: &TicketReport) {
+        if self.format == Format::Json {
+            return self.json(report);
+        }
+        let mut text = String::new();
+        if report.dry_run {
+            text.push_str("Dry run: nothing was changed.\n");
+        }
+        let width = report.entries.iter().map(|entry| entry.host.len()).max().unwrap_or(0);
+        for entry in &report.entries {
+            let key = entry.key.as_deref().unwrap_or("-");
+            text.push_str(&format!("  {:width$}  {key:10}  {}", entry.host, entry.outcome));
+            if let Some(error) = &entry.error {
+                text.push_str(&format!(": {error}"));
+            }
+            text.push('\n');
+        }
+        if let (Some(file), Some(backup)) = (&report.rewritten, &report.backup) {
+            text.push_str(&format!("Wrote the new keys into {} (backup: {})\n", file.display(), backup.display()));
+        }
+        let failed = report.failed();
+        text.push_str(&format!(
+            "{}: {} host{}, {failed} failed\n",
+            report.command,
+            report.entries.len(),
+            plural(report.entries.len())
+        ));
         self.print(&text);
     }
 

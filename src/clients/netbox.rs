@@ -151,6 +151,12 @@ impl NetBoxClient {
         Ok(status.get("netbox-version").and_then(Value::as_str).unwrap_or("unknown").to_owned())
     }
 
+    /// Reads one device: proves the token (the status page may be open to all).
+    pub async fn check_token(&self) -> Result<(), ServiceError> {
+        self.http.get("api/dcim/devices/", &[("limit", "1"), ("brief", "1")]).await?;
+        Ok(())
+    }
+
     /// Every result of a list endpoint, following `next`.
     async fn list<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<T>, ServiceError> {
         #[derive(Deserialize)]
