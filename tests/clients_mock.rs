@@ -642,3 +642,165 @@ async fn a_slow_answer_times_out_and_is_retried_and_errors_hold_no_secret() {
     assert!(err.is_transient() && err.status().is_none(), "{err}");
     assert!(!format!("{err:?}").contains("supersecrettoken"));
 }
+
+/// A Jira with issues and comments, for the two ticket commands.
+#[derive(Default)]
+struct TicketJira {
+    issues: Mutex<Vec<(String, String)>>,
+    comments: Mutex<Vec<(String, String)>>,
+}
+
+impl TicketJira {
+    fn handle(&self, request: &Recorded) -> Reply {
+        let parts: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
+        match (request.method.as_str(), parts.as_slice()) {
+            ("GET", ["rest", "api", "2", "myself"]) => Reply::Json(200, json!({"name": "ops", "displayName": "Ops"})),
+            ("GET", ["rest", "api", "2", "search"]) => {
+                let jql = request.query("jql").concat();
+                let issues: Vec<Value> = self
+                    .issues
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(_, summary)| jql.contains(&format!("\\\"{summary}\\\"")))
+                    .map(|(key, summary)| json!({"key": key, "fields": {"summary": summary, "status": {"name": "Open"}}}))
+                    .collect();
+                Reply::Json(200, json!({"startAt": 0, "total": issues.len(), "issues": issues}))
+            }
+            ("POST", ["rest", "api", "2", "issue"]) => {
+                let mut issues = self.issues.lock().unwrap();
+                let key = format!("MH-{}", 100 + issues.len());
+                let fields = &request.json()["fields"];
+                assert_eq!(fields["project"], json!({"key": "MH"}));
+                assert_eq!(fields["issuetype"], json!({"name": "HyperVisor"}));
+                issues.push((key.clone(), fields["summary"].as_str().unwrap().to_owned()));
+                Reply::Json(201, json!({"id": "1", "key": key}))
+            }
+            ("GET", ["rest", "api", "2", "issue", key, "comment"]) => {
+                let mine: Vec<Value> = self
+                    .comments
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| k == key)
+                    .map(|(_, body)| json!({"id": "1", "body": body}))
+                    .collect();
+                Reply::Json(200, json!({"startAt": 0, "total": mine.len(), "comments": mine}))
+            }
+            ("POST", ["rest", "api", "2", "issue", key, "comment"]) => {
+                let body = request.json()["body"].as_str().unwrap().to_owned();
+                self.comments.lock().unwrap().push((key.to_string(), body.clone()));
+                Reply::Json(201, json!({"id": "1", "body": body}))
+            }
+            _ => Reply::Json(404, json!({"errorMessages": ["no"]})),
+        }
+    }
+}
+
+#[tokio::test]
+async fn tickets_create_find_rewrite_and_comment_once() {
+    use hvmigrate::config::{HypervisorList, KeyMode};
+    use hvmigrate::tickets::{comment_all, create_tickets, CommentAll, CreateTickets};
+
+    let jira = Arc::new(TicketJira::default());
+    jira.issues.lock().unwrap().push(("MH-7".into(), "hv02.example.org".into()));
+    let mock = Mock::start({
+        let jira = jira.clone();
+        move |request| jira.handle(request)
+    })
+    .await;
+    let creds = credentials(&jira_yaml(&mock.url, "server"));
+    let client = JiraClient::with_policy(creds.jira.as_ref().unwrap(), fast_policy()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hypervisors.txt");
+    let original = "# fleet\nhv01.example.org   # first\n\nhv02.example.org\nhv03.example.org MH-3\n";
+    std::fs::write(&path, original).unwrap();
+    let settings = CreateTickets { project: "MH".into(), issue_type: "HyperVisor".into(), dry_run: true };
+
+    // Dry run: nothing created, nothing rewritten.
+    let list = HypervisorList::load(&path, KeyMode::Optional).unwrap();
+    let report = create_tickets(&client, &list, &settings).await.unwrap();
+    let outcomes: Vec<_> = report.entries.iter().map(|e| (e.outcome, e.key.as_deref())).collect();
+    assert_eq!(outcomes, [("would create", None), ("found", Some("MH-7")), ("listed", Some("MH-3"))]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+    assert!(mock.writes("/rest/api/2/issue").is_empty());
+
+    let settings = CreateTickets { dry_run: false, ..settings };
+    let report = create_tickets(&client, &list, &settings).await.unwrap();
+    let outcomes: Vec<_> = report.entries.iter().map(|e| (e.outcome, e.key.as_deref())).collect();
+    assert_eq!(outcomes, [("created", Some("MH-101")), ("found", Some("MH-7")), ("listed", Some("MH-3"))]);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "# fleet\nhv01.example.org MH-101   # first\n\nhv02.example.org MH-7\nhv03.example.org MH-3\n"
+    );
+    assert_eq!(std::fs::read_to_string(report.backup.unwrap()).unwrap(), original);
+
+    // A re-run has nothing to do.
+    let list = HypervisorList::load(&path, KeyMode::Required).unwrap();
+    let report = create_tickets(&client, &list, &settings).await.unwrap();
+    assert!(report.entries.iter().all(|e| e.outcome == "listed") && report.rewritten.is_none());
+    assert_eq!(mock.writes("/rest/api/2/issue").len(), 1);
+
+    // The same comment twice: posted once per ticket.
+    let comment = CommentAll {
+        text: "Maintenance starts Tuesday.".into(),
+        options: CommentOptions::default(),
+        dry_run: false,
+        parallel: 2,
+    };
+    let first = comment_all(&client, &list, &comment).await.unwrap();
+    assert!(first.entries.iter().all(|e| e.outcome == "posted"), "{:?}", first.entries);
+    let again = comment_all(&client, &list, &comment).await.unwrap();
+    assert!(again.entries.iter().all(|e| e.outcome == "already posted"), "{:?}", again.entries);
+    let comments = jira.comments.lock().unwrap().clone();
+    assert_eq!(comments.len(), 3);
+    let marker = hvmigrate::tickets::comment_marker("Maintenance starts Tuesday.");
+    assert!(comments.iter().all(|(_, body)| body.starts_with("Maintenance starts Tuesday.") && body.contains(&marker)));
+}
+
+#[tokio::test]
+async fn reach_checks_every_configured_service() {
+    let url = Arc::new(Mutex::new(String::new()));
+    let base = url.clone();
+    let mock = Mock::start(move |request| {
+        let base = base.lock().unwrap().clone();
+        match (request.method.as_str(), request.path.as_str()) {
+            ("GET", "/rest/api/2/myself") => Reply::Json(200, json!({"name": "ops", "displayName": "Ops"})),
+            ("GET", "/rest/api/2/serverInfo") => Reply::Json(200, json!({"version": "9.12.2", "deploymentType": "Server"})),
+            ("GET", "/api/status/") => Reply::Json(200, json!({"netbox-version": "4.1.3"})),
+            ("GET", "/api/dcim/devices/") => Reply::Json(200, json!({"count": 0, "results": []})),
+            ("POST", "/v3/auth/tokens") => Reply::With(
+                201,
+                vec![("x-subject-token", "t".into())],
+                json!({"token": {"expires_at": "2099-01-01T00:00:00Z", "catalog": [{"type": "compute",
+                    "endpoints": [{"interface": "public", "region_id": "RegionOne", "url": format!("{base}/v2.1")}]}]}}),
+            ),
+            ("GET", "/v2.1") => Reply::Json(200, json!({"version": {"version": "2.95", "min_version": "2.1"}})),
+            ("GET", "/api/v2/status") => Reply::Json(200, json!({"versionInfo": {"version": "0.25.0"}})),
+            // SCC refuses the credentials.
+            _ => Reply::Json(401, json!("Unauthorized")),
+        }
+    })
+    .await;
+    *url.lock().unwrap() = mock.url.clone();
+    let u = &mock.url;
+    let creds = credentials(&format!(
+        "{}netbox:\n  url: {u}\n  token: t\nopenstack:\n  auth_url: {u}/v3\n  username: a\n  password: p\n  project_name: a\nalertmanager:\n  url: {u}\nscc:\n  url: {u}\n  username: s\n  password: wrong\n",
+        jira_yaml(u, "server")
+    ));
+    let results = hvmigrate::reach::check_all(&creds).await;
+    let summary: Vec<_> = results.iter().map(|r| (r.service, r.ok, r.version.as_deref())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("jira", true, Some("9.12.2")),
+            ("netbox", true, Some("4.1.3")),
+            ("openstack", true, Some("compute 2.95")),
+            ("alertmanager", true, Some("0.25.0")),
+            ("scc", false, None),
+        ]
+    );
+    assert_eq!(results[4].detail, "scc: GET /connect/organizations/repositories: 401: Unauthorized");
+    assert!(!format!("{results:?}").contains("wrong"));
+}
