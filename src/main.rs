@@ -2,13 +2,14 @@
 
 mod cli;
 
+use std::path::Path;
+
 use clap::Parser;
 
 use hvmigrate::check_config::{self, InputPaths};
 use hvmigrate::config::KeyMode;
 use hvmigrate::logging::{self, RunLog, Verbosity};
 use hvmigrate::output::{Format, Output};
-use std::path::Path;
 
 use hvmigrate::clients::jira::{CommentOptions, JiraClient};
 use hvmigrate::error::InputProblem;
