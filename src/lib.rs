@@ -7,6 +7,7 @@ pub mod clients;
 pub mod config;
 pub mod error;
 pub mod fs_security;
+pub mod hosts;
 pub mod journal;
 pub mod logging;
 pub mod maintenance_window;
