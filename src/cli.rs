@@ -36,6 +36,9 @@ pub struct GlobalArgs {
     /// Service URLs and secrets (YAML, mode 0600).
     #[arg(long, global = true, default_value = "credentials.yaml", value_name = "FILE")]
     pub creds_file: PathBuf,
+    /// The journal of every run (SQLite).
+    #[arg(long, global = true, default_value = "state/hvmigrate.db", value_name = "FILE")]
+    pub state: PathBuf,
     /// Folder of the run logs.
     #[arg(long, global = true, default_value = "logs", value_name = "DIR")]
     pub log_dir: PathBuf,
@@ -67,6 +70,39 @@ pub enum Command {
     CreateTickets(CreateTicketsArgs),
     /// Add the same comment to every ticket of the list, once (a re-run does not repeat it).
     Comment(CommentArgs),
+    /// Run one step of the workflow over the hosts of the list (see the steps below).
+    Run(RunArgs),
+    /// Where every host stands, from the journal.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The step to run: setup, pre-drain, drain, pre-reinstall, post-reinstall, adoption or noops.
+    #[arg(long, value_name = "STEP")]
+    pub step: String,
+    /// Work on N hosts at once (all of them when N is left out); without it, one at a time.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "0")]
+    pub parallel: Option<usize>,
+    /// Only this host of the list (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub only: Vec<String>,
+    /// Only read: print the plan per host (would do / already done / would block); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run even where the previous step has not succeeded (recorded, and said on the ticket).
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation before a destructive step.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show every recorded action of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -54,6 +54,9 @@ pub enum Error {
     /// The tool refuses to start (permissions, root); the message says how to fix it.
     #[error("{0}")]
     Refused(String),
+    /// A flag or argument that cannot be used as given.
+    #[error("{0}")]
+    Usage(String),
     /// A local file or folder the tool needs could not be written.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -73,7 +76,9 @@ impl Error {
 
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Input(_) | Error::Refused(_) | Error::Io { .. } | Error::Service(_) => ExitCode::Input,
+            Error::Input(_) | Error::Refused(_) | Error::Usage(_) | Error::Io { .. } | Error::Service(_) => {
+                ExitCode::Input
+            }
         }
     }
 }

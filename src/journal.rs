@@ -97,6 +97,8 @@ pub enum ActionOutcome {
     Intent,
     Done,
     Skipped,
+    /// Only observed and recorded; nothing to change.
+    Recorded,
     Blocked,
     Failed,
 }
@@ -107,6 +109,7 @@ impl ActionOutcome {
             ActionOutcome::Intent => "intent",
             ActionOutcome::Done => "done",
             ActionOutcome::Skipped => "skipped",
+            ActionOutcome::Recorded => "recorded",
             ActionOutcome::Blocked => "blocked",
             ActionOutcome::Failed => "failed",
         }
@@ -116,6 +119,7 @@ impl ActionOutcome {
         match text {
             "done" => ActionOutcome::Done,
             "skipped" => ActionOutcome::Skipped,
+            "recorded" => ActionOutcome::Recorded,
             "blocked" => ActionOutcome::Blocked,
             "failed" => ActionOutcome::Failed,
             _ => ActionOutcome::Intent,
@@ -279,7 +283,15 @@ impl Journal {
             conn.execute(
                 "UPDATE actions SET ended_at = ?1, outcome = ?2, change = ?3, previous = COALESCE(?4, previous),
                  reason = ?5, output = ?6 WHERE id = ?7",
-                params![now(), outcome.as_str(), result.change, result.previous, result.reason, result.output, action_id],
+                params![
+                    now(),
+                    outcome.as_str(),
+                    result.change,
+                    result.previous,
+                    result.reason,
+                    result.output,
+                    action_id
+                ],
             )
             .map(drop)
         })
@@ -412,7 +424,8 @@ mod tests {
     }
 
     fn run(journal: &Journal, id: &str) {
-        let run = NewRun { id, step: "pre-drain", operator: "AB", hypervisors_file: "hv.txt", dry_run: false, forced: false };
+        let run =
+            NewRun { id, step: "pre-drain", operator: "AB", hypervisors_file: "hv.txt", dry_run: false, forced: false };
         journal.start_run(&run).unwrap();
     }
 
@@ -424,7 +437,11 @@ mod tests {
         let action = journal.action_intent(step, "disable-compute", "enabled", "disable", Some("enabled")).unwrap();
         assert_eq!(journal.unfinished_actions("hv01", "pre-drain").unwrap(), ["disable-compute"]);
         journal
-            .action_result(action, ActionOutcome::Done, &ActionResult { change: Some("disabled"), ..Default::default() })
+            .action_result(
+                action,
+                ActionOutcome::Done,
+                &ActionResult { change: Some("disabled"), ..Default::default() },
+            )
             .unwrap();
         assert!(journal.unfinished_actions("hv01", "pre-drain").unwrap().is_empty());
         assert!(!journal.step_succeeded("hv01", "pre-drain").unwrap());

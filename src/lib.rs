@@ -16,5 +16,6 @@ pub mod reach;
 pub mod secret;
 pub mod ssh;
 pub mod tickets;
+pub mod workflow;
 
 pub use error::{Error, ExitCode, Result};

@@ -15,7 +15,17 @@ use hvmigrate::clients::jira::{CommentOptions, JiraClient};
 use hvmigrate::error::InputProblem;
 use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
-use cli::{Cli, Command, OutputFormat};
+use std::sync::Arc;
+
+use hvmigrate::clients::http::RetryPolicy;
+use hvmigrate::config::HostName;
+use hvmigrate::journal::Journal;
+use hvmigrate::workflow::context::Services;
+use hvmigrate::workflow::host_run::StopSignal;
+use hvmigrate::workflow::manager::{self, RunSettings};
+use hvmigrate::workflow::{steps, Step};
+
+use cli::{Cli, Command, OutputFormat, RunArgs, StatusArgs};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -96,7 +106,93 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
             output.ticket_report(&report);
             Ok(if report.failed() == 0 { ExitCode::Success } else { ExitCode::HostFailed })
         }
+        Command::Run(args) => run_step(cli, args, &paths, output, run_log),
+        Command::Status(args) => status(cli, args, output),
     }
+}
+
+/// `hvmigrate run`: arguments become [`RunSettings`], then the manager runs.
+fn run_step(cli: &Cli, args: &RunArgs, paths: &InputPaths, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
+    let global = &cli.global;
+    fs_security::check_not_root(global.allow_root)?;
+    let step: Step = args.step.parse().map_err(|err: String| usage(&err))?;
+    if steps::plan(step, &Default::default()).is_none() {
+        let available: Vec<&str> = steps::available().into_iter().map(Step::name).collect();
+        return Err(usage(&format!(
+            "step {step} is not automated in this version; available: {}",
+            available.join(", ")
+        )));
+    }
+    let only = args
+        .only
+        .iter()
+        .map(|host| HostName::parse(host).map_err(|err| usage(&format!("--only: {err}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let (hypervisors, credentials) = check_config::load_inputs(paths, KeyMode::Required)?;
+    let hosts = manager::select_hosts(&hypervisors, &only)?.len();
+    if step.is_destructive()
+        && !args.dry_run
+        && !args.yes
+        && !output.confirm(&format!("Run {step} on {hosts} host(s)?"))?
+    {
+        return Err(usage("not confirmed; nothing was done"));
+    }
+    let settings = RunSettings {
+        step,
+        parallel: match args.parallel {
+            None => 1,
+            Some(0) => hosts.max(1),
+            Some(n) => n,
+        },
+        only,
+        dry_run: args.dry_run,
+        force: args.force,
+        journal: global.state.clone(),
+    };
+    let log = run_log.open(&global.log_dir, &paths.hypervisors_file)?;
+    let credentials = Arc::new(credentials);
+    let summary = runtime()?.block_on(async {
+        let services = Arc::new(Services::connect(&credentials, RetryPolicy::default()).await?);
+        let stop = StopSignal::default();
+        stop_on_ctrl_c(stop.clone());
+        manager::run(&settings, &hypervisors, credentials.clone(), services, output.progress(global.quiet), stop).await
+    })?;
+    output.run_summary(&summary, Some(&log));
+    Ok(summary.exit_code())
+}
+
+/// The first Ctrl-C lets running actions finish and be recorded; the second aborts.
+fn stop_on_ctrl_c(stop: StopSignal) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("stopping: running actions finish and are recorded; Ctrl-C again to abort");
+            stop.stop();
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::error!("aborted");
+            std::process::exit(130);
+        }
+    });
+}
+
+/// `hvmigrate status`: from the journal only.
+fn status(cli: &Cli, args: &StatusArgs, output: &Output) -> Result<ExitCode> {
+    fs_security::check_not_root(cli.global.allow_root)?;
+    let Some(journal) = Journal::open_read_only(&cli.global.state)? else {
+        return Err(Error::input(InputProblem::new(&cli.global.state, "no journal here yet: no step has run")));
+    };
+    match &args.host {
+        Some(host) => {
+            let host = HostName::parse(host).map_err(|err| usage(&format!("--host: {err}")))?;
+            output.host_history(host.as_str(), &journal.host_history(host.as_str())?);
+        }
+        None => output.host_statuses(&journal.host_statuses()?),
+    }
+    Ok(ExitCode::Success)
+}
+
+fn usage(message: &str) -> Error {
+    Error::Usage(message.to_owned())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -5,8 +5,12 @@ use std::io::Write;
 
 use crate::check_config::ConfigSummary;
 use crate::error::Error;
+use crate::journal::{ActionRecord, HostStatus};
 use crate::reach::Reach;
 use crate::tickets::TicketReport;
+use crate::workflow::host_run::Progress;
+use crate::workflow::manager::RunSummary;
+use crate::workflow::report::HostReport;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
@@ -110,6 +114,138 @@ impl Output {
         self.print(&text);
     }
 
+    /// The end of a run: one row per host, then where to look.
+    pub fn run_summary(&self, summary: &RunSummary, run_log: Option<&std::path::Path>) {
+        if self.format == Format::Json {
+            return self.json(summary);
+        }
+        let mut text = String::new();
+        if summary.dry_run {
+            text.push_str(&format!("Plan of {} (dry run: nothing was changed)\n", summary.step));
+            for host in &summary.hosts {
+                text.push_str(&format!("{} ({}):\n", host.host, host.ticket));
+                for action in &host.actions {
+                    let detail = action.outcome.detail().map(|detail| format!(": {detail}")).unwrap_or_default();
+                    text.push_str(&format!("  {:18} {}{detail}\n", action.action, action.outcome.label()));
+                }
+                if let Some(reason) = host.reason.as_deref().filter(|_| host.actions.is_empty()) {
+                    text.push_str(&format!("  {reason}\n"));
+                }
+            }
+            text.push('\n');
+        }
+        let rows: Vec<[String; 5]> = summary
+            .hosts
+            .iter()
+            .map(|host| {
+                [
+                    host.host.clone(),
+                    host.step.to_string(),
+                    host.outcome.label().to_owned(),
+                    format!("{:.1}s", host.duration.as_secs_f64()),
+                    host.reason.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        text.push_str(&table(&["HOST", "STEP", "OUTCOME", "DURATION", "REASON"], &rows));
+        let failed = summary.hosts.iter().filter(|host| !host.outcome.is_success()).count();
+        text.push_str(&format!(
+            "\n{} host{}: {} ok, {failed} not ok. Run {}.\n",
+            summary.hosts.len(),
+            plural(summary.hosts.len()),
+            summary.hosts.len() - failed,
+            summary.run_id
+        ));
+        if !summary.dry_run {
+            text.push_str(&format!("Journal: {}\n", summary.journal.display()));
+        }
+        if let Some(log) = run_log {
+            text.push_str(&format!("Run log: {}\n", log.display()));
+        }
+        self.print(&text);
+    }
+
+    /// `hvmigrate status`: where every host stands.
+    pub fn host_statuses(&self, statuses: &[HostStatus]) {
+        if self.format == Format::Json {
+            return self.json(&statuses);
+        }
+        if statuses.is_empty() {
+            return self.print("The journal has no runs yet.\n");
+        }
+        let rows: Vec<[String; 5]> = statuses
+            .iter()
+            .map(|status| {
+                [
+                    status.host.clone(),
+                    status.step.clone(),
+                    status.outcome.as_str().to_owned(),
+                    status.ended_at.clone().unwrap_or_else(|| status.started_at.clone()),
+                    status.reason.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        self.print(&table(&["HOST", "LAST STEP", "OUTCOME", "AT", "REASON"], &rows));
+    }
+
+    /// `hvmigrate status --host H`: every action on one host.
+    pub fn host_history(&self, host: &str, records: &[ActionRecord]) {
+        if self.format == Format::Json {
+            return self.json(&records);
+        }
+        if records.is_empty() {
+            return self.print(&format!("The journal has no actions for {host}.\n"));
+        }
+        let rows: Vec<[String; 6]> = records
+            .iter()
+            .map(|record| {
+                let change = match (&record.change, &record.previous) {
+                    (Some(change), Some(previous)) => format!("{change} (was {previous})"),
+                    (Some(change), None) => change.clone(),
+                    _ => record.reason.clone().or_else(|| record.observed.clone()).unwrap_or_default(),
+                };
+                [
+                    record.started_at.clone(),
+                    record.run_id.clone(),
+                    record.step.clone(),
+                    record.action.clone(),
+                    record.outcome.as_str().to_owned(),
+                    change,
+                ]
+            })
+            .collect();
+        self.print(&table(&["AT", "RUN", "STEP", "ACTION", "OUTCOME", "DETAIL"], &rows));
+    }
+
+    /// Where a run's progress is shown: live lines on a terminal, nothing otherwise.
+    pub fn progress(&self, quiet: bool) -> std::sync::Arc<dyn Progress> {
+        use std::io::IsTerminal;
+        let live = !quiet
+            && self.format == Format::Human
+            && std::io::stderr().is_terminal()
+            && std::env::var_os("CI").is_none();
+        if live {
+            std::sync::Arc::new(LiveProgress::default())
+        } else {
+            std::sync::Arc::new(NoProgress)
+        }
+    }
+
+    /// Asks a yes/no question on the terminal. Without a terminal the answer
+    /// cannot be given, which is an error that says to use `--yes`.
+    pub fn confirm(&self, question: &str) -> crate::Result<bool> {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::Usage(format!("{question} Not on a terminal to ask: pass --yes to confirm")));
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "{question} [y/N] ");
+        let _ = stderr.flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).map_err(|err| Error::Usage(format!("no answer: {err}")))?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    }
+
     /// An error that ends the command, on stderr.
     pub fn error(&self, error: &Error) {
         let mut stderr = std::io::stderr().lock();
@@ -127,6 +263,68 @@ impl Output {
         let mut stdout = std::io::stdout().lock();
         // A closed pipe (`| head`) is not an error worth a panic.
         let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    }
+}
+
+/// Columns padded to their widest cell; the last one is left ragged.
+fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|title| title.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (index, cell) in cells.iter().enumerate() {
+            if index + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:width$}  ", width = widths[index]));
+            }
+        }
+        line.trim_end().to_owned() + "\n"
+    };
+    let mut text = line(header.to_vec());
+    for row in rows {
+        text.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    text
+}
+
+/// No live display (not a terminal, `-q`, CI, JSON).
+struct NoProgress;
+
+impl Progress for NoProgress {
+    fn action_started(&self, _host: &str, _action: &str) {}
+    fn host_finished(&self, _report: &HostReport) {}
+}
+
+/// One line per active host with its current action.
+#[derive(Default)]
+struct LiveProgress {
+    bars: indicatif::MultiProgress,
+    lines: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Progress for LiveProgress {
+    fn action_started(&self, host: &str, action: &str) {
+        let mut lines = self.lines.lock().unwrap_or_else(|poison| poison.into_inner());
+        let bar = lines.entry(host.to_owned()).or_insert_with(|| {
+            let bar = self.bars.add(indicatif::ProgressBar::new_spinner());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        bar.set_message(format!("{host}: {action}"));
+    }
+
+    fn host_finished(&self, report: &HostReport) {
+        let bar = self.lines.lock().unwrap_or_else(|poison| poison.into_inner()).remove(&report.host);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
+        let _ = self.bars.println(format!("{}: {} {}", report.host, report.step, report.outcome.label()));
     }
 }
 

@@ -1,0 +1,157 @@
+//! What an action works with: the run's settings, the service clients, the
+//! host, and the facts earlier actions of the step found.
+
+use std::sync::Arc;
+
+use crate::clients::alertmanager::AlertmanagerClient;
+use crate::clients::http::RetryPolicy;
+use crate::clients::jira::JiraClient;
+use crate::clients::netbox::{Device, NetBoxClient};
+use crate::clients::nova::{ComputeService, NovaClient};
+use crate::clients::openstack::{Keystone, KeystoneSettings};
+use crate::clients::scc::SccClient;
+use crate::config::{Credentials, HostName, JiraKey};
+use crate::error::{Error, Result};
+use crate::maintenance_window::MaintenanceWindow;
+use crate::ssh::{CommandOutput, RemoteCommand, RemoteShell, SshPool, Target};
+
+use super::action::ActionError;
+use super::Step;
+
+/// The clients of every configured service, shared by all hosts of a run.
+#[derive(Default)]
+pub struct Services {
+    pub jira: Option<JiraClient>,
+    pub netbox: Option<NetBoxClient>,
+    pub nova: Option<NovaClient>,
+    pub alertmanager: Option<AlertmanagerClient>,
+    pub scc: Option<SccClient>,
+    pub shell: Option<Arc<dyn RemoteShell>>,
+}
+
+impl Services {
+    /// Builds a client for every configured section. Nova needs a token and
+    /// its version document, so an unreachable Keystone fails here, before
+    /// anything is changed.
+    pub async fn connect(credentials: &Credentials, policy: RetryPolicy) -> Result<Self> {
+        let unreachable = |err: crate::clients::http::ServiceError| Error::Refused(format!("cannot start: {err}"));
+        let mut services = Services::default();
+        if let Some(jira) = &credentials.jira {
+            services.jira = Some(JiraClient::with_policy(jira, policy).map_err(unreachable)?);
+        }
+        if let Some(netbox) = &credentials.netbox {
+            services.netbox = Some(NetBoxClient::with_policy(netbox, policy).map_err(unreachable)?);
+        }
+        if let Some(openstack) = &credentials.openstack {
+            let keystone = Keystone::new(KeystoneSettings::from_config(openstack)?, policy).map_err(unreachable)?;
+            services.nova = Some(NovaClient::connect(Arc::new(keystone)).await.map_err(unreachable)?);
+        }
+        if let Some(alertmanager) = &credentials.alertmanager {
+            services.alertmanager = Some(AlertmanagerClient::with_policy(alertmanager, policy).map_err(unreachable)?);
+        }
+        if let Some(scc) = &credentials.scc {
+            services.scc = Some(SccClient::new(scc).map_err(unreachable)?);
+        }
+        if let Some(ssh) = &credentials.ssh {
+            let pool = SshPool::new(crate::ssh::SshOptions::from_config(ssh))
+                .map_err(|err| Error::Refused(format!("cannot prepare SSH: {err}")))?;
+            services.shell = Some(Arc::new(pool));
+        }
+        Ok(services)
+    }
+}
+
+fn missing(service: &str) -> ActionError {
+    ActionError(format!("the '{service}' section is missing from the credentials file"))
+}
+
+/// One run's settings, shared by all hosts.
+pub struct RunContext {
+    pub run_id: String,
+    pub step: Step,
+    pub dry_run: bool,
+    pub force: bool,
+    pub initials: String,
+    pub credentials: Arc<Credentials>,
+    pub services: Arc<Services>,
+    /// Fixed once per run, so every host's silences end together.
+    pub window: MaintenanceWindow,
+}
+
+impl RunContext {
+    pub fn jira(&self) -> Result<&JiraClient, ActionError> {
+        self.services.jira.as_ref().ok_or_else(|| missing("jira"))
+    }
+
+    pub fn netbox(&self) -> Result<&NetBoxClient, ActionError> {
+        self.services.netbox.as_ref().ok_or_else(|| missing("netbox"))
+    }
+
+    pub fn nova(&self) -> Result<&NovaClient, ActionError> {
+        self.services.nova.as_ref().ok_or_else(|| missing("openstack"))
+    }
+
+    pub fn alertmanager(&self) -> Result<&AlertmanagerClient, ActionError> {
+        self.services.alertmanager.as_ref().ok_or_else(|| missing("alertmanager"))
+    }
+
+    pub fn scc(&self) -> Result<&SccClient, ActionError> {
+        self.services.scc.as_ref().ok_or_else(|| missing("scc"))
+    }
+
+    pub fn shell(&self) -> Result<&Arc<dyn RemoteShell>, ActionError> {
+        self.services.shell.as_ref().ok_or_else(|| missing("ssh"))
+    }
+
+    /// The Nova disable reason of this campaign.
+    pub fn disable_reason(&self) -> String {
+        self.credentials.workflow.disable_reason_for(&self.initials)
+    }
+}
+
+/// What earlier actions of the step found out about the host.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub netbox_device: Option<Device>,
+    pub compute_service: Option<ComputeService>,
+}
+
+/// A command's output kept for the Jira comment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedOutput {
+    pub title: String,
+    pub text: String,
+}
+
+/// One host going through one step.
+pub struct HostContext {
+    pub host: HostName,
+    pub key: JiraKey,
+    pub run: Arc<RunContext>,
+    pub facts: Facts,
+    pub outputs: Vec<RecordedOutput>,
+}
+
+impl HostContext {
+    pub fn new(host: HostName, key: JiraKey, run: Arc<RunContext>) -> Self {
+        HostContext { host, key, run, facts: Facts::default(), outputs: Vec::new() }
+    }
+
+    /// Runs a command on the hypervisor as root.
+    pub async fn run_as_root(&self, command: &RemoteCommand) -> Result<CommandOutput, ActionError> {
+        let target = Target::root(self.host.as_str());
+        let output = self.run.shell()?.run(&target, command).await?;
+        tracing::debug!(host = %self.host, action = %command.action, exit = output.exit_status, "command ran");
+        Ok(output)
+    }
+
+    /// Keeps a command's output for the Jira comment.
+    pub fn record_output(&mut self, title: impl Into<String>, output: &CommandOutput) {
+        let mut text = output.stdout.trim_end().to_owned();
+        if !output.stderr.trim().is_empty() {
+            text.push_str(&format!("\n[stderr]\n{}", output.stderr.trim_end()));
+        }
+        let title = format!("{} — {} (exit {})", title.into(), output.command, output.exit_status);
+        self.outputs.push(RecordedOutput { title, text });
+    }
+}

@@ -1,0 +1,110 @@
+//! noops: the preflight. Reaches every service and host the campaign needs,
+//! for every host of the list, and changes nothing.
+
+use crate::ssh::{RemoteCommand, Target};
+use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
+use crate::workflow::context::HostContext;
+use crate::workflow::Step;
+
+use super::common::{root_login_works, NetBoxDevice};
+use super::{JiraStatuses, StepPlan};
+
+pub fn plan() -> StepPlan {
+    StepPlan {
+        step: Step::Noops,
+        actions: vec![
+            Box::new(Ticket),
+            Box::new(NetBoxDevice { check_pre_drain_status: false }),
+            Box::new(ComputeService),
+            Box::new(RootSsh),
+            Box::new(AquilonHost),
+            Box::new(KayobeHost),
+        ],
+        jira: JiraStatuses::default(),
+        services: &["jira", "netbox", "openstack", "ssh"],
+    }
+}
+
+/// Generates the boilerplate of an action that only observes.
+macro_rules! observe_only {
+    ($action:ty, $name:literal, |$self:ident, $host:ident| $body:block) => {
+        impl Action for $action {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn observe<'a>(&'a self, $host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+                let $self = self;
+                Box::pin(async move { $body })
+            }
+
+            fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+                Box::pin(async { unreachable!("observe never asks to act") })
+            }
+        }
+    };
+}
+
+/// The host's Jira issue exists.
+struct Ticket;
+
+observe_only!(Ticket, "jira-ticket", |_action, host| {
+    let issue = host.run.jira()?.issue(host.key.as_str()).await?;
+    Ok(Decision::Recorded { observed: format!("{} is in '{}'", host.key, issue.status.name) })
+});
+
+/// Nova knows the host's compute service.
+struct ComputeService;
+
+observe_only!(ComputeService, "nova-service", |_action, host| {
+    match host.run.nova()?.compute_service(host.host.as_str()).await? {
+        Some(service) => Ok(Decision::Recorded {
+            observed: format!(
+                "nova-compute {} / {}{}",
+                service.status,
+                service.state.as_deref().unwrap_or("?"),
+                service.disabled_reason.as_deref().map(|reason| format!(" ({reason})")).unwrap_or_default()
+            ),
+        }),
+        None => Ok(Decision::blocked("no service", format!("Nova has no nova-compute service on {}", host.host))),
+    }
+});
+
+/// Root logs in on the hypervisor.
+struct RootSsh;
+
+observe_only!(RootSsh, "ssh-root", |_action, host| {
+    if root_login_works(host).await? {
+        Ok(Decision::Recorded { observed: "root login works".into() })
+    } else {
+        Ok(Decision::blocked("root login refused", "root login with the operator's key is refused: run the setup step"))
+    }
+});
+
+/// The Aquilon host answers over SSH.
+struct AquilonHost;
+
+observe_only!(AquilonHost, "aquilon-host", |_action, host| {
+    let aquilon = host.run.credentials.aquilon.as_ref();
+    probe_helper(host, "aquilon", aquilon.map(|aq| Target::new(&aq.username, &aq.host))).await
+});
+
+/// The Kayobe host answers over SSH.
+struct KayobeHost;
+
+observe_only!(KayobeHost, "kayobe-host", |_action, host| {
+    let kayobe = host.run.credentials.kayobe.as_ref();
+    probe_helper(host, "kayobe", kayobe.map(|k| Target::new(&k.username, &k.host))).await
+});
+
+async fn probe_helper(host: &HostContext, label: &str, target: Option<Target>) -> Result<Decision, ActionError> {
+    let Some(target) = target else {
+        return Ok(Decision::Recorded { observed: format!("{label}: not configured") });
+    };
+    let output = host.run.shell()?.run(&target, &RemoteCommand::new("probe", "true")).await?;
+    if output.success() {
+        Ok(Decision::Recorded { observed: format!("{label}: {target} answers") })
+    } else {
+        Ok(Decision::blocked(format!("{label}: exit {}", output.exit_status), format!("{target} did not run `true`")))
+    }
+}
