@@ -4,6 +4,7 @@
 
 pub mod aquilon;
 pub mod hypervisor;
+pub mod kayobe;
 pub mod libvirt;
 
 use std::sync::Arc;
