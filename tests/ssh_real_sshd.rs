@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hvmigrate::hosts::hypervisor::{ensure_root_access, Hypervisor, RootAccess, Sudo};
 use hvmigrate::secret::Secret;
 use hvmigrate::ssh::{RemoteCommand, RemoteShell, SshError, SshOptions, SshPool, Target};
 
@@ -281,6 +282,29 @@ async fn an_unknown_host_and_a_refused_key_are_told_apart() {
     let pool = SshPool::new(options).expect("pool");
     let err = pool.run(&sshd.target(), &RemoteCommand::new("true", "true")).await.expect_err("refused");
     assert!(matches!(err, SshError::AuthenticationRefused { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn typed_hypervisor_queries_over_a_real_connection() {
+    // The hypervisor helpers log in as root, as CI's tests run.
+    if current_user() != "root" {
+        return;
+    }
+    let sshd = Sshd::start();
+    let shell: Arc<dyn RemoteShell> = Arc::new(sshd.pool());
+    let hypervisor = Hypervisor::new(shell.clone(), ALIAS);
+
+    let release = hypervisor.os_release().await.expect("os-release");
+    assert!(!release.value.id.is_empty() && release.output.success());
+    hypervisor.is_efi().await.expect("a yes or a no");
+    assert!(!hypervisor.device_exists("/dev/hvmigrate-no-such-disk").await.expect("a yes or a no"));
+    assert_eq!(hypervisor.mounted_at("/hvmigrate-no-such-mount").await.expect("findmnt"), None);
+    let access = ensure_root_access(shell.clone(), ALIAS, "nobody", "ssh-ed25519 AAAA test", &Sudo::Disabled)
+        .await
+        .expect("probed");
+    assert!(matches!(access, RootAccess::AlreadyGranted));
+    hypervisor.close().await;
+    assert_eq!(sshd.accepted_logins(), 1);
 }
 
 fn pool_of(sshd: &Sshd) -> SshPool {
