@@ -74,6 +74,21 @@ pub enum Command {
     Run(RunArgs),
     /// Where every host stands, from the journal.
     Status(StatusArgs),
+    /// The whole campaign on a built-in simulated site (in-process, on loopback, in a temporary folder).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Hypervisors of the simulated campaign.
+    #[arg(long, default_value_t = 12)]
+    pub hosts: usize,
+    /// Seed of the simulated site; the same seed gives the same site.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep the site files, journal and logs here instead of a new temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

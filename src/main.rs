@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use hvmigrate::clients::http::RetryPolicy;
 use hvmigrate::config::HostName;
+use hvmigrate::demo::{self, DemoSettings};
 use hvmigrate::journal::Journal;
 use hvmigrate::workflow::context::Services;
 use hvmigrate::workflow::host_run::StopSignal;
@@ -108,6 +109,14 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
         }
         Command::Run(args) => run_step(cli, args, &paths, output, run_log),
         Command::Status(args) => status(cli, args, output),
+        Command::Demo(args) => {
+            // The demo acts only on its own simulated site, so root is no concern here.
+            let settings =
+                DemoSettings { hosts: args.hosts, seed: args.seed, dir: args.dir.clone(), quiet: global.quiet };
+            let report = runtime()?.block_on(demo::run(&settings, output, run_log))?;
+            output.demo_report(&report);
+            Ok(report.exit_code())
+        }
     }
 }
 

@@ -165,6 +165,33 @@ impl Output {
         self.print(&text);
     }
 
+    /// The end of the demo: where the tickets stand and where to look.
+    pub fn demo_report(&self, report: &crate::demo::DemoReport) {
+        if self.format == Format::Json {
+            return self.json(report);
+        }
+        let rows: Vec<[String; 4]> = report
+            .tickets
+            .iter()
+            .map(|(host, key, status, comments)| [host.clone(), key.clone(), status.clone(), comments.to_string()])
+            .collect();
+        let mut text = String::from("\nJira tickets of the simulated site:\n");
+        text.push_str(&table(&["HOST", "TICKET", "STATUS", "COMMENTS"], &rows));
+        text.push_str(&format!("\nEverything the demo wrote is in {}:\n", report.dir.display()));
+        text.push_str(&format!("  site files  {}\n", report.dir.join("site").display()));
+        if let Some(log) = &report.run_log {
+            text.push_str(&format!("  run log     {}\n", log.display()));
+        }
+        text.push_str(&format!("  journal     {}\n", report.journal.display()));
+        text.push_str(&format!("Where each host stands: hvmigrate status --state {}\n", report.journal.display()));
+        text.push_str(&format!(
+            "One host's history:    hvmigrate status --state {} --host <host>\n",
+            report.journal.display()
+        ));
+        text.push_str("To play with a live site: hvmigrate lab serve, then hvmigrate lab show\n");
+        self.print(&text);
+    }
+
     /// `hvmigrate status`: where every host stands.
     pub fn host_statuses(&self, statuses: &[HostStatus]) {
         if self.format == Format::Json {

@@ -81,8 +81,12 @@ pub trait Action: Send + Sync {
     /// Reads the real state and decides. Only reads: dry runs call this alone.
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>>;
 
-    /// Makes the change the decision planned.
-    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>>;
+    /// Makes the change the decision planned. Actions whose observation never
+    /// asks to act keep this default.
+    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        let _ = host;
+        Box::pin(async move { Err(ActionError(format!("{} only observes; it has nothing to change", self.name()))) })
+    }
 
     /// Whether observing again after acting must find the action done (the
     /// default). Actions whose effect cannot be observed say no.

@@ -3,7 +3,7 @@
 use crate::hosts::hypervisor::Hypervisor;
 use crate::ssh::{RemoteCommand, SshError, Target};
 
-use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
+use crate::workflow::action::{Action, ActionError, BoxFuture, Decision};
 use crate::workflow::context::HostContext;
 
 /// The hypervisor of this host, driven as root.
@@ -48,9 +48,5 @@ impl Action for NetBoxDevice {
                 Ok(Decision::blocked(observed, format!("NetBox status is {status}, not one of {}", allowed.join(", "))))
             }
         })
-    }
-
-    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async { unreachable!("observe never asks to act") })
     }
 }

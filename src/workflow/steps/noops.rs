@@ -2,7 +2,7 @@
 //! for every host of the list, and changes nothing.
 
 use crate::ssh::{RemoteCommand, Target};
-use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
+use crate::workflow::action::{Action, ActionError, BoxFuture, Decision};
 use crate::workflow::context::HostContext;
 use crate::workflow::Step;
 
@@ -25,21 +25,16 @@ pub fn plan() -> StepPlan {
     }
 }
 
-/// Generates the boilerplate of an action that only observes.
+/// An action that only observes, from its name and an async body.
 macro_rules! observe_only {
-    ($action:ty, $name:literal, |$self:ident, $host:ident| $body:block) => {
+    ($action:ty, $name:literal, |$host:ident| $body:block) => {
         impl Action for $action {
             fn name(&self) -> &'static str {
                 $name
             }
 
             fn observe<'a>(&'a self, $host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
-                let $self = self;
                 Box::pin(async move { $body })
-            }
-
-            fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-                Box::pin(async { unreachable!("observe never asks to act") })
             }
         }
     };
@@ -48,7 +43,7 @@ macro_rules! observe_only {
 /// The host's Jira issue exists.
 struct Ticket;
 
-observe_only!(Ticket, "jira-ticket", |_action, host| {
+observe_only!(Ticket, "jira-ticket", |host| {
     let issue = host.run.jira()?.issue(host.key.as_str()).await?;
     Ok(Decision::Recorded { observed: format!("{} is in '{}'", host.key, issue.status.name) })
 });
@@ -56,7 +51,7 @@ observe_only!(Ticket, "jira-ticket", |_action, host| {
 /// Nova knows the host's compute service.
 struct ComputeService;
 
-observe_only!(ComputeService, "nova-service", |_action, host| {
+observe_only!(ComputeService, "nova-service", |host| {
     match host.run.nova()?.compute_service(host.host.as_str()).await? {
         Some(service) => Ok(Decision::Recorded {
             observed: format!(
@@ -73,7 +68,7 @@ observe_only!(ComputeService, "nova-service", |_action, host| {
 /// Root logs in on the hypervisor.
 struct RootSsh;
 
-observe_only!(RootSsh, "ssh-root", |_action, host| {
+observe_only!(RootSsh, "ssh-root", |host| {
     if root_login_works(host).await? {
         Ok(Decision::Recorded { observed: "root login works".into() })
     } else {
@@ -84,7 +79,7 @@ observe_only!(RootSsh, "ssh-root", |_action, host| {
 /// The Aquilon host answers over SSH.
 struct AquilonHost;
 
-observe_only!(AquilonHost, "aquilon-host", |_action, host| {
+observe_only!(AquilonHost, "aquilon-host", |host| {
     let aquilon = host.run.credentials.aquilon.as_ref();
     probe_helper(host, "aquilon", aquilon.map(|aq| Target::new(&aq.username, &aq.host))).await
 });
@@ -92,7 +87,7 @@ observe_only!(AquilonHost, "aquilon-host", |_action, host| {
 /// The Kayobe host answers over SSH.
 struct KayobeHost;
 
-observe_only!(KayobeHost, "kayobe-host", |_action, host| {
+observe_only!(KayobeHost, "kayobe-host", |host| {
     let kayobe = host.run.credentials.kayobe.as_ref();
     probe_helper(host, "kayobe", kayobe.map(|k| Target::new(&k.username, &k.host))).await
 });

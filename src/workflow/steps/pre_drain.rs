@@ -45,10 +45,6 @@ impl Action for SourceOs {
             }
         })
     }
-
-    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async { unreachable!("observe never asks to act") })
-    }
 }
 
 /// The packages live migration needs are up to date (`qemu-kvm`).
@@ -184,9 +180,5 @@ impl Action for RecordState {
             host.record_output("libvirt domains", &domains.output);
             Ok(Decision::Recorded { observed: format!("{nova}; libvirt: {} domains", domains.value.len()) })
         })
-    }
-
-    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async { unreachable!("observe never asks to act") })
     }
 }

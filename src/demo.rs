@@ -1,0 +1,110 @@
+//! `hvmigrate demo`: the campaign on a simulated site started in-process on
+//! loopback, in a temporary folder: nothing to install, nothing outside it
+//! touched.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hvmigrate_lab::{Lab, LabOptions, WorldOptions};
+
+use crate::check_config::{self, InputPaths};
+use crate::clients::http::RetryPolicy;
+use crate::config::KeyMode;
+use crate::error::{Error, ExitCode, Result};
+use crate::output::Output;
+use crate::workflow::context::Services;
+use crate::workflow::host_run::StopSignal;
+use crate::workflow::manager::{self, RunSettings, RunSummary};
+use crate::workflow::{steps, Step};
+
+#[derive(Clone, Debug)]
+pub struct DemoSettings {
+    pub hosts: usize,
+    pub seed: u64,
+    /// Where the site files, journal and logs go (a new temporary folder when unset).
+    pub dir: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// What the demo leaves behind for the operator to look at.
+#[derive(Debug, serde::Serialize)]
+pub struct DemoReport {
+    pub dir: PathBuf,
+    pub journal: PathBuf,
+    pub run_log: Option<PathBuf>,
+    pub steps: Vec<RunSummary>,
+    /// Per host: where its ticket stands and how many comments it has.
+    pub tickets: Vec<(String, String, String, usize)>,
+}
+
+impl DemoReport {
+    pub fn exit_code(&self) -> ExitCode {
+        // The site's deliberate oddities are expected to block; the demo
+        // succeeds when it ran to the end.
+        ExitCode::Success
+    }
+}
+
+/// The steps the demo runs, in campaign order after the preflight.
+pub fn demo_steps() -> Vec<Step> {
+    let available = steps::available();
+    std::iter::once(Step::Noops).chain(Step::CAMPAIGN).filter(|step| available.contains(step)).collect()
+}
+
+pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logging::RunLog) -> Result<DemoReport> {
+    let quiet = settings.quiet;
+    let dir = match &settings.dir {
+        Some(dir) => dir.clone(),
+        None => tempfile::Builder::new()
+            .prefix("hvmigrate-demo-")
+            .tempdir()
+            .map_err(|err| Error::io(&std::env::temp_dir(), err))?
+            .keep(),
+    };
+    let world = WorldOptions { hosts: settings.hosts, seed: settings.seed, ..WorldOptions::default() };
+    let lab = Lab::start(LabOptions { world, ..LabOptions::default() })
+        .await
+        .map_err(|err| Error::Refused(format!("cannot start the simulated site: {err}")))?;
+    // Minutes of migration pass in seconds of demo.
+    lab.world().lock().time_scale = 120.0;
+    let site = lab.write_site_files(&dir.join("site"), "").map_err(|err| Error::io(&dir, err))?;
+    let paths = InputPaths { hypervisors_file: site.hypervisors.clone(), creds_file: site.credentials.clone() };
+    let (hypervisors, credentials) = check_config::load_inputs(&paths, KeyMode::Required)?;
+    let log = run_log.open(&dir.join("logs"), &paths.hypervisors_file)?;
+    let credentials = Arc::new(credentials);
+    let services = Arc::new(Services::connect(&credentials, RetryPolicy::default()).await?);
+    let journal = dir.join("state/hvmigrate.db");
+    let stop = StopSignal::default();
+
+    let mut summaries = Vec::new();
+    for step in demo_steps() {
+        let settings = RunSettings {
+            step,
+            parallel: hypervisors.len(),
+            only: Vec::new(),
+            dry_run: false,
+            force: false,
+            journal: journal.clone(),
+        };
+        let progress = output.progress(quiet);
+        let summary =
+            manager::run(&settings, &hypervisors, credentials.clone(), services.clone(), progress, stop.clone())
+                .await?;
+        output.run_summary(&summary, None);
+        summaries.push(summary);
+    }
+
+    let tickets = {
+        let world = lab.world().lock();
+        world
+            .campaign_hosts()
+            .filter_map(|host| {
+                let key = host.jira_key.as_deref()?;
+                let issue = world.jira_issue(key)?;
+                Some((host.fqdn.clone(), key.to_owned(), issue.status.clone(), issue.comments.len()))
+            })
+            .collect()
+    };
+    lab.shutdown().await;
+    Ok(DemoReport { dir, journal, run_log: Some(log), steps: summaries, tickets })
+}
