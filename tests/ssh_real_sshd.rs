@@ -224,7 +224,31 @@ async fn one_master_connection_per_host_is_reused_until_closed() {
     assert_eq!(pool.open_connections(), 0);
     pool.run(&target, &RemoteCommand::new("true", "true")).await.expect("runs after close");
     assert_eq!(sshd.accepted_logins(), 2, "a closed host gets a new master");
-    pool.close_all().await;
+}
+
+#[tokio::test]
+async fn dropping_the_pool_stops_its_masters() {
+    let sshd = Sshd::start();
+    let pool = sshd.pool();
+    pool.run(&sshd.target(), &RemoteCommand::new("true", "true")).await.expect("runs");
+    let config_path = ssh_config_path(&sshd);
+    drop(pool);
+    // The master exits once told to; its sshd connection closes with it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while master_running(&config_path) {
+        assert!(Instant::now() < deadline, "the master outlived its pool");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `-F <ssh_config>` path identifies this test's master among all ssh processes.
+fn ssh_config_path(sshd: &Sshd) -> String {
+    sshd.path("ssh_config").display().to_string()
+}
+
+fn master_running(config_path: &str) -> bool {
+    let output = Command::new("pgrep").args(["-f", &format!("ssh .*-M .*{config_path}")]).output().expect("pgrep runs");
+    output.status.success()
 }
 
 #[tokio::test]

@@ -60,16 +60,17 @@ type SessionSlot = Arc<OnceCell<Arc<Session>>>;
 
 pub struct SshPool {
     options: SshOptions,
+    /// Dropped before `control_dir`: a session's drop stops its master through the socket there.
+    sessions: Mutex<HashMap<Target, SessionSlot>>,
     /// Private folder for the control sockets; removed when the pool goes.
     control_dir: tempfile::TempDir,
-    sessions: Mutex<HashMap<Target, SessionSlot>>,
 }
 
 impl SshPool {
     pub fn new(options: SshOptions) -> std::io::Result<Self> {
         // Short path: a control socket path must fit in 108 bytes.
         let control_dir = tempfile::Builder::new().prefix("hvmigrate-ssh.").tempdir_in(std::env::temp_dir())?;
-        Ok(SshPool { options, control_dir, sessions: Mutex::new(HashMap::new()) })
+        Ok(SshPool { options, sessions: Mutex::new(HashMap::new()), control_dir })
     }
 
     pub fn options(&self) -> &SshOptions {
