@@ -233,20 +233,20 @@ fn page_size(params: &Params) -> usize {
 
 /// DRF's LimitOffsetPagination: `count`, absolute `next`/`previous` with the
 /// request's other parameters kept (sorted by key, as DRF re-encodes them).
+/// With `start` (4.6+), cursor pagination by id instead.
 fn paginate(ctx: &Ctx, uri: &Uri, params: &Params, items: Vec<Value>) -> Response {
-    let count = items.len();
     let limit = page_size(params);
-    let offset = params.all("offset").first().and_then(|o| o.parse::<i64>().ok()).map_or(0, |o| o.max(0) as usize);
-    let link = |offset: Option<usize>| {
+    let link = |changes: &[(&'static str, Option<usize>)]| {
         let mut query: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (key, value) in &params.pairs {
             query.entry(key.as_str()).or_default().push(value.clone());
         }
-        query.insert("limit", vec![limit.to_string()]);
-        match offset {
-            Some(offset) => query.insert("offset", vec![offset.to_string()]),
-            None => query.remove("offset"),
-        };
+        for (key, value) in changes {
+            match value {
+                Some(value) => query.insert(key, vec![value.to_string()]),
+                None => query.remove(key),
+            };
+        }
         let mut encoded = form_urlencoded::Serializer::new(String::new());
         for (key, values) in &query {
             for value in values {
@@ -255,11 +255,31 @@ fn paginate(ctx: &Ctx, uri: &Uri, params: &Params, items: Vec<Value>) -> Respons
         }
         format!("{}{}?{}", ctx.base, uri.path(), encoded.finish())
     };
-    let next = (offset + limit < count).then(|| link(Some(offset + limit)));
+    if let Some(start) = params.all("start").first().filter(|_| ctx.version.at_least(4, 6)) {
+        if !params.all("offset").is_empty() || !params.all("ordering").is_empty() {
+            let message = "The 'start' parameter cannot be combined with 'offset' or 'ordering'.";
+            return validation_errors(BTreeMap::from([("start".to_string(), vec![message.to_string()])]));
+        }
+        let Ok(start) = start.parse::<u64>() else {
+            return validation_errors(BTreeMap::from([("start".to_string(), vec!["Enter a whole number.".into()])]));
+        };
+        let mut results: Vec<Value> =
+            items.into_iter().filter(|item| item["id"].as_u64().is_some_and(|id| id >= start)).collect();
+        results.sort_by_key(|item| item["id"].as_u64());
+        results.truncate(limit);
+        let next = (results.len() == limit).then(|| {
+            let last = results.last().and_then(|item| item["id"].as_u64()).unwrap_or(start);
+            link(&[("limit", Some(limit)), ("start", Some(last as usize + 1))])
+        });
+        return Json(json!({"count": null, "next": next, "previous": null, "results": results})).into_response();
+    }
+    let count = items.len();
+    let offset = params.all("offset").first().and_then(|o| o.parse::<i64>().ok()).map_or(0, |o| o.max(0) as usize);
+    let next = (offset + limit < count).then(|| link(&[("limit", Some(limit)), ("offset", Some(offset + limit))]));
     let previous = match offset {
         0 => None,
-        o if o <= limit => Some(link(None)),
-        o => Some(link(Some(o - limit))),
+        o if o <= limit => Some(link(&[("limit", Some(limit)), ("offset", None)])),
+        o => Some(link(&[("limit", Some(limit)), ("offset", Some(o - limit))])),
     };
     let results: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
     Json(json!({"count": count, "next": next, "previous": previous, "results": results})).into_response()

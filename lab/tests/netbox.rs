@@ -158,6 +158,32 @@ async fn offset_pagination_with_absolute_links() {
 }
 
 #[tokio::test]
+async fn cursor_pagination_by_start_on_4_6() {
+    let lab = lab_with(WorldOptions { hosts: 30, ..WorldOptions::default() }).await;
+    let total = lab.world().lock().netbox.devices.len();
+    let base = &lab.urls().netbox;
+    let mut path = "/api/dcim/devices/?start=0&limit=10".to_owned();
+    let mut seen = 0;
+    loop {
+        let (status, page) = json_of(request(&lab, Method::GET, &path)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(page["count"], Value::Null);
+        assert_eq!(page["previous"], Value::Null);
+        seen += page["results"].as_array().unwrap().len();
+        match page["next"].as_str() {
+            Some(next) => {
+                assert!(next.contains("start="), "{next}");
+                path = next.strip_prefix(base.as_str()).unwrap().to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, total);
+    let (status, _) = json_of(request(&lab, Method::GET, "/api/dcim/devices/?start=0&offset=5")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn patch_is_partial_and_merges_custom_fields() {
     let lab = lab().await;
     let (id, name) = a_device(&lab);
