@@ -36,11 +36,13 @@ pub struct WorldOptions {
     pub oddities: bool,
     /// Site name, also the DNS sub-domain of every host.
     pub site: String,
+    /// VMs on each campaign host (1 to 4 at random when unset).
+    pub vms_per_host: Option<u32>,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { hosts: 12, seed: 1, oddities: true, site: "lab".into() }
+        WorldOptions { hosts: 12, seed: 1, oddities: true, site: "lab".into(), vms_per_host: None }
     }
 }
 
@@ -62,7 +64,19 @@ pub struct WorldState {
     pub scc: SccRegistry,
     /// Simulated seconds that pass per real second (migrations, reinstalls).
     pub time_scale: f64,
+    /// Keystone tokens issued so far (Nova accepts only these).
+    #[serde(skip)]
+    pub keystone_tokens: std::collections::HashMap<String, crate::keystone::IssuedToken>,
+    /// Lifetime of a new Keystone token, in real seconds.
+    pub token_lifetime_secs: u64,
+    /// Simulated time as migrations see it (advances by `time_scale`).
+    #[serde(skip)]
+    pub clock: crate::nova::SimClock,
+    /// The most migrations ever in progress at once, site-wide and from one source host.
+    pub max_concurrent_migrations: usize,
+    pub max_concurrent_migrations_per_source: usize,
     next_id: u64,
+    vms_per_host: Option<u32>,
 }
 
 /// A physical hypervisor, as seen by every system at once.
@@ -276,6 +290,10 @@ pub struct Migration {
     pub updated_at: String,
     /// Simulated seconds the migration takes.
     pub duration_secs: f64,
+    /// Simulated time it started at (see `WorldState::clock`).
+    pub started_at_sim: f64,
+    /// Server status before it started (a cold-migrated SHUTOFF server goes back to SHUTOFF).
+    pub previous_status: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -483,7 +501,13 @@ impl WorldState {
             silences: Vec::new(),
             scc: SccRegistry::default(),
             time_scale: 1.0,
+            keystone_tokens: Default::default(),
+            token_lifetime_secs: 3600,
+            clock: Default::default(),
+            max_concurrent_migrations: 0,
+            max_concurrent_migrations_per_source: 0,
             next_id: 1,
+            vms_per_host: options.vms_per_host,
         };
         let spares = (options.hosts / 4).max(2);
         for index in 0..options.hosts + spares {
@@ -769,7 +793,11 @@ impl WorldState {
                 .clone();
             host.jira_key = Some(key);
         }
-        let vm_count = if in_campaign { rng.random_range(1..=4) } else { 0 };
+        let vm_count = match (in_campaign, self.vms_per_host) {
+            (false, _) => 0,
+            (true, Some(count)) => count,
+            (true, None) => rng.random_range(1..=4),
+        };
         self.hosts.push(host);
         for n in 0..vm_count {
             let status = if shape == Shape::ErrorVm && n == 0 {
