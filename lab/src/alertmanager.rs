@@ -472,7 +472,10 @@ fn can_update(existing: &Silence, posted: &Posted, now: Timestamp) -> bool {
         return false;
     }
     match silence_state(existing, now) {
-        SilenceState::Active => posted.starts_at == parse_time(&existing.starts_at) && posted.ends_at >= now,
+        // The start is compared to the second, so a client may send back the start it read.
+        SilenceState::Active => {
+            posted.starts_at.as_second() == parse_time(&existing.starts_at).as_second() && posted.ends_at >= now
+        }
         SilenceState::Pending => posted.starts_at >= now,
         SilenceState::Expired => false,
     }

@@ -54,9 +54,14 @@ async fn password_token_is_201_with_subject_token_and_catalog() {
     assert!((3500..=3600).contains(&ahead), "about an hour ahead: {ahead}");
     assert!(token_body["issued_at"].as_str().unwrap().ends_with('Z'));
     let compute = token_body["catalog"].as_array().unwrap().iter().find(|s| s["type"] == "compute").unwrap();
-    let interfaces: Vec<&str> = compute["endpoints"].as_array().unwrap().iter().map(|e| e["interface"].as_str().unwrap()).collect();
+    let interfaces: Vec<&str> =
+        compute["endpoints"].as_array().unwrap().iter().map(|e| e["interface"].as_str().unwrap()).collect();
     assert_eq!(interfaces, ["public", "internal", "admin"]);
-    assert!(compute["endpoints"].as_array().unwrap().iter().all(|e| e["url"] == lab.urls().nova && e["region_id"] == "RegionOne"));
+    assert!(compute["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["url"] == lab.urls().nova && e["region_id"] == "RegionOne"));
     assert!(token_body["catalog"].as_array().unwrap().iter().any(|s| s["type"] == "identity"));
 
     // The token validates, and Nova accepts it.
@@ -68,7 +73,12 @@ async fn password_token_is_201_with_subject_token_and_catalog() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let nova = Client::new().get(format!("{}/os-services", lab.urls().nova)).header("x-auth-token", &token).send().await.unwrap();
+    let nova = Client::new()
+        .get(format!("{}/os-services", lab.urls().nova))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(nova.status(), StatusCode::OK);
 }
 
@@ -76,13 +86,15 @@ async fn password_token_is_201_with_subject_token_and_catalog() {
 async fn ids_may_replace_names_and_nocatalog_drops_the_catalog() {
     let lab = lab().await;
     let secrets = lab.secrets();
-    let token = post_tokens(&lab, &password_body(&lab, &secrets.openstack_password)).await.json::<Value>().await.unwrap();
+    let token =
+        post_tokens(&lab, &password_body(&lab, &secrets.openstack_password)).await.json::<Value>().await.unwrap();
     let user_id = token["token"]["user"]["id"].as_str().unwrap().to_owned();
     let body = json!({"auth": {
         "identity": {"methods": ["password"], "password": {"user": {"id": user_id, "password": secrets.openstack_password}}},
         "scope": {"project": {"id": secrets.openstack_project_id}},
     }});
-    let response = Client::new().post(format!("{}/auth/tokens?nocatalog", lab.urls().keystone)).json(&body).send().await.unwrap();
+    let response =
+        Client::new().post(format!("{}/auth/tokens?nocatalog", lab.urls().keystone)).json(&body).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
     assert!(body["token"].get("catalog").is_none());

@@ -29,8 +29,15 @@ async fn nova() -> Nova {
 }
 
 impl Nova {
-    async fn call(&self, method: Method, path: &str, version: &str, body: Option<Value>) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.lab.urls().nova)).header("x-auth-token", &self.token);
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        version: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut request =
+            self.client.request(method, format!("{}{path}", self.lab.urls().nova)).header("x-auth-token", &self.token);
         if !version.is_empty() {
             request = request.header("openstack-api-version", format!("compute {version}"));
         }
@@ -56,7 +63,8 @@ impl Nova {
     /// An ACTIVE server without test hooks, and its host.
     fn plain_active_server(&self) -> (String, String) {
         let world = self.lab.world().lock();
-        let server = world.servers.values().find(|s| s.status == "ACTIVE" && !s.fail_migration && !s.hang_migration).unwrap();
+        let server =
+            world.servers.values().find(|s| s.status == "ACTIVE" && !s.fail_migration && !s.hang_migration).unwrap();
         (server.id.clone(), server.host.clone())
     }
 }
@@ -97,7 +105,10 @@ async fn microversion_negotiation() {
     assert_eq!(response.headers()["x-openstack-nova-api-version"], "2.11");
     let (status, body) = nova.get("/os-services", "2.999").await;
     assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
-    assert_eq!(body["computeFault"]["message"], "Version 2.999 is not supported by the API. Minimum is 2.1 and maximum is 2.96.");
+    assert_eq!(
+        body["computeFault"]["message"],
+        "Version 2.999 is not supported by the API. Minimum is 2.1 and maximum is 2.96."
+    );
     let (status, body) = nova.get("/os-services", "2.x").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["badRequest"]["message"].as_str().unwrap().contains("is of invalid format"));
@@ -134,8 +145,9 @@ async fn service_update_rules_at_2_53() {
     let (_, body) = nova.get(&format!("/os-services?host={host}&binary=nova-compute"), "2.53").await;
     let uuid = body["services"][0]["id"].as_str().unwrap().to_owned();
     let path = format!("/os-services/{uuid}");
-    let (status, _, body) =
-        nova.call(Method::PUT, &path, "2.53", Some(json!({"status": "disabled", "disabled_reason": "hv migration MH-101"}))).await;
+    let (status, _, body) = nova
+        .call(Method::PUT, &path, "2.53", Some(json!({"status": "disabled", "disabled_reason": "hv migration MH-101"})))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["service"]["status"], "disabled");
     assert_eq!(body["service"]["disabled_reason"], "hv migration MH-101");
@@ -155,10 +167,17 @@ async fn service_update_rules_at_2_53() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(reply["badRequest"]["message"].is_string());
     }
-    let (status, _, _) = nova.call(Method::PUT, "/os-services/not-a-uuid", "2.53", Some(json!({"status": "enabled"}))).await;
+    let (status, _, _) =
+        nova.call(Method::PUT, "/os-services/not-a-uuid", "2.53", Some(json!({"status": "enabled"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _, body) =
-        nova.call(Method::PUT, "/os-services/00000000-0000-4000-a000-000000000000", "2.53", Some(json!({"status": "enabled"}))).await;
+    let (status, _, body) = nova
+        .call(
+            Method::PUT,
+            "/os-services/00000000-0000-4000-a000-000000000000",
+            "2.53",
+            Some(json!({"status": "enabled"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["itemNotFound"]["message"].is_string());
     let (status, _, body) = nova.call(Method::PUT, &path, "2.53", Some(json!({"status": "enabled"}))).await;
@@ -166,7 +185,12 @@ async fn service_update_rules_at_2_53() {
     assert_eq!(body["service"]["disabled_reason"], Value::Null);
     // The legacy paths are gone at 2.53.
     let (status, _, body) = nova
-        .call(Method::PUT, "/os-services/disable-log-reason", "2.53", Some(json!({"host": host, "binary": "nova-compute", "disabled_reason": "x"})))
+        .call(
+            Method::PUT,
+            "/os-services/disable-log-reason",
+            "2.53",
+            Some(json!({"host": host, "binary": "nova-compute", "disabled_reason": "x"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "the 2.53 schema refuses the old body first");
     assert!(body["badRequest"]["message"].as_str().unwrap().contains("Additional properties"));
@@ -181,16 +205,31 @@ async fn legacy_service_actions_before_2_53() {
     let nova = nova().await;
     let host = nova.campaign_host(1);
     let (status, _, body) = nova
-        .call(Method::PUT, "/os-services/disable-log-reason", "2.52", Some(json!({"host": host, "binary": "nova-compute", "disabled_reason": "why"})))
+        .call(
+            Method::PUT,
+            "/os-services/disable-log-reason",
+            "2.52",
+            Some(json!({"host": host, "binary": "nova-compute", "disabled_reason": "why"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"service": {"host": host, "binary": "nova-compute", "status": "disabled", "disabled_reason": "why"}}));
-    let (status, _, body) =
-        nova.call(Method::PUT, "/os-services/enable", "2.1", Some(json!({"host": host, "binary": "nova-compute"}))).await;
+    assert_eq!(
+        body,
+        json!({"service": {"host": host, "binary": "nova-compute", "status": "disabled", "disabled_reason": "why"}})
+    );
+    let (status, _, body) = nova
+        .call(Method::PUT, "/os-services/enable", "2.1", Some(json!({"host": host, "binary": "nova-compute"})))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"service": {"host": host, "binary": "nova-compute", "status": "enabled"}}));
-    let (status, _, _) =
-        nova.call(Method::PUT, "/os-services/enable", "2.1", Some(json!({"host": "nope.example.org", "binary": "nova-compute"}))).await;
+    let (status, _, _) = nova
+        .call(
+            Method::PUT,
+            "/os-services/enable",
+            "2.1",
+            Some(json!({"host": "nope.example.org", "binary": "nova-compute"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -259,16 +298,18 @@ async fn live_migration_progresses_and_moves_the_server() {
     nova.lab.world().lock().time_scale = 200.0;
     let (id, source) = nova.plain_active_server();
     let action = format!("/servers/{id}/action");
-    let (status, _, body) =
-        nova.call(Method::POST, &action, "2.30", Some(json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}))).await;
+    let (status, _, body) = nova
+        .call(Method::POST, &action, "2.30", Some(json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(body, Value::Null);
     let (_, body) = nova.get(&format!("/servers/{id}"), "2.53").await;
     assert_eq!(body["server"]["status"], "MIGRATING");
     assert_eq!(body["server"]["OS-EXT-STS:task_state"], "migrating");
     // A second request while it migrates is a conflict.
-    let (status, _, body) =
-        nova.call(Method::POST, &action, "2.30", Some(json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}))).await;
+    let (status, _, body) = nova
+        .call(Method::POST, &action, "2.30", Some(json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(
         body["conflictingRequest"]["message"],
@@ -307,17 +348,33 @@ async fn live_migration_body_rules_and_bad_hosts() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{version} {body}");
     }
     let (status, _, body) = nova
-        .call(Method::POST, &action, "2.30", Some(json!({"os-migrateLive": {"host": "nope.example.org", "block_migration": "auto"}})))
+        .call(
+            Method::POST,
+            &action,
+            "2.30",
+            Some(json!({"os-migrateLive": {"host": "nope.example.org", "block_migration": "auto"}})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["badRequest"]["message"], "Compute host nope.example.org could not be found.");
     let (status, _, _) = nova
-        .call(Method::POST, &action, "2.30", Some(json!({"os-migrateLive": {"host": source, "block_migration": "auto", "force": true}})))
+        .call(
+            Method::POST,
+            &action,
+            "2.30",
+            Some(json!({"os-migrateLive": {"host": source, "block_migration": "auto", "force": true}})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "to itself before 2.34");
     // From 2.34 the checks run in the background: accepted, and the migration errors.
-    let (status, _, _) =
-        nova.call(Method::POST, &action, "2.34", Some(json!({"os-migrateLive": {"host": source, "block_migration": "auto"}}))).await;
+    let (status, _, _) = nova
+        .call(
+            Method::POST,
+            &action,
+            "2.34",
+            Some(json!({"os-migrateLive": {"host": source, "block_migration": "auto"}})),
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (_, body) = nova.get(&format!("/os-migrations?instance_uuid={id}"), "2.59").await;
     assert_eq!(body["migrations"][0]["status"], "error");
@@ -334,7 +391,8 @@ async fn failing_and_hanging_migrations() {
     nova.lab.world().lock().servers.get_mut(&hanging).unwrap().hang_migration = true;
     let live = json!({"os-migrateLive": {"host": null, "block_migration": "auto"}});
     for id in [&failing, &hanging] {
-        let (status, _, _) = nova.call(Method::POST, &format!("/servers/{id}/action"), "2.30", Some(live.clone())).await;
+        let (status, _, _) =
+            nova.call(Method::POST, &format!("/servers/{id}/action"), "2.30", Some(live.clone())).await;
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -349,7 +407,8 @@ async fn failing_and_hanging_migrations() {
     assert_eq!(body["migrations"][0]["server_uuid"], hanging);
     assert!(body["migrations"][0]["memory_total_bytes"].as_u64().unwrap() > 0);
     // Aborting a hung migration puts the server back on its host.
-    let (status, _, _) = nova.call(Method::DELETE, &format!("/servers/{hanging}/migrations/{migration_id}"), "2.24", None).await;
+    let (status, _, _) =
+        nova.call(Method::DELETE, &format!("/servers/{hanging}/migrations/{migration_id}"), "2.24", None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let server = wait_for_status(&nova, &hanging, "ACTIVE").await;
     assert_eq!(server["OS-EXT-SRV-ATTR:host"], hanging_host);
