@@ -76,6 +76,51 @@ pub enum Command {
     Status(StatusArgs),
     /// The whole campaign on a built-in simulated site (in-process, on loopback, in a temporary folder).
     Demo(DemoArgs),
+    /// SUSE Customer Center: collect the hypervisors' details through libvirt, upload them, check the credentials.
+    #[command(subcommand)]
+    Scc(SccCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SccCommand {
+    /// Collect every listed host's details over SSH (virsh) and print them, or save them with --output-file.
+    Collect(SccCollectArgs),
+    /// Upload saved results (--input) or freshly collected ones: one request per group.
+    Upload(SccUploadArgs),
+    /// Check the SCC credentials.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct SccCollectArgs {
+    /// Save the results here (YAML, mode 0600) instead of printing them; upload them later with --input.
+    /// (`--output` is the global output format.)
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub collection: SccCollectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SccUploadArgs {
+    /// Upload these saved results instead of collecting now (the hypervisors file is then not needed).
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub collection: SccCollectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SccCollectionArgs {
+    /// The SCC group of the hosts (default: workflow.scc_group, else the hosts' DNS sub-domain).
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+    /// Hosts read at once.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub parallel: usize,
+    /// Only this host of the list (repeatable).
+    #[arg(long, value_name = "HOST")]
+    pub only: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod maintenance_window;
 pub mod output;
 pub mod reach;
+pub mod scc;
 pub mod secret;
 pub mod ssh;
 pub mod tickets;

@@ -26,7 +26,7 @@ use hvmigrate::workflow::host_run::StopSignal;
 use hvmigrate::workflow::manager::{self, RunSettings};
 use hvmigrate::workflow::{steps, Step};
 
-use cli::{Cli, Command, OutputFormat, RunArgs, StatusArgs};
+use cli::{Cli, Command, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -109,6 +109,7 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
         }
         Command::Run(args) => run_step(cli, args, &paths, output, run_log),
         Command::Status(args) => status(cli, args, output),
+        Command::Scc(command) => scc(cli, command, &paths, output, run_log),
         Command::Demo(args) => {
             // The demo acts only on its own simulated site, so root is no concern here.
             let settings =
@@ -198,6 +199,77 @@ fn status(cli: &Cli, args: &StatusArgs, output: &Output) -> Result<ExitCode> {
         None => output.host_statuses(&journal.host_statuses()?),
     }
     Ok(ExitCode::Success)
+}
+
+/// `hvmigrate scc collect|upload|check`.
+fn scc(cli: &Cli, command: &SccCommand, paths: &InputPaths, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
+    let global = &cli.global;
+    fs_security::check_not_root(global.allow_root)?;
+    // Only collecting needs the list: an upload of saved results runs where the hosts are out of reach.
+    let collect = |args: &SccCollectionArgs| -> Result<hvmigrate::scc::ResultsFile> {
+        let (hypervisors, credentials) = check_config::load_inputs(paths, KeyMode::Optional)?;
+        let only = args
+            .only
+            .iter()
+            .map(|host| HostName::parse(host).map_err(|err| usage(&format!("--only: {err}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let hosts = hvmigrate::scc::listed_hosts(&hypervisors, &only)?;
+        run_log.open(&global.log_dir, &paths.hypervisors_file)?;
+        let parallel = args.parallel.max(1);
+        runtime()?.block_on(hvmigrate::scc::collect_listed(
+            &credentials,
+            &paths.creds_file,
+            &hosts,
+            args.group.as_deref(),
+            parallel,
+        ))
+    };
+    let scc_client = |credentials: &hvmigrate::config::Credentials| {
+        let config = credentials.scc.as_ref().ok_or_else(|| missing_section(paths, "scc"))?;
+        Ok::<_, Error>(hvmigrate::clients::scc::SccClient::new(config)?)
+    };
+    let load_credentials = || {
+        fs_security::check_secret_file(&paths.creds_file)?;
+        hvmigrate::config::Credentials::load(&paths.creds_file)
+    };
+    match command {
+        SccCommand::Check => {
+            let client = scc_client(&load_credentials()?)?;
+            runtime()?.block_on(client.check_credentials())?;
+            output.scc_check();
+            Ok(ExitCode::Success)
+        }
+        SccCommand::Collect(args) => {
+            let results = collect(&args.collection)?;
+            match &args.output_file {
+                Some(file) => {
+                    results.save(file)?;
+                    output.scc_results(&results, Some(file));
+                }
+                None => output.scc_results(&results, None),
+            }
+            Ok(if results.hosts.iter().all(|host| host.valid) { ExitCode::Success } else { ExitCode::HostFailed })
+        }
+        SccCommand::Upload(args) => {
+            let (results, credentials) = match &args.input {
+                Some(file) => {
+                    let credentials = load_credentials()?;
+                    let results = hvmigrate::scc::ResultsFile::load(file)?;
+                    run_log.open(&global.log_dir, file)?;
+                    (results, credentials)
+                }
+                None => {
+                    let results = collect(&args.collection)?;
+                    (results, load_credentials()?)
+                }
+            };
+            let client = scc_client(&credentials)?;
+            let group = args.collection.group.as_deref();
+            let report = runtime()?.block_on(hvmigrate::scc::upload_results(&client, &results.hosts, group));
+            output.scc_upload(&report);
+            Ok(if report.all_ok() { ExitCode::Success } else { ExitCode::HostFailed })
+        }
+    }
 }
 
 fn usage(message: &str) -> Error {

@@ -281,6 +281,97 @@ impl Output {
         }
     }
 
+    /// `scc check`: the credentials work (a failure is an error).
+    pub fn scc_check(&self) {
+        if self.format == Format::Json {
+            return self.json(&serde_json::json!({"scc": "credentials accepted"}));
+        }
+        self.print("SCC: credentials accepted\n");
+    }
+
+    /// `scc collect`: per host valid or not (with the reason); the details
+    /// themselves as YAML unless they were saved to `saved`.
+    pub fn scc_results(&self, results: &crate::scc::ResultsFile, saved: Option<&std::path::Path>) {
+        if self.format == Format::Json {
+            return match saved {
+                Some(file) => self.json(&serde_json::json!({"saved": file, "hosts": scc_validity(results)})),
+                None => self.json(results),
+            };
+        }
+        let mut text = String::new();
+        if saved.is_none() {
+            text.push_str(&serde_yaml_ng::to_string(results).expect("results serialize"));
+            text.push('\n');
+        }
+        let rows: Vec<[String; 4]> = results
+            .hosts
+            .iter()
+            .map(|host| {
+                let details = host.details.as_ref();
+                [
+                    host.host.clone(),
+                    if host.valid { "valid".into() } else { "INVALID".into() },
+                    details.map(|d| d.identifier.clone()).unwrap_or_default(),
+                    match details {
+                        Some(d) => format!(
+                            "{} sockets, {} cores, {} threads, {} MiB, {} VMs",
+                            d.properties.sockets,
+                            d.properties.cores,
+                            d.properties.threads,
+                            d.properties.ram_mb.unwrap_or_default(),
+                            d.systems.len()
+                        ),
+                        None => host.reason.clone().unwrap_or_default(),
+                    },
+                ]
+            })
+            .collect();
+        text.push_str(&table(&["HOST", "RESULT", "IDENTIFIER", "DETAIL"], &rows));
+        let invalid = results.hosts.iter().filter(|host| !host.valid).count();
+        text.push_str(&format!("{} host{}, {invalid} invalid.\n", results.hosts.len(), plural(results.hosts.len())));
+        if let Some(file) = saved {
+            text.push_str(&format!("Saved to {} (mode 0600).\n", file.display()));
+        }
+        self.print(&text);
+    }
+
+    /// `scc upload`: one line per group, then the hosts that were not sent.
+    pub fn scc_upload(&self, report: &crate::scc::UploadReport) {
+        if self.format == Format::Json {
+            return self.json(report);
+        }
+        let mut text = String::new();
+        for group in &report.groups {
+            let hosts = group.hosts.len();
+            match (&group.receipt, &group.error) {
+                (Some(receipt), _) => text.push_str(&format!(
+                    "group {}: {hosts} host{} uploaded (HTTP {}, {})\n",
+                    group.group,
+                    plural(hosts),
+                    receipt.status,
+                    receipt.uploaded_at
+                )),
+                (None, error) => text.push_str(&format!(
+                    "group {}: {hosts} host{} NOT uploaded: {}\n",
+                    group.group,
+                    plural(hosts),
+                    error.as_deref().unwrap_or("unknown error")
+                )),
+            }
+        }
+        for host in &report.not_uploaded {
+            text.push_str(&format!(
+                "{}: not uploaded, its collection failed: {}\n",
+                host.host,
+                host.reason.as_deref().unwrap_or("no details")
+            ));
+        }
+        if report.groups.is_empty() && report.not_uploaded.is_empty() {
+            text.push_str("nothing to upload\n");
+        }
+        self.print(&text);
+    }
+
     fn json<T: serde::Serialize>(&self, value: &T) {
         let text = serde_json::to_string_pretty(value).expect("output types serialize");
         self.print(&format!("{text}\n"));
@@ -353,6 +444,15 @@ impl Progress for LiveProgress {
         }
         let _ = self.bars.println(format!("{}: {} {}", report.host, report.step, report.outcome.label()));
     }
+}
+
+/// Host, valid and reason: the summary of saved results.
+fn scc_validity(results: &crate::scc::ResultsFile) -> Vec<serde_json::Value> {
+    results
+        .hosts
+        .iter()
+        .map(|host| serde_json::json!({"host": host.host, "valid": host.valid, "reason": host.reason}))
+        .collect()
 }
 
 fn plural(count: usize) -> &'static str {

@@ -604,7 +604,7 @@ async fn scc_upload_is_gzip_json_with_basic_auth() {
     flate2::read::GzDecoder::new(&put.body[..]).read_to_string(&mut json).unwrap();
     let json: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["virtualization_hosts"][0]["properties"]["ram_mb"], 515000);
-    assert_eq!(json["virtualization_hosts"][0]["systems"][0]["properties"]["vm_state"], "running");
+    assert_eq!(json["virtualization_hosts"][0]["systems"][0]["properties"]["vmState"], "running");
 }
 
 #[tokio::test]

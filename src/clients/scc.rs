@@ -1,12 +1,13 @@
 //! SUSE Customer Center: virtualization hosts upload and a credentials check.
 
 use std::io::Write;
+use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 use reqwest::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::http::{Auth, Body, HttpService, RetryPolicy, ServiceError};
+use super::http::{Auth, Body, ErrorKind, HttpService, RetryPolicy, ServiceError};
 use crate::config::credentials::Scc as SccConfig;
 
 #[derive(Clone, Debug, Serialize)]
@@ -14,7 +15,7 @@ pub struct VirtualizationHosts {
     pub virtualization_hosts: Vec<VirtualizationHost>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VirtualizationHost {
     pub identifier: String,
     pub group_name: String,
@@ -22,7 +23,7 @@ pub struct VirtualizationHost {
     pub systems: Vec<GuestSystem>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostProperties {
     pub name: String,
     pub arch: String,
@@ -34,16 +35,18 @@ pub struct HostProperties {
     pub hypervisor_type: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestSystem {
     /// RFC 4122 with dashes.
     pub uuid: String,
     pub properties: GuestProperties,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestProperties {
     pub vm_name: String,
+    /// Named as the collector sends it (the gatherer's `optionalVmData`).
+    #[serde(rename = "vmState")]
     pub vm_state: String,
 }
 
@@ -53,8 +56,16 @@ pub struct SccClient {
 }
 
 impl SccClient {
+    /// A client whose retries wait as long as SCC's `Retry-After` asks (up to
+    /// five minutes), a bounded number of times.
     pub fn new(config: &SccConfig) -> Result<Self, ServiceError> {
-        Self::with_policy(config, RetryPolicy::default())
+        let policy = RetryPolicy {
+            max_attempts: 4,
+            max_delay: Duration::from_secs(300),
+            max_total: Duration::from_secs(900),
+            ..RetryPolicy::default()
+        };
+        Self::with_policy(config, policy)
     }
 
     pub fn with_policy(config: &SccConfig, policy: RetryPolicy) -> Result<Self, ServiceError> {
@@ -69,8 +80,9 @@ impl SccClient {
     }
 
     /// Uploads the hosts' details, gzip-compressed. The upload replaces what
-    /// SCC has for these hosts, so it is retried as a whole.
-    pub async fn upload_hosts(&self, hosts: &VirtualizationHosts) -> Result<(), ServiceError> {
+    /// SCC has for these hosts, so it is retried as a whole. Only 200 is
+    /// success (as for the collector and Uyuni); the status is returned.
+    pub async fn upload_hosts(&self, hosts: &VirtualizationHosts) -> Result<u16, ServiceError> {
         let json = serde_json::to_vec(hosts).expect("hosts serialize");
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(&json).and_then(|()| encoder.flush()).expect("writing to memory");
@@ -81,7 +93,14 @@ impl SccClient {
             (HeaderName::from_static("x-gatherer-version"), HeaderValue::from_static(env!("CARGO_PKG_VERSION"))),
         ];
         let body = Body::Raw { bytes, headers };
-        self.http.idempotent(Method::PUT, "connect/organizations/virtualization_hosts", body).await?;
-        Ok(())
+        let path = "connect/organizations/virtualization_hosts";
+        let reply = self.http.idempotent(Method::PUT, path, body).await?;
+        let status = reply.status.as_u16();
+        if status != 200 {
+            let message = super::http::service_message(&reply.body);
+            let kind = ErrorKind::Status { status, message, retry_after: None };
+            return Err(ServiceError::new("scc", &Method::PUT, path, kind));
+        }
+        Ok(status)
     }
 }

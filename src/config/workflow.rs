@@ -27,6 +27,9 @@ pub struct Workflow {
     /// Whether a fix may format a device that already holds a filesystem.
     pub allow_reformat: bool,
     pub limits: Limits,
+    /// The SCC group (`group_name`) of the uploaded hosts; the site name (the
+    /// hosts' DNS sub-domain) when unset.
+    pub scc_group: Option<String>,
 }
 
 impl Default for Workflow {
@@ -44,6 +47,7 @@ impl Default for Workflow {
             model_fixes: default_model_fixes(),
             allow_reformat: false,
             limits: Limits::default(),
+            scc_group: None,
         }
     }
 }
