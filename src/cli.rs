@@ -76,6 +76,9 @@ pub enum Command {
     Status(StatusArgs),
     /// The whole campaign on a built-in simulated site (in-process, on loopback, in a temporary folder).
     Demo(DemoArgs),
+    /// The simulated site: serve it for hands-on use, or show where it stands.
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// SUSE Customer Center: collect the hypervisors' details through libvirt, upload them, check the credentials.
     #[command(subcommand)]
     Scc(SccCommand),
@@ -121,6 +124,41 @@ pub struct SccCollectionArgs {
     /// Only this host of the list (repeatable).
     #[arg(long, value_name = "HOST")]
     pub only: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Start the simulated site on loopback, write a ready credentials.yaml and hypervisors.txt, serve until Ctrl-C.
+    Serve(LabServeArgs),
+    /// Show the running site's world: per host NetBox, Nova, VMs, Jira and silences; SCC uploads (read-only).
+    Show(LabShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LabServeArgs {
+    /// Hypervisors of the simulated campaign.
+    #[arg(long, default_value_t = 12)]
+    pub hosts: usize,
+    /// Seed of the simulated site; the same seed gives the same site.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the site files here instead of a new temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Listen on consecutive ports from P (jira, netbox, keystone, nova, alertmanager, scc) instead of random ones.
+    #[arg(long, value_name = "P")]
+    pub port_base: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct LabShowArgs {
+    /// The folder `lab serve` wrote (its lab.json names the control URL).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The lab's control URL.
+    #[arg(long, value_name = "CONTROL_URL")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Args)]

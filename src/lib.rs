@@ -10,6 +10,7 @@ pub mod error;
 pub mod fs_security;
 pub mod hosts;
 pub mod journal;
+pub mod lab;
 pub mod logging;
 pub mod maintenance_window;
 pub mod output;

@@ -21,12 +21,13 @@ use hvmigrate::clients::http::RetryPolicy;
 use hvmigrate::config::HostName;
 use hvmigrate::demo::{self, DemoSettings};
 use hvmigrate::journal::Journal;
+use hvmigrate::lab;
 use hvmigrate::workflow::context::Services;
 use hvmigrate::workflow::host_run::StopSignal;
 use hvmigrate::workflow::manager::{self, RunSettings};
 use hvmigrate::workflow::{steps, Step};
 
-use cli::{Cli, Command, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs};
+use cli::{Cli, Command, LabCommand, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -118,7 +119,35 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
             output.demo_report(&report);
             Ok(report.exit_code())
         }
+        // Lab commands act only on the simulated site, so root is no concern here.
+        Command::Lab(command) => lab_command(command, output),
     }
+}
+
+/// `hvmigrate lab serve|show`: arguments become plain settings.
+fn lab_command(command: &LabCommand, output: &Output) -> Result<ExitCode> {
+    match command {
+        LabCommand::Serve(args) => {
+            let settings = lab::ServeSettings {
+                hosts: args.hosts,
+                seed: args.seed,
+                dir: args.dir.clone(),
+                port_base: args.port_base,
+            };
+            runtime()?.block_on(lab::serve(&settings, output))?;
+        }
+        LabCommand::Show(args) => {
+            let source = match (&args.dir, &args.url) {
+                (_, Some(url)) => lab::ShowSource::Url(url.clone()),
+                (Some(dir), None) => lab::ShowSource::Dir(dir.clone()),
+                (None, None) => return Err(usage("lab show needs --dir or --url")),
+            };
+            let control = lab::control_url(&source)?;
+            let world = runtime()?.block_on(lab::fetch_world(&control))?;
+            output.lab_view(&lab::view(&world, &control), &world);
+        }
+    }
+    Ok(ExitCode::Success)
 }
 
 /// `hvmigrate run`: arguments become [`RunSettings`], then the manager runs.

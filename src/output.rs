@@ -372,6 +372,108 @@ impl Output {
         self.print(&text);
     }
 
+    /// What `lab serve` started and wrote, and how to use it.
+    pub fn lab_serving(&self, report: &crate::lab::ServeReport) {
+        if self.format == Format::Json {
+            return self.json(report);
+        }
+        let dir = report.dir.display();
+        let urls = &report.urls;
+        let mut text = format!(
+            "The simulated site is running (seed {}, {} campaign host{}).\n",
+            report.seed,
+            report.hosts,
+            plural(report.hosts)
+        );
+        for (name, url) in [
+            ("jira", &urls.jira),
+            ("netbox", &urls.netbox),
+            ("keystone", &urls.keystone),
+            ("nova", &urls.nova),
+            ("alertmanager", &urls.alertmanager),
+            ("scc", &urls.scc),
+            ("control", &urls.control),
+        ] {
+            text.push_str(&format!("  {name:13}{url}\n"));
+        }
+        text.push_str(&format!("Files in {dir}:\n"));
+        text.push_str(&format!("  {:17}every service's URL and secret (mode 0600)\n", "credentials.yaml"));
+        text.push_str(&format!("  {:17}the campaign hosts and their tickets\n", "hypervisors.txt"));
+        text.push_str(&format!("  {:17}the openstack CLI environment (mode 0600)\n", "openrc.sh"));
+        text.push_str(&format!("  {:17}where `lab show --dir` finds the lab\n", "lab.json"));
+        text.push_str("Use it:\n");
+        text.push_str(&format!(
+            "  hvmigrate --creds-file {} --hypervisors-file {} check-config\n",
+            report.credentials.display(),
+            report.hypervisors.display()
+        ));
+        text.push_str(&format!("  hvmigrate lab show --dir {dir}\n"));
+        text.push_str(&format!("  . {}    # sets ", report.openrc.display()));
+        let names: Vec<&str> = report.openstack_env.iter().map(|(name, _)| name.as_str()).collect();
+        text.push_str(&format!("{} and OS_PASSWORD\n", names.join(" ")));
+        text.push_str("  openstack compute service list\n");
+        text.push_str("Ctrl-C stops it.\n");
+        self.print(&text);
+    }
+
+    /// `lab show`: the raw world as JSON, or one line per host.
+    pub fn lab_view(&self, view: &crate::lab::LabView, raw: &serde_json::Value) {
+        if self.format == Format::Json {
+            return self.json(raw);
+        }
+        let mut text = format!(
+            "Simulated site '{}' (seed {}), control {}: {} campaign host{}, {} spare\n",
+            view.site,
+            view.seed,
+            view.control,
+            view.campaign.len(),
+            plural(view.campaign.len()),
+            view.spares.len()
+        );
+        let width = view.campaign.iter().chain(&view.spares).map(|h| h.fqdn.len()).max().unwrap_or(4).max(4);
+        let header = format!(
+            "{:width$}  {:15} {:14} {:4} {:9} {:26} {:8} {}\n",
+            "HOST", "NETBOX", "NOVA", "VMS", "TICKET", "JIRA STATUS", "SILENCES", "LAST COMMENT"
+        );
+        text.push_str(&header);
+        for host in &view.campaign {
+            text.push_str(&format!(
+                "{:width$}  {:15} {:14} {:<4} {:9} {:26} {:<8} {}\n",
+                host.fqdn,
+                host.netbox.as_deref().unwrap_or("(missing)"),
+                host.nova,
+                host.vms,
+                host.jira_key.as_deref().unwrap_or("-"),
+                host.jira_status.as_deref().unwrap_or("-"),
+                host.silences,
+                host.last_comment.as_deref().unwrap_or("")
+            ));
+        }
+        if !view.spares.is_empty() {
+            text.push_str("Spare hosts (they receive the drained VMs):\n");
+            for host in &view.spares {
+                let states = if host.vm_states.is_empty() { String::new() } else { format!(" ({})", host.vm_states) };
+                text.push_str(&format!(
+                    "  {:width$}  NetBox {}, Nova {}, {} VM{}{states}\n",
+                    host.fqdn,
+                    host.netbox.as_deref().unwrap_or("(missing)"),
+                    host.nova,
+                    host.vms,
+                    plural(host.vms)
+                ));
+            }
+        }
+        text.push_str(&format!("Active silences: {}\n", view.silences_active));
+        text.push_str(&format!(
+            "SCC: {} upload{}, {} virtualization host{} reported\n",
+            view.scc_uploads,
+            plural(view.scc_uploads as usize),
+            view.scc_hosts.len(),
+            plural(view.scc_hosts.len())
+        ));
+        self.print(&text);
+    }
+
     fn json<T: serde::Serialize>(&self, value: &T) {
         let text = serde_json::to_string_pretty(value).expect("output types serialize");
         self.print(&format!("{text}\n"));
