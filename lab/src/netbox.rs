@@ -194,6 +194,11 @@ impl Params {
         Params { pairs: query_pairs(uri) }
     }
 
+    /// `?brief=1`: the list answers with the brief (nested) shapes.
+    fn brief(&self) -> bool {
+        self.all("brief").iter().any(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    }
+
     fn all(&self, key: &str) -> Vec<&str> {
         self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
@@ -684,6 +689,7 @@ fn parse_id(text: &str) -> Option<u64> {
 async fn list_devices(State(state): State<LabState>, headers: HeaderMap, uri: Uri) -> Response {
     let ctx = Ctx::new(&state, &headers);
     let params = Params::of(&uri);
+    let brief = params.brief();
     let mut errors = BTreeMap::new();
     let ids = params.ids("id", &mut errors);
     let mut role_ids = params.ids("role_id", &mut errors);
@@ -723,7 +729,7 @@ async fn list_devices(State(state): State<LabState>, headers: HeaderMap, uri: Ur
         .filter(|d| !role_filtered || role_ids.contains(&d.role_id))
         .filter(|d| statuses.is_empty() || statuses.contains(&d.status.as_str()))
         .filter(|d| sites.is_empty() || sites.contains(&slugify(&d.site).as_str()))
-        .map(|d| device_json(&ctx, &world, d))
+        .map(|d| if brief { nested_device(&ctx, d) } else { device_json(&ctx, &world, d) })
         .collect();
     drop(world);
     paginate(&ctx, &uri, &params, results)
@@ -890,6 +896,7 @@ async fn patch_device(
 async fn list_roles(State(state): State<LabState>, headers: HeaderMap, uri: Uri) -> Response {
     let ctx = Ctx::new(&state, &headers);
     let params = Params::of(&uri);
+    let brief = params.brief();
     let mut errors = BTreeMap::new();
     let ids = params.ids("id", &mut errors);
     if !errors.is_empty() {
@@ -904,7 +911,7 @@ async fn list_roles(State(state): State<LabState>, headers: HeaderMap, uri: Uri)
         .filter(|r| ids.is_empty() || ids.contains(&r.id))
         .filter(|r| names.is_empty() || names.contains(&r.name.as_str()))
         .filter(|r| slugs.is_empty() || slugs.contains(&r.slug.as_str()))
-        .map(|r| role_json(&ctx, &world, r))
+        .map(|r| if brief { nested_role(&ctx, r) } else { role_json(&ctx, &world, r) })
         .collect();
     drop(world);
     paginate(&ctx, &uri, &params, results)
@@ -922,6 +929,7 @@ async fn get_role(State(state): State<LabState>, headers: HeaderMap, Path(id): P
 async fn list_device_types(State(state): State<LabState>, headers: HeaderMap, uri: Uri) -> Response {
     let ctx = Ctx::new(&state, &headers);
     let params = Params::of(&uri);
+    let brief = params.brief();
     let mut errors = BTreeMap::new();
     let ids = params.ids("id", &mut errors);
     if !errors.is_empty() {
@@ -936,7 +944,7 @@ async fn list_device_types(State(state): State<LabState>, headers: HeaderMap, ur
         .filter(|t| ids.is_empty() || ids.contains(&t.id))
         .filter(|t| models.is_empty() || models.contains(&t.model.as_str()))
         .filter(|t| slugs.is_empty() || slugs.contains(&t.slug.as_str()))
-        .map(|t| device_type_json(&ctx, &world, t))
+        .map(|t| if brief { nested_device_type(&ctx, &world, t) } else { device_type_json(&ctx, &world, t) })
         .collect();
     drop(world);
     paginate(&ctx, &uri, &params, results)
@@ -971,6 +979,7 @@ fn known_ids(key: &str, ids: &[u64], exists: impl Fn(u64) -> bool, errors: &mut 
 async fn list_interfaces(State(state): State<LabState>, headers: HeaderMap, uri: Uri) -> Response {
     let ctx = Ctx::new(&state, &headers);
     let params = Params::of(&uri);
+    let brief = params.brief();
     let mut errors = BTreeMap::new();
     let ids = params.ids("id", &mut errors);
     let device_ids = params.ids("device_id", &mut errors);
@@ -987,7 +996,7 @@ async fn list_interfaces(State(state): State<LabState>, headers: HeaderMap, uri:
         .filter(|(d, _)| device_ids.is_empty() || device_ids.contains(&d.id))
         .filter(|(d, _)| devices.is_empty() || devices.contains(&d.name.as_str()))
         .filter(|(_, i)| names.is_empty() || names.contains(&i.name.as_str()))
-        .map(|(d, i)| interface_json(&ctx, d, i))
+        .map(|(d, i)| if brief { nested_interface(&ctx, d, i) } else { interface_json(&ctx, d, i) })
         .collect();
     drop(world);
     paginate(&ctx, &uri, &params, results)
@@ -1006,6 +1015,7 @@ async fn get_interface(State(state): State<LabState>, headers: HeaderMap, Path(i
 async fn list_ip_addresses(State(state): State<LabState>, headers: HeaderMap, uri: Uri) -> Response {
     let ctx = Ctx::new(&state, &headers);
     let params = Params::of(&uri);
+    let brief = params.brief();
     let mut errors = BTreeMap::new();
     let ids = params.ids("id", &mut errors);
     let interface_ids = params.ids("interface_id", &mut errors);
@@ -1031,7 +1041,10 @@ async fn list_ip_addresses(State(state): State<LabState>, headers: HeaderMap, ur
         })
         .collect();
     found.sort_by_key(|(_, _, id, _)| *id);
-    let results: Vec<Value> = found.into_iter().map(|(d, i, id, a)| ip_json(&ctx, d, i, id, a)).collect();
+    let results: Vec<Value> = found
+        .into_iter()
+        .map(|(d, i, id, a)| if brief { nested_ip(&ctx, id, a) } else { ip_json(&ctx, d, i, id, a) })
+        .collect();
     drop(world);
     paginate(&ctx, &uri, &params, results)
 }

@@ -95,6 +95,11 @@ async fn devices_by_exact_or_insensitive_name_with_nested_objects() {
         json_of(request(&lab, Method::GET, &format!("/api/dcim/devices/?name={name}&no_such_filter=1"))).await;
     assert_eq!(ignored["count"], 1, "unknown parameters are ignored");
 
+    let (_, brief) = json_of(request(&lab, Method::GET, &format!("/api/dcim/devices/?name={name}&brief=1"))).await;
+    let mut brief_keys: Vec<&String> = brief["results"][0].as_object().unwrap().keys().collect();
+    brief_keys.sort();
+    assert_eq!(brief_keys, ["description", "display", "id", "name", "url"], "brief=1 gives the brief shape");
+
     let (status, detail) = json_of(request(&lab, Method::GET, &format!("/api/dcim/devices/{id}/"))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(detail["name"], name.as_str());
