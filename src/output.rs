@@ -125,7 +125,12 @@ impl Output {
             for host in &summary.hosts {
                 text.push_str(&format!("{} ({}):\n", host.host, host.ticket));
                 for action in &host.actions {
-                    let detail = action.outcome.detail().map(|detail| format!(": {detail}")).unwrap_or_default();
+                    // An action that only records shows what it saw (the drain's census).
+                    let detail = match action.outcome.detail() {
+                        Some(detail) => format!(": {detail}"),
+                        None if !action.observed.is_empty() => format!(": {}", action.observed),
+                        None => String::new(),
+                    };
                     text.push_str(&format!("  {:18} {}{detail}\n", action.action, action.outcome.label()));
                 }
                 if let Some(reason) = host.reason.as_deref().filter(|_| host.actions.is_empty()) {
@@ -148,6 +153,7 @@ impl Output {
             })
             .collect();
         text.push_str(&table(&["HOST", "STEP", "OUTCOME", "DURATION", "REASON"], &rows));
+        text.push_str(&vm_table(summary));
         let failed = summary.hosts.iter().filter(|host| !host.outcome.is_success()).count();
         text.push_str(&format!(
             "\n{} host{}: {} ok, {failed} not ok. Run {}.\n",
@@ -555,6 +561,42 @@ fn scc_validity(results: &crate::scc::ResultsFile) -> Vec<serde_json::Value> {
         .iter()
         .map(|host| serde_json::json!({"host": host.host, "valid": host.valid, "reason": host.reason}))
         .collect()
+}
+
+/// The drain's VMs: moved, failed and blocked, per host, with durations.
+fn vm_table(summary: &RunSummary) -> String {
+    let rows: Vec<[String; 6]> = summary
+        .hosts
+        .iter()
+        .flat_map(|host| {
+            host.vms.iter().map(|vm| {
+                [
+                    host.host.clone(),
+                    vm.name.clone(),
+                    vm.outcome.label().to_owned(),
+                    vm.to.clone().map(|to| format!("→ {to}")).unwrap_or_default(),
+                    format!("{:.1}s", vm.duration.as_secs_f64()),
+                    vm.reason.clone().unwrap_or_default(),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\nVMs:\n");
+    text.push_str(&table(&["HOST", "VM", "OUTCOME", "TO", "DURATION", "REASON"], &rows));
+    for host in summary.hosts.iter().filter(|host| !host.vms.is_empty()) {
+        let count = |outcome| host.vms.iter().filter(|vm| vm.outcome == outcome).count();
+        text.push_str(&format!(
+            "{}: {} moved, {} failed, {} blocked\n",
+            host.host,
+            count(crate::workflow::report::VmOutcome::Moved),
+            count(crate::workflow::report::VmOutcome::Failed),
+            count(crate::workflow::report::VmOutcome::Blocked)
+        ));
+    }
+    text
 }
 
 fn plural(count: usize) -> &'static str {

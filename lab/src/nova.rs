@@ -116,7 +116,9 @@ impl WorldState {
                         server.fail_migration = false;
                     }
                     "completed" => {
-                        server.host = migration.dest_compute.clone();
+                        if !server.stale_host_after_migration {
+                            server.host = migration.dest_compute.clone();
+                        }
                         server.status = migration.previous_status.clone();
                         server.task_state = None;
                     }

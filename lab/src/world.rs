@@ -269,6 +269,8 @@ pub struct Server {
     /// Test hooks: the next migration of this server fails, or never finishes.
     pub fail_migration: bool,
     pub hang_migration: bool,
+    /// Test hook: its migrations report `completed` while the server keeps its old host.
+    pub stale_host_after_migration: bool,
 }
 
 /// A Nova migration record (`os-migrations`).
@@ -857,6 +859,7 @@ impl WorldState {
             created: START.into(),
             fail_migration: false,
             hang_migration: false,
+            stale_host_after_migration: false,
         }
     }
 }

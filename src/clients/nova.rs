@@ -346,6 +346,23 @@ impl NovaClient {
         }
     }
 
+    /// The migrations of one server, newest first.
+    pub async fn migrations_of_server(&self, server_id: &str) -> Result<Vec<Migration>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Reply {
+            migrations: Vec<Migration>,
+        }
+        Ok(self.get_json::<Reply>("os-migrations", &[("instance_uuid", server_id)]).await?.migrations)
+    }
+
+    /// Aborts a live migration in progress (2.24+). Not retried: the caller
+    /// reads the migration again to see how it ended.
+    pub async fn abort_live_migration(&self, server_id: &str, migration_id: &str) -> Result<(), ServiceError> {
+        let path = format!("servers/{server_id}/migrations/{migration_id}");
+        self.http().await?.write_once(Method::DELETE, &path, Body::Empty).await?;
+        Ok(())
+    }
+
     /// Hypervisors whose name contains `pattern`, or all of them.
     pub async fn hypervisors(&self, pattern: Option<&str>) -> Result<Vec<Hypervisor>, ServiceError> {
         let all: Vec<Hypervisor> = match pattern {

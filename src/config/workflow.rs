@@ -30,6 +30,7 @@ pub struct Workflow {
     /// The SCC group (`group_name`) of the uploaded hosts; the site name (the
     /// hosts' DNS sub-domain) when unset.
     pub scc_group: Option<String>,
+    pub drain: DrainSettings,
 }
 
 impl Default for Workflow {
@@ -48,6 +49,7 @@ impl Default for Workflow {
             allow_reformat: false,
             limits: Limits::default(),
             scc_group: None,
+            drain: DrainSettings::default(),
         }
     }
 }
@@ -66,6 +68,7 @@ impl Workflow {
                 problems.push(InputProblem::new(path, format!("workflow.limits.{name} must be at least 1")));
             }
         }
+        problems.extend(self.drain.validate(path));
         if self.silence.window_days == 0 {
             problems.push(InputProblem::new(path, "workflow.silence.window_days must be at least 1"));
         }
@@ -293,6 +296,94 @@ impl Default for Limits {
     fn default() -> Self {
         Limits { aquilon_commands: 1, live_migrations_global: 8, live_migrations_per_host: 2, service_requests: 32 }
     }
+}
+
+/// How the drain step moves VMs away (DESIGN section 3, drain).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainSettings {
+    /// PAUSED and SUSPENDED servers are cold-migrated instead of blocking the drain.
+    pub allow_cold_migrate_paused: bool,
+    /// Servers (by name or id) left where they are; they are reported as left behind.
+    pub skip_servers: Vec<String>,
+    /// Where the capacity check looks for room: the host's availability zone or its aggregates.
+    pub capacity_scope: CapacityScope,
+    /// Allocation ratios of the destination hypervisors, for the capacity check.
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    /// A migration may take `timeout_base_secs + timeout_secs_per_gib × RAM in GiB`.
+    pub timeout_base_secs: f64,
+    pub timeout_secs_per_gib: f64,
+    /// What a failed or timed-out migration leads to.
+    pub on_failure: OnMigrationFailure,
+    /// How often a migration in progress is polled.
+    pub poll_interval_ms: u64,
+    /// Destination host for every migration; unset lets the scheduler choose.
+    pub target_host: Option<String>,
+}
+
+impl Default for DrainSettings {
+    fn default() -> Self {
+        DrainSettings {
+            allow_cold_migrate_paused: false,
+            skip_servers: Vec::new(),
+            capacity_scope: CapacityScope::AvailabilityZone,
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            timeout_base_secs: 300.0,
+            timeout_secs_per_gib: 60.0,
+            on_failure: OnMigrationFailure::Continue,
+            poll_interval_ms: 2000,
+            target_host: None,
+        }
+    }
+}
+
+impl DrainSettings {
+    fn validate(&self, path: &Path) -> Vec<InputProblem> {
+        let mut problems = Vec::new();
+        let positive = [
+            ("cpu_allocation_ratio", self.cpu_allocation_ratio),
+            ("ram_allocation_ratio", self.ram_allocation_ratio),
+            ("timeout_base_secs", self.timeout_base_secs),
+        ];
+        for (name, value) in positive {
+            if !(value > 0.0 && value.is_finite()) {
+                problems.push(InputProblem::new(path, format!("workflow.drain.{name} must be above 0")));
+            }
+        }
+        if !(self.timeout_secs_per_gib >= 0.0 && self.timeout_secs_per_gib.is_finite()) {
+            problems.push(InputProblem::new(path, "workflow.drain.timeout_secs_per_gib must be 0 or more"));
+        }
+        if self.poll_interval_ms == 0 {
+            problems.push(InputProblem::new(path, "workflow.drain.poll_interval_ms must be at least 1"));
+        }
+        problems
+    }
+
+    /// How long a migration of a server with `ram_mb` of memory may take.
+    pub fn migration_timeout(&self, ram_mb: u64) -> std::time::Duration {
+        let secs = self.timeout_base_secs + self.timeout_secs_per_gib * ram_mb as f64 / 1024.0;
+        std::time::Duration::from_secs_f64(secs.max(0.001))
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityScope {
+    AvailabilityZone,
+    Aggregate,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMigrationFailure {
+    /// Try the migration once more; a second failure is reported.
+    RetryOnce,
+    /// Start no more migrations on this host; those in flight are awaited.
+    AbortHost,
+    /// Go on with the host's other VMs.
+    Continue,
 }
 
 #[cfg(test)]

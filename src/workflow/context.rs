@@ -76,6 +76,10 @@ pub struct RunContext {
     pub services: Arc<Services>,
     /// Fixed once per run, so every host's silences end together.
     pub window: MaintenanceWindow,
+    /// Every host this run works on (a drain never sends VMs to one of them).
+    pub run_hosts: Vec<HostName>,
+    /// Migrations at once across the run (`workflow.limits.live_migrations_global`).
+    pub migration_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl RunContext {
@@ -114,6 +118,8 @@ impl RunContext {
 pub struct Facts {
     pub netbox_device: Option<Device>,
     pub compute_service: Option<ComputeService>,
+    /// What the drain found and did, VM by VM (the report's table).
+    pub vm_moves: Vec<super::report::VmMove>,
 }
 
 /// A command's output kept for the Jira comment.

@@ -57,6 +57,7 @@ pub async fn run_host(
         forced,
         actions: Vec::new(),
         outputs: Vec::new(),
+        vms: Vec::new(),
         duration: Default::default(),
         jira: None,
     };
@@ -100,6 +101,7 @@ pub async fn run_host(
         }
     }
     report.outputs = std::mem::take(&mut host.outputs);
+    report.vms = std::mem::take(&mut host.facts.vm_moves);
     report.duration = started.elapsed();
 
     if let (Some(journal), Some(id)) = (journal, host_step) {
@@ -321,6 +323,8 @@ mod tests {
             credentials: Arc::new(Credentials::default()),
             services: Arc::new(Services::default()),
             window: MaintenanceWindow::starting_at(jiff::Timestamp::UNIX_EPOCH, 28),
+            run_hosts: Vec::new(),
+            migration_slots: Arc::new(tokio::sync::Semaphore::new(1)),
         });
         HostContext::new(HostName::parse("hv01.example.org").unwrap(), JiraKey::parse("MH-1").unwrap(), run)
     }

@@ -100,6 +100,7 @@ pub async fn run(
         Some(Journal::open(&settings.journal)?)
     };
     let journal = journal.map(Arc::new);
+    let migration_slots = Arc::new(Semaphore::new(credentials.workflow.limits.live_migrations_global.max(1)));
     let run = Arc::new(RunContext {
         run_id: new_run_id(),
         step: settings.step,
@@ -109,6 +110,8 @@ pub async fn run(
         window: MaintenanceWindow::starting_at(jiff::Timestamp::now(), credentials.workflow.silence.window_days),
         credentials,
         services,
+        run_hosts: hosts.iter().map(|(host, _)| host.clone()).collect(),
+        migration_slots,
     });
     if let (Some(journal), false) = (&journal, settings.dry_run) {
         journal.start_run(&NewRun {

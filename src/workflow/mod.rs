@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod context;
+pub mod drain;
 pub mod host_run;
 pub mod manager;
 pub mod report;

@@ -62,10 +62,76 @@ pub struct HostReport {
     pub actions: Vec<ActionReport>,
     #[serde(skip)]
     pub outputs: Vec<RecordedOutput>,
+    /// The VMs a drain moved or left behind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vms: Vec<VmMove>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
     /// What happened to the Jira comment (posted, already there, not posted and why).
     pub jira: Option<String>,
+}
+
+/// How a VM fared in a drain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmOutcome {
+    Moved,
+    Failed,
+    /// Not movable as it is (its state, the settings, or the host was aborted).
+    Blocked,
+}
+
+impl VmOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            VmOutcome::Moved => "moved",
+            VmOutcome::Failed => "failed",
+            VmOutcome::Blocked => "blocked",
+        }
+    }
+}
+
+/// One VM of a drain: where it went, or why it is still on the host.
+#[derive(Clone, Debug, Serialize)]
+pub struct VmMove {
+    pub id: String,
+    pub name: String,
+    pub project: String,
+    /// `live`, `cold`, or empty for a VM that was not migrated.
+    pub kind: String,
+    pub outcome: VmOutcome,
+    pub from: String,
+    pub to: Option<String>,
+    /// Why it was left behind, or what happened on the way (a retry).
+    pub reason: Option<String>,
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+impl VmMove {
+    /// One line for Jira and the terminal.
+    pub fn line(&self) -> String {
+        let kind = if self.kind.is_empty() { String::new() } else { format!(", {}", self.kind) };
+        let reason = self.reason.as_deref().map(|reason| format!(" — {reason}")).unwrap_or_default();
+        match self.outcome {
+            VmOutcome::Moved => format!(
+                "{} ({}) {} → {}{kind}, {:.1} s{reason}",
+                self.name,
+                self.id,
+                self.from,
+                self.to.as_deref().unwrap_or("?"),
+                self.duration.as_secs_f64()
+            ),
+            VmOutcome::Failed | VmOutcome::Blocked => format!(
+                "{} ({}, project {}) left on {}{kind}, {:.1} s{reason}",
+                self.name,
+                self.id,
+                self.project,
+                self.from,
+                self.duration.as_secs_f64()
+            ),
+        }
+    }
 }
 
 fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -90,6 +156,7 @@ impl HostReport {
             forced: false,
             actions: Vec::new(),
             outputs: Vec::new(),
+            vms: Vec::new(),
             duration: Duration::ZERO,
             jira: None,
         }
@@ -128,9 +195,27 @@ impl HostReport {
             ));
         }
         doc = doc.bullets(self.actions.iter().map(|action| {
-            let detail = action.outcome.detail().map(|detail| format!(": {detail}")).unwrap_or_default();
+            let detail = match (&action.outcome, action.outcome.detail()) {
+                (_, Some(detail)) => format!(": {detail}"),
+                (Outcome::Recorded, None) if !action.observed.is_empty() => format!(": {}", action.observed),
+                _ => String::new(),
+            };
             format!("{} — {}{detail} ({} ms)", action.action, action.outcome.label(), action.duration.as_millis())
         }));
+        let moved: Vec<String> =
+            self.vms.iter().filter(|vm| vm.outcome == VmOutcome::Moved).map(VmMove::line).collect();
+        let left: Vec<String> = self
+            .vms
+            .iter()
+            .filter(|vm| vm.outcome != VmOutcome::Moved)
+            .map(|vm| format!("{}: {}", vm.outcome.label(), vm.line()))
+            .collect();
+        if !moved.is_empty() {
+            doc = doc.paragraph(format!("VMs moved ({}):", moved.len())).bullets(moved);
+        }
+        if !left.is_empty() {
+            doc = doc.paragraph(format!("VMs left behind ({}):", left.len())).bullets(left);
+        }
         for output in &self.outputs {
             doc = doc.code(Some(&output.title), output.text.clone());
         }

@@ -1,6 +1,7 @@
 //! The steps, each an ordered list of actions (one file per step).
 
 mod common;
+mod drain;
 mod noops;
 mod pre_drain;
 mod setup;
@@ -33,7 +34,8 @@ pub fn plan(step: Step, workflow: &Workflow) -> Option<StepPlan> {
         Step::Setup => setup::plan(),
         Step::PreDrain => pre_drain::plan(),
         Step::Noops => noops::plan(),
-        Step::Drain | Step::PreReinstall | Step::PostReinstall | Step::Adoption => return None,
+        Step::Drain => drain::plan(),
+        Step::PreReinstall | Step::PostReinstall | Step::Adoption => return None,
     })
 }
 

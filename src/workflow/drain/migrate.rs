@@ -1,0 +1,257 @@
+//! The migration scheduler: every planned move of one host, at most
+//! `live_migrations_per_host` at once from this host and
+//! `live_migrations_global` across the run, each bounded in time and checked
+//! by three conditions before it counts as done.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::clients::nova::{Migration, NovaClient, Server};
+use crate::config::workflow::{DrainSettings, OnMigrationFailure};
+use crate::workflow::context::RunContext;
+use crate::workflow::report::{VmMove, VmOutcome};
+
+use super::{project, MoveKind, PlannedMove};
+
+const FAILED: [&str; 4] = ["error", "failed", "cancelled", "aborted"];
+
+/// How one attempt ended.
+enum Attempt {
+    Moved { to: String },
+    Failed { reason: String },
+}
+
+/// Moves every planned VM; one row per VM, in the order of `moves`.
+pub async fn migrate_all(run: Arc<RunContext>, host: String, moves: Vec<PlannedMove>) -> Vec<VmMove> {
+    let limits = &run.credentials.workflow.limits;
+    let per_host = Arc::new(Semaphore::new(limits.live_migrations_per_host.max(1)));
+    let aborted = Arc::new(AtomicBool::new(false));
+    let left = Arc::new(AtomicUsize::new(moves.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    // Migrations already under way go first: they hold slots in reality too.
+    let mut moves: Vec<(usize, PlannedMove)> = moves.into_iter().enumerate().collect();
+    moves.sort_by_key(|(_, planned)| planned.resume.is_none());
+    for (index, planned) in moves {
+        let (run, host, per_host, aborted, left) =
+            (run.clone(), host.clone(), per_host.clone(), aborted.clone(), left.clone());
+        tasks.spawn(async move {
+            let _host_slot = per_host.acquire_owned().await.expect("never closed");
+            let _run_slot = run.migration_slots.clone().acquire_owned().await.expect("never closed");
+            let row = if aborted.load(Ordering::SeqCst) {
+                not_started(&host, &planned)
+            } else {
+                move_one(&run, &host, &planned).await
+            };
+            if row.outcome == VmOutcome::Failed
+                && run.credentials.workflow.drain.on_failure == OnMigrationFailure::AbortHost
+            {
+                aborted.store(true, Ordering::SeqCst);
+            }
+            let remaining = left.fetch_sub(1, Ordering::SeqCst) - 1;
+            tracing::info!(host = %host, vm = %planned.server.name, outcome = row.outcome.label(), seconds = format!("{:.1}", row.duration.as_secs_f64()), vms_left = remaining, "{}", row.line());
+            (index, row)
+        });
+    }
+    let mut rows = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(row) => rows.push(row),
+            Err(err) => tracing::error!(host = %host, %err, "a migration task crashed"),
+        }
+    }
+    rows.sort_by_key(|(index, _)| *index);
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+fn not_started(host: &str, planned: &PlannedMove) -> VmMove {
+    VmMove {
+        id: planned.server.id.clone(),
+        name: planned.server.name.clone(),
+        project: project(&planned.server),
+        kind: planned.kind.label().into(),
+        outcome: VmOutcome::Blocked,
+        from: host.to_owned(),
+        to: None,
+        reason: Some("not started: the host's drain stopped after a failed migration (on_failure: abort_host)".into()),
+        duration: Duration::ZERO,
+    }
+}
+
+/// One VM, with the retry the settings allow.
+async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove) -> VmMove {
+    let started = Instant::now();
+    let settings = &run.credentials.workflow.drain;
+    let mut row = VmMove {
+        id: planned.server.id.clone(),
+        name: planned.server.name.clone(),
+        project: project(&planned.server),
+        kind: planned.kind.label().into(),
+        outcome: VmOutcome::Failed,
+        from: host.to_owned(),
+        to: None,
+        reason: None,
+        duration: Duration::ZERO,
+    };
+    let Ok(nova) = run.nova() else {
+        row.reason = Some("the openstack section is missing".into());
+        return row;
+    };
+    let mut ended = attempt(nova, settings, host, planned, planned.resume.clone()).await;
+    if let (Attempt::Failed { reason }, OnMigrationFailure::RetryOnce) = (&ended, settings.on_failure) {
+        tracing::warn!(host, vm = %planned.server.name, %reason, "migration failed; trying once more");
+        let first = reason.clone();
+        ended = match attempt(nova, settings, host, planned, None).await {
+            Attempt::Failed { reason } => Attempt::Failed { reason: format!("{first}; the retry: {reason}") },
+            Attempt::Moved { to } => {
+                row.reason = Some(format!("moved on the second attempt; the first: {first}"));
+                Attempt::Moved { to }
+            }
+        };
+    }
+    match ended {
+        Attempt::Moved { to } => {
+            row.outcome = VmOutcome::Moved;
+            row.to = Some(to);
+        }
+        Attempt::Failed { reason } => row.reason = Some(reason),
+    }
+    row.duration = started.elapsed();
+    row
+}
+
+/// Starts (or picks up) one migration and follows it until it is done,
+/// failed, or out of time.
+async fn attempt(
+    nova: &NovaClient,
+    settings: &DrainSettings,
+    host: &str,
+    planned: &PlannedMove,
+    resume: Option<Migration>,
+) -> Attempt {
+    let server = &planned.server;
+    let (_, ram_mb) = super::size(server);
+    let timeout = settings.migration_timeout(ram_mb);
+    let started = Instant::now();
+    let name = server.name.as_str();
+
+    // The records that existed before: the new one is the one not among them.
+    let known: HashSet<String> = match &resume {
+        Some(_) => HashSet::new(),
+        None => match nova.migrations_of_server(&server.id).await {
+            Ok(records) => records.into_iter().map(|m| m.id).collect(),
+            Err(err) => return Attempt::Failed { reason: format!("could not read its migrations: {err}") },
+        },
+    };
+    let wanted_id = resume.as_ref().map(|m| m.id.clone());
+    if resume.is_none() {
+        let started = match planned.kind {
+            MoveKind::Live => nova.live_migrate(&server.id, settings.target_host.as_deref()).await,
+            MoveKind::Cold => nova.cold_migrate(&server.id).await,
+        };
+        if let Err(err) = started {
+            return Attempt::Failed { reason: format!("Nova refused the {} migration: {err}", planned.kind.label()) };
+        }
+        tracing::info!(host, vm = name, kind = planned.kind.label(), "migration started");
+    } else {
+        tracing::info!(host, vm = name, migration = ?wanted_id, "migration of an earlier run in progress: awaiting it");
+    }
+
+    let mut poll = tokio::time::interval(Duration::from_millis(settings.poll_interval_ms.max(1)));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll.tick().await;
+    let mut confirmed = false;
+    let mut last_status = String::new();
+    let mut last_seen: Option<(Migration, Server)> = None;
+    loop {
+        poll.tick().await;
+        let elapsed = started.elapsed();
+        let now = match (nova.server(&server.id).await, nova.migrations_of_server(&server.id).await) {
+            (Ok(now), Ok(records)) => {
+                let record = records.into_iter().find(|m| match &wanted_id {
+                    Some(id) => m.id == *id,
+                    None => !known.contains(&m.id) && m.source_compute.as_deref() == Some(host),
+                });
+                record.map(|record| (record, now))
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(host, vm = name, %err, "could not read the migration's state; trying again");
+                None
+            }
+        };
+        if let Some((record, now)) = now {
+            if record.status != last_status {
+                tracing::info!(host, vm = name, migration = %record.id, status = %record.status, server_status = %now.status, elapsed = format!("{:.1}s", elapsed.as_secs_f64()), "migration progress");
+                last_status = record.status.clone();
+            }
+            if FAILED.contains(&record.status.as_str()) {
+                return Attempt::Failed { reason: describe(&record, &now, "ended in") };
+            }
+            let moved = now.host.as_deref().is_some_and(|now_host| now_host != host);
+            let settled = match planned.kind {
+                MoveKind::Live => now.status == "ACTIVE",
+                MoveKind::Cold => ["SHUTOFF", "ACTIVE", "PAUSED", "SUSPENDED"].contains(&now.status.as_str()),
+            };
+            let completed = ["completed", "confirmed"].contains(&record.status.as_str());
+            if completed && moved && settled && now.task_state.is_none() {
+                return Attempt::Moved { to: now.host.clone().unwrap_or_default() };
+            }
+            // A cold migration waits in VERIFY_RESIZE for its confirmation.
+            if planned.kind == MoveKind::Cold
+                && record.status == "finished"
+                && now.status == "VERIFY_RESIZE"
+                && !confirmed
+            {
+                match nova.confirm_migration(&server.id).await {
+                    Ok(()) => confirmed = true,
+                    Err(err) => {
+                        tracing::warn!(host, vm = name, %err, "could not confirm the cold migration; trying again")
+                    }
+                }
+            }
+            last_seen = Some((record, now));
+        }
+        if elapsed >= timeout {
+            return Attempt::Failed { reason: timed_out(nova, server, timeout, last_seen).await };
+        }
+    }
+}
+
+/// The reason of a migration that ran out of time; a live migration still
+/// running is aborted so the VM stays usable where it is.
+async fn timed_out(
+    nova: &NovaClient,
+    server: &Server,
+    timeout: Duration,
+    last_seen: Option<(Migration, Server)>,
+) -> String {
+    let secs = timeout.as_secs_f64();
+    let Some((record, now)) = last_seen else {
+        return format!("no migration record appeared within {secs:.1} s");
+    };
+    let mut reason = describe(&record, &now, &format!("did not finish within {secs:.1} s; it was"));
+    if ["completed", "confirmed"].contains(&record.status.as_str()) {
+        reason.push_str(" (Nova says completed, but the server has not settled on another host)");
+    } else if record.migration_type.as_deref() == Some("live-migration") && record.status == "running" {
+        match nova.abort_live_migration(&server.id, &record.id).await {
+            Ok(()) => reason.push_str("; the live migration was aborted"),
+            Err(err) => reason.push_str(&format!("; aborting it failed: {err}")),
+        }
+    }
+    reason
+}
+
+fn describe(record: &Migration, now: &Server, verb: &str) -> String {
+    format!(
+        "migration {} ({} → {}) {verb} {}; the server is {} on {}",
+        record.id,
+        record.source_compute.as_deref().unwrap_or("?"),
+        record.dest_compute.as_deref().unwrap_or("?"),
+        record.status,
+        now.status,
+        now.host.as_deref().unwrap_or("?")
+    )
+}

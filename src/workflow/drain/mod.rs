@@ -1,0 +1,297 @@
+//! The drain's working parts: the census of a host's servers, the capacity
+//! check, and the migration scheduler ([`migrate`]).
+
+pub mod migrate;
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use crate::clients::nova::{Aggregate, Hypervisor, Migration, NovaClient, Server};
+use crate::config::workflow::{CapacityScope, DrainSettings};
+
+use super::action::ActionError;
+use super::report::{VmMove, VmOutcome};
+
+/// Migration statuses that mean Nova is still working on it; `finished` is a
+/// cold migration waiting for its confirmation.
+pub const IN_PROGRESS: [&str; 9] =
+    ["accepted", "queued", "preparing", "running", "post-migrating", "pre-migrating", "migrating", "finished", "new"];
+
+pub fn in_progress(migration: &Migration) -> bool {
+    IN_PROGRESS.contains(&migration.status.as_str())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveKind {
+    Live,
+    Cold,
+}
+
+impl MoveKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            MoveKind::Live => "live",
+            MoveKind::Cold => "cold",
+        }
+    }
+}
+
+/// A VM that must leave the host.
+#[derive(Clone, Debug)]
+pub struct PlannedMove {
+    pub server: Server,
+    pub kind: MoveKind,
+    /// A migration already under way (from an interrupted run): awaited, not restarted.
+    pub resume: Option<Migration>,
+}
+
+/// A VM that stays: not movable as it is, or skipped by the settings.
+#[derive(Clone, Debug)]
+pub struct LeftBehind {
+    pub server: Server,
+    pub reason: String,
+}
+
+/// What is on the host and what to do with each server.
+#[derive(Clone, Debug, Default)]
+pub struct Census {
+    pub moves: Vec<PlannedMove>,
+    pub left: Vec<LeftBehind>,
+}
+
+/// vCPUs and RAM (MB) of a server's flavor (embedded from microversion 2.47).
+pub fn size(server: &Server) -> (u64, u64) {
+    let number = |key: &str| server.flavor.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    (number("vcpus"), number("ram"))
+}
+
+pub fn project(server: &Server) -> String {
+    server.tenant_id.clone().unwrap_or_else(|| "?".into())
+}
+
+impl Census {
+    /// Reads the host's servers (all projects) and its migrations in progress.
+    pub async fn take(nova: &NovaClient, host: &str, settings: &DrainSettings) -> Result<Census, ActionError> {
+        let servers = nova.servers_on_host(host).await?;
+        let migrations = nova.migrations(host, None).await?;
+        let mut census = Census::default();
+        let mut resumed = HashSet::new();
+        // Newest first: the first record of a server is its latest migration.
+        for migration in migrations.iter().filter(|m| m.source_compute.as_deref() == Some(host) && in_progress(m)) {
+            if !resumed.insert(migration.instance_uuid.clone()) {
+                continue;
+            }
+            let server = match servers.iter().find(|server| server.id == migration.instance_uuid) {
+                Some(server) => server.clone(),
+                // A cold migration waiting for confirmation has already moved the server.
+                None => nova.server(&migration.instance_uuid).await?,
+            };
+            let kind = if migration.migration_type.as_deref() == Some("live-migration") {
+                MoveKind::Live
+            } else {
+                MoveKind::Cold
+            };
+            census.moves.push(PlannedMove { server, kind, resume: Some(migration.clone()) });
+        }
+        for server in servers.into_iter().filter(|server| !resumed.contains(&server.id)) {
+            let skipped = settings.skip_servers.iter().any(|skip| *skip == server.name || *skip == server.id);
+            let status = server.status.as_str();
+            let kind = match (&server.task_state, status) {
+                _ if skipped => Err("skipped by the settings (workflow.drain.skip_servers)".to_owned()),
+                (Some(task), _) => Err(format!("a task is in progress: {task} (status {status})")),
+                (None, "ACTIVE") => Ok(MoveKind::Live),
+                (None, "SHUTOFF") => Ok(MoveKind::Cold),
+                (None, "PAUSED" | "SUSPENDED") if settings.allow_cold_migrate_paused => Ok(MoveKind::Cold),
+                (None, "PAUSED" | "SUSPENDED") => {
+                    Err(format!("status {status} (workflow.drain.allow_cold_migrate_paused is off)"))
+                }
+                (None, _) => Err(format!("status {status} cannot be migrated")),
+            };
+            match kind {
+                Ok(kind) => census.moves.push(PlannedMove { server, kind, resume: None }),
+                Err(reason) => census.left.push(LeftBehind { server, reason }),
+            }
+        }
+        Ok(census)
+    }
+
+    /// `7 servers: 4 live, 1 cold, 1 in progress (awaited), 1 left behind (vm-3 …: ERROR)`.
+    pub fn summary(&self) -> String {
+        let count = |kind: MoveKind| self.moves.iter().filter(|m| m.resume.is_none() && m.kind == kind).count();
+        let resumed = self.moves.iter().filter(|m| m.resume.is_some()).count();
+        let mut text = format!(
+            "{} servers: {} to live-migrate, {} to cold-migrate, {resumed} migrations in progress to await, {} left behind",
+            self.moves.len() + self.left.len(),
+            count(MoveKind::Live),
+            count(MoveKind::Cold),
+            self.left.len()
+        );
+        if !self.left.is_empty() {
+            let left: Vec<String> = self
+                .left
+                .iter()
+                .map(|left| {
+                    format!(
+                        "{} ({}, project {}): {}",
+                        left.server.name,
+                        left.server.id,
+                        project(&left.server),
+                        left.reason
+                    )
+                })
+                .collect();
+            text.push_str(&format!(" — {}", left.join("; ")));
+        }
+        text
+    }
+
+    /// The plan of migrations, one per VM.
+    pub fn plan(&self) -> String {
+        let lines: Vec<String> = self
+            .moves
+            .iter()
+            .map(|planned| {
+                let (vcpus, ram) = size(&planned.server);
+                let what = match &planned.resume {
+                    Some(migration) => {
+                        format!("await {} migration {} ({})", planned.kind.label(), migration.id, migration.status)
+                    }
+                    None => format!("{}-migrate", planned.kind.label()),
+                };
+                format!("{what} {} ({}, {vcpus} vCPU, {ram} MB)", planned.server.name, planned.server.id)
+            })
+            .collect();
+        lines.join("; ")
+    }
+
+    /// The table rows of the VMs that stay.
+    pub fn left_behind(&self, host: &str) -> Vec<VmMove> {
+        self.left
+            .iter()
+            .map(|left| VmMove {
+                id: left.server.id.clone(),
+                name: left.server.name.clone(),
+                project: project(&left.server),
+                kind: String::new(),
+                outcome: VmOutcome::Blocked,
+                from: host.to_owned(),
+                to: None,
+                reason: Some(left.reason.clone()),
+                duration: Duration::ZERO,
+            })
+            .collect()
+    }
+}
+
+/// Room on one destination hypervisor.
+#[derive(Clone, Debug)]
+pub struct Room {
+    pub host: String,
+    pub vcpus: f64,
+    pub ram_mb: f64,
+}
+
+/// The hypervisors that may receive the VMs: enabled, up, in the scope of
+/// the host, and not drained in this run.
+pub fn destinations(
+    host: &str,
+    zone: Option<&str>,
+    scope: CapacityScope,
+    hypervisors: &[Hypervisor],
+    aggregates: &[Aggregate],
+    run_hosts: &BTreeSet<String>,
+    settings: &DrainSettings,
+) -> Vec<Room> {
+    let in_scope: Option<BTreeSet<&str>> = match scope {
+        CapacityScope::Aggregate => Some(
+            aggregates
+                .iter()
+                .filter(|aggregate| aggregate.hosts.iter().any(|member| member == host))
+                .flat_map(|aggregate| aggregate.hosts.iter().map(String::as_str))
+                .collect(),
+        ),
+        CapacityScope::AvailabilityZone => match zone {
+            Some(zone) if aggregates.iter().any(|a| a.availability_zone.as_deref() == Some(zone)) => Some(
+                aggregates
+                    .iter()
+                    .filter(|aggregate| aggregate.availability_zone.as_deref() == Some(zone))
+                    .flat_map(|aggregate| aggregate.hosts.iter().map(String::as_str))
+                    .collect(),
+            ),
+            // The default zone: every host outside a zone's aggregate.
+            _ => {
+                let zoned: BTreeSet<&str> = aggregates
+                    .iter()
+                    .filter(|aggregate| aggregate.availability_zone.is_some())
+                    .flat_map(|aggregate| aggregate.hosts.iter().map(String::as_str))
+                    .collect();
+                Some(hypervisors.iter().map(service_host).filter(|name| !zoned.contains(name)).collect())
+            }
+        },
+    };
+    hypervisors
+        .iter()
+        .filter(|hv| hv.status.as_deref() == Some("enabled") && hv.state.as_deref() == Some("up"))
+        .filter(|hv| {
+            let name = service_host(hv);
+            name != host && !run_hosts.contains(name) && in_scope.as_ref().is_none_or(|scope| scope.contains(name))
+        })
+        .map(|hv| Room {
+            host: service_host(hv).to_owned(),
+            vcpus: hv.vcpus.unwrap_or(0) as f64 * settings.cpu_allocation_ratio - hv.vcpus_used.unwrap_or(0) as f64,
+            ram_mb: hv.memory_mb.unwrap_or(0) as f64 * settings.ram_allocation_ratio
+                - hv.memory_mb_used.unwrap_or(0) as f64,
+        })
+        .collect()
+}
+
+/// The compute host name of a hypervisor (what servers and services call it).
+fn service_host(hv: &Hypervisor) -> &str {
+    hv.service.as_ref().map(|service| service.host.as_str()).unwrap_or(&hv.hypervisor_hostname)
+}
+
+/// Places the VMs, largest first, on the destinations' free room; the VMs
+/// that fit nowhere. Total room is not enough: one VM must fit on one host.
+pub fn unplaced<'a>(moves: impl Iterator<Item = &'a Server>, rooms: &[Room]) -> Vec<&'a Server> {
+    let mut rooms: Vec<Room> = rooms.to_vec();
+    let mut servers: Vec<&Server> = moves.collect();
+    servers.sort_by_key(|server| std::cmp::Reverse(size(server)));
+    let mut unplaced = Vec::new();
+    for server in servers {
+        let (vcpus, ram) = size(server);
+        match rooms.iter_mut().find(|room| room.vcpus >= vcpus as f64 && room.ram_mb >= ram as f64) {
+            Some(room) => {
+                room.vcpus -= vcpus as f64;
+                room.ram_mb -= ram as f64;
+            }
+            None => unplaced.push(server),
+        }
+    }
+    unplaced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, vcpus: u64, ram: u64) -> Server {
+        serde_json::from_value(serde_json::json!({
+            "id": name, "name": name, "status": "ACTIVE", "flavor": {"vcpus": vcpus, "ram": ram}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn one_vm_must_fit_on_one_host() {
+        let rooms = [
+            Room { host: "a".into(), vcpus: 4.0, ram_mb: 8192.0 },
+            Room { host: "b".into(), vcpus: 4.0, ram_mb: 8192.0 },
+        ];
+        let big = server("big", 8, 4096);
+        let small = server("small", 2, 4096);
+        let left = unplaced([&big, &small].into_iter(), &rooms);
+        assert_eq!(left.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["big"]);
+        let two = [server("x", 4, 8192), server("y", 4, 8192)];
+        assert!(unplaced(two.iter(), &rooms).is_empty());
+    }
+}

@@ -1,0 +1,264 @@
+//! drain: move every VM off the hypervisor, safely and visibly. The census
+//! and the capacity check come first; the migrations run under the per-host
+//! and run-wide limits; the host is then checked empty from every source.
+
+use std::collections::BTreeSet;
+
+use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
+use crate::workflow::context::HostContext;
+use crate::workflow::drain::migrate::migrate_all;
+use crate::workflow::drain::{self, in_progress, size, Census};
+use crate::workflow::report::{VmMove, VmOutcome};
+use crate::workflow::Step;
+
+use super::common::hypervisor;
+use super::{JiraStatuses, StepPlan};
+
+pub fn plan() -> StepPlan {
+    StepPlan {
+        step: Step::Drain,
+        actions: vec![
+            Box::new(ComputeDisabled),
+            Box::new(TakeCensus),
+            Box::new(Capacity),
+            Box::new(Migrate),
+            Box::new(VerifyEmpty),
+        ],
+        jira: JiraStatuses::default(),
+        services: &["openstack", "ssh"],
+    }
+}
+
+async fn census(host: &HostContext) -> Result<Census, ActionError> {
+    Census::take(host.run.nova()?, host.host.as_str(), &host.run.credentials.workflow.drain).await
+}
+
+/// Pre-drain is done: no new VM can land on the host while it drains.
+struct ComputeDisabled;
+
+impl Action for ComputeDisabled {
+    fn name(&self) -> &'static str {
+        "compute-disabled"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let Some(service) = host.run.nova()?.compute_service(host.host.as_str()).await? else {
+                return Ok(Decision::blocked(
+                    "no service",
+                    format!("Nova has no nova-compute service on {}", host.host),
+                ));
+            };
+            let observed = format!(
+                "nova-compute {} ({}), zone {}",
+                service.status,
+                service.disabled_reason.as_deref().unwrap_or("no reason"),
+                service.zone.as_deref().unwrap_or("?")
+            );
+            let disabled = service.status == "disabled";
+            host.facts.compute_service = Some(service);
+            if disabled {
+                Ok(Decision::done(observed))
+            } else {
+                Ok(Decision::blocked(observed, "nova-compute is enabled: run pre-drain first, or new VMs land here"))
+            }
+        })
+    }
+
+    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async { unreachable!("observe never asks to act") })
+    }
+}
+
+/// Every server on the host, and what will happen to it.
+struct TakeCensus;
+
+impl Action for TakeCensus {
+    fn name(&self) -> &'static str {
+        "census"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let census = census(host).await?;
+            host.facts.vm_moves = census.left_behind(host.host.as_str());
+            Ok(Decision::Recorded { observed: census.summary() })
+        })
+    }
+
+    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async { unreachable!("observe never asks to act") })
+    }
+}
+
+/// The hypervisors that may receive the VMs have room for them.
+struct Capacity;
+
+impl Action for Capacity {
+    fn name(&self) -> &'static str {
+        "capacity"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let census = census(host).await?;
+            // Migrations under way already hold their room at the destination.
+            let to_move: Vec<_> = census.moves.iter().filter(|m| m.resume.is_none()).map(|m| &m.server).collect();
+            if to_move.is_empty() {
+                return Ok(Decision::done("nothing to move"));
+            }
+            let nova = host.run.nova()?;
+            let settings = &host.run.credentials.workflow.drain;
+            let hypervisors = nova.hypervisors(None).await?;
+            let aggregates = nova.aggregates().await?;
+            let zone = host.facts.compute_service.as_ref().and_then(|service| service.zone.clone());
+            let run_hosts: BTreeSet<String> = host.run.run_hosts.iter().map(ToString::to_string).collect();
+            let rooms = drain::destinations(
+                host.host.as_str(),
+                zone.as_deref(),
+                settings.capacity_scope,
+                &hypervisors,
+                &aggregates,
+                &run_hosts,
+                settings,
+            );
+            let (need_vcpus, need_ram) =
+                to_move.iter().map(|server| size(server)).fold((0, 0), |acc, (c, r)| (acc.0 + c, acc.1 + r));
+            let room_vcpus: f64 = rooms.iter().map(|room| room.vcpus.max(0.0)).sum();
+            let room_ram: f64 = rooms.iter().map(|room| room.ram_mb.max(0.0)).sum();
+            let scope = match settings.capacity_scope {
+                crate::config::workflow::CapacityScope::AvailabilityZone => {
+                    format!("availability zone {}", zone.as_deref().unwrap_or("?"))
+                }
+                crate::config::workflow::CapacityScope::Aggregate => "the host's aggregates".to_owned(),
+            };
+            let observed = format!(
+                "{} VMs need {need_vcpus} vCPU and {need_ram} MB; {} enabled, up hypervisors of {scope} (not drained in this run) have {room_vcpus:.0} vCPU and {room_ram:.0} MB free",
+                to_move.len(),
+                rooms.len(),
+            );
+            let unplaced = drain::unplaced(to_move.into_iter(), &rooms);
+            if unplaced.is_empty() {
+                Ok(Decision::done(observed))
+            } else {
+                let names: Vec<String> = unplaced
+                    .iter()
+                    .map(|server| {
+                        let (vcpus, ram) = size(server);
+                        format!("{} ({vcpus} vCPU, {ram} MB)", server.name)
+                    })
+                    .collect();
+                let reason = format!("not enough room: {observed}; no room for {}", names.join(", "));
+                Ok(Decision::blocked(observed, reason))
+            }
+        })
+    }
+
+    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async { unreachable!("observe never asks to act") })
+    }
+}
+
+/// Every movable VM moved (or a migration under way awaited).
+struct Migrate;
+
+impl Action for Migrate {
+    fn name(&self) -> &'static str {
+        "migrate"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let census = census(host).await?;
+            if census.moves.is_empty() {
+                let left = census.left.len();
+                return Ok(Decision::done(format!("no VM left to move ({left} left behind)")));
+            }
+            Ok(Decision::act(census.summary(), census.plan()))
+        })
+    }
+
+    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async move {
+            let census = census(host).await?;
+            let rows = migrate_all(host.run.clone(), host.host.to_string(), census.moves).await;
+            let moved = rows.iter().filter(|row| row.outcome == VmOutcome::Moved).count();
+            let not_moved: Vec<String> =
+                rows.iter().filter(|row| row.outcome != VmOutcome::Moved).map(VmMove::line).collect();
+            let total = rows.len();
+            host.facts.vm_moves.extend(rows);
+            if not_moved.is_empty() {
+                Ok(Change(format!("moved {moved} VMs")))
+            } else {
+                Err(ActionError(format!("moved {moved} of {total} VMs; not moved: {}", not_moved.join("; "))))
+            }
+        })
+    }
+}
+
+/// Nova, its migrations and libvirt all agree the host is empty.
+struct VerifyEmpty;
+
+impl Action for VerifyEmpty {
+    fn name(&self) -> &'static str {
+        "verify-empty"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let name = host.host.to_string();
+            let nova = host.run.nova()?;
+            let servers = nova.servers_on_host(&name).await?;
+            let moving: Vec<_> = nova.migrations(&name, None).await?.into_iter().filter(in_progress).collect();
+            let domains = hypervisor(host)?.virsh_list().await.map_err(|err| ActionError(err.to_string()))?;
+            host.record_output("libvirt domains after the drain", &domains.output);
+            let observed = format!(
+                "Nova: {} servers on the host, {} migrations in progress to or from it; libvirt: {} domains",
+                servers.len(),
+                moving.len(),
+                domains.value.len()
+            );
+            if servers.is_empty() && moving.is_empty() && domains.value.is_empty() {
+                return Ok(Decision::done(observed));
+            }
+            if host.run.dry_run {
+                return Ok(Decision::act(observed, "check that Nova and libvirt show the host empty"));
+            }
+            let mut problems = Vec::new();
+            if !servers.is_empty() {
+                let listed: Vec<String> =
+                    servers.iter().map(|s| format!("{} ({}, {})", s.name, s.id, s.status)).collect();
+                problems.push(format!("Nova still lists {}", listed.join(", ")));
+            }
+            for server in &servers {
+                if !host.facts.vm_moves.iter().any(|row| row.id == server.id && row.outcome != VmOutcome::Moved) {
+                    host.facts.vm_moves.push(VmMove {
+                        id: server.id.clone(),
+                        name: server.name.clone(),
+                        project: drain::project(server),
+                        kind: String::new(),
+                        outcome: VmOutcome::Blocked,
+                        from: name.clone(),
+                        to: None,
+                        reason: Some(format!("still on the host ({})", server.status)),
+                        duration: Default::default(),
+                    });
+                }
+            }
+            if !moving.is_empty() {
+                let listed: Vec<String> =
+                    moving.iter().map(|m| format!("{} of {} ({})", m.id, m.instance_uuid, m.status)).collect();
+                problems.push(format!("migrations in progress: {}", listed.join(", ")));
+            }
+            if !domains.value.is_empty() {
+                let listed: Vec<String> = domains.value.iter().map(|d| format!("{} ({})", d.name, d.state)).collect();
+                problems.push(format!("libvirt still has {}", listed.join(", ")));
+            }
+            Ok(Decision::blocked(observed, format!("the host is not empty: {}", problems.join("; "))))
+        })
+    }
+
+    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async { Err(ActionError("a dry run only plans the check".into())) })
+    }
+}
