@@ -288,8 +288,10 @@ fn scc(cli: &Cli, command: &SccCommand, paths: &InputPaths, output: &Output, run
                     (results, credentials)
                 }
                 None => {
-                    let results = collect(&args.collection)?;
-                    (results, load_credentials()?)
+                    // Refuse a missing 'scc' section before reading every host.
+                    let credentials = load_credentials()?;
+                    scc_client(&credentials)?;
+                    (collect(&args.collection)?, credentials)
                 }
             };
             let client = scc_client(&credentials)?;
