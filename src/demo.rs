@@ -45,10 +45,15 @@ impl DemoReport {
     }
 }
 
-/// The steps the demo runs, in campaign order after the preflight.
+/// The steps the demo runs: setup, the preflight (which needs root access),
+/// then the rest of the campaign.
 pub fn demo_steps() -> Vec<Step> {
     let available = steps::available();
-    std::iter::once(Step::Noops).chain(Step::CAMPAIGN).filter(|step| available.contains(step)).collect()
+    [Step::Setup, Step::Noops]
+        .into_iter()
+        .chain(Step::CAMPAIGN.into_iter().skip(1))
+        .filter(|step| available.contains(step))
+        .collect()
 }
 
 pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logging::RunLog) -> Result<DemoReport> {

@@ -119,7 +119,8 @@ impl Output {
         if self.format == Format::Json {
             return self.json(summary);
         }
-        let mut text = String::new();
+        let mut text =
+            format!("\n{} over {} host{}:\n", summary.step, summary.hosts.len(), plural(summary.hosts.len()));
         if summary.dry_run {
             text.push_str(&format!("Plan of {} (dry run: nothing was changed)\n", summary.step));
             for host in &summary.hosts {

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use crate::clients::jira::{CommentOptions, Written};
 use crate::journal::{ActionOutcome, ActionResult, Journal, StepOutcome};
 
@@ -37,6 +39,19 @@ pub trait Progress: Send + Sync {
 /// Runs the step on the host. `journal` is `None` in a dry run, which only
 /// observes.
 pub async fn run_host(
+    host: HostContext,
+    plan: &StepPlan,
+    journal: Option<&Journal>,
+    stop: &StopSignal,
+    progress: &dyn Progress,
+    forced: bool,
+) -> HostReport {
+    // Every log line of this host carries its name and step.
+    let span = tracing::info_span!("host", host = %host.host, step = %plan.step);
+    run_host_in_span(host, plan, journal, stop, progress, forced).instrument(span).await
+}
+
+async fn run_host_in_span(
     mut host: HostContext,
     plan: &StepPlan,
     journal: Option<&Journal>,
@@ -46,8 +61,6 @@ pub async fn run_host(
 ) -> HostReport {
     let started = Instant::now();
     let run = host.run.clone();
-    let span = tracing::info_span!("host", host = %host.host, step = %plan.step);
-    let _entered = span.enter();
     let mut report = HostReport {
         host: host.host.to_string(),
         ticket: host.key.to_string(),
@@ -87,7 +100,7 @@ pub async fn run_host(
             Outcome::Failed { error } => Some((HostOutcome::Failed, error.clone())),
             _ => None,
         };
-        tracing::info!(action = action.name(), outcome = outcome.label(), detail = outcome.detail().unwrap_or(""));
+        tracing::debug!(action = action.name(), outcome = outcome.label(), detail = outcome.detail().unwrap_or(""));
         report.actions.push(ActionReport {
             action: action.name().to_owned(),
             outcome,
@@ -117,6 +130,7 @@ pub async fn run_host(
         }
         finish_in_jira(&host, plan, &mut report).await;
     }
+    tracing::info!(outcome = report.outcome.label(), reason = report.reason.as_deref().unwrap_or(""), "step ended");
     progress.host_finished(&report);
     report
 }
@@ -324,7 +338,7 @@ mod tests {
             services: Arc::new(Services::default()),
             window: MaintenanceWindow::starting_at(jiff::Timestamp::UNIX_EPOCH, 28),
             run_hosts: Vec::new(),
-            migration_slots: Arc::new(tokio::sync::Semaphore::new(1)),
+            migration_slots: crate::workflow::drain::MigrationSlots::new(1),
         });
         HostContext::new(HostName::parse("hv01.example.org").unwrap(), JiraKey::parse("MH-1").unwrap(), run)
     }
