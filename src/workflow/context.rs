@@ -79,7 +79,7 @@ pub struct RunContext {
     /// Every host this run works on (a drain never sends VMs to one of them).
     pub run_hosts: Vec<HostName>,
     /// Migrations at once across the run (`workflow.limits.live_migrations_global`).
-    pub migration_slots: Arc<tokio::sync::Semaphore>,
+    pub migration_slots: Arc<super::drain::MigrationSlots>,
 }
 
 impl RunContext {

@@ -100,7 +100,7 @@ pub async fn run(
         Some(Journal::open(&settings.journal)?)
     };
     let journal = journal.map(Arc::new);
-    let migration_slots = Arc::new(Semaphore::new(credentials.workflow.limits.live_migrations_global.max(1)));
+    let migration_slots = super::drain::MigrationSlots::new(credentials.workflow.limits.live_migrations_global);
     let run = Arc::new(RunContext {
         run_id: new_run_id(),
         step: settings.step,

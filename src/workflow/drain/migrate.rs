@@ -8,14 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-
 use crate::clients::nova::{Migration, NovaClient, Server};
 use crate::config::workflow::{DrainSettings, OnMigrationFailure};
 use crate::workflow::context::RunContext;
 use crate::workflow::report::{VmMove, VmOutcome};
 
-use super::{project, MoveKind, PlannedMove};
+use super::{project, MigrationSlots, MoveKind, PlannedMove};
 
 const FAILED: [&str; 4] = ["error", "failed", "cancelled", "aborted"];
 
@@ -28,7 +26,8 @@ enum Attempt {
 /// Moves every planned VM; one row per VM, in the order of `moves`.
 pub async fn migrate_all(run: Arc<RunContext>, host: String, moves: Vec<PlannedMove>) -> Vec<VmMove> {
     let limits = &run.credentials.workflow.limits;
-    let per_host = Arc::new(Semaphore::new(limits.live_migrations_per_host.max(1)));
+    let poll = Duration::from_millis(run.credentials.workflow.drain.poll_interval_ms.max(1));
+    let per_host = MigrationSlots::new(limits.live_migrations_per_host);
     let aborted = Arc::new(AtomicBool::new(false));
     let left = Arc::new(AtomicUsize::new(moves.len()));
     let mut tasks = tokio::task::JoinSet::new();
@@ -36,11 +35,15 @@ pub async fn migrate_all(run: Arc<RunContext>, host: String, moves: Vec<PlannedM
     let mut moves: Vec<(usize, PlannedMove)> = moves.into_iter().enumerate().collect();
     moves.sort_by_key(|(_, planned)| planned.resume.is_none());
     for (index, planned) in moves {
+        // Migrations under way take their places at once, before any new one can start.
+        let under_way = planned.resume.as_ref().map(|_| (per_host.for_running(), run.migration_slots.for_running()));
         let (run, host, per_host, aborted, left) =
             (run.clone(), host.clone(), per_host.clone(), aborted.clone(), left.clone());
         tasks.spawn(async move {
-            let _host_slot = per_host.acquire_owned().await.expect("never closed");
-            let _run_slot = run.migration_slots.clone().acquire_owned().await.expect("never closed");
+            let _slots = match under_way {
+                Some(slots) => slots,
+                None => (per_host.for_new(poll).await, run.migration_slots.for_new(poll).await),
+            };
             let row = if aborted.load(Ordering::SeqCst) {
                 not_started(&host, &planned)
             } else {

@@ -4,7 +4,11 @@
 pub mod migrate;
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clients::nova::{Aggregate, Hypervisor, Migration, NovaClient, Server};
 use crate::config::workflow::{CapacityScope, DrainSettings};
@@ -270,6 +274,58 @@ pub fn unplaced<'a>(moves: impl Iterator<Item = &'a Server>, rooms: &[Room]) -> 
     unplaced
 }
 
+/// A limit on migrations at once (per host, or across the run). Migrations
+/// found under way (an interrupted run's) count against it even when no slot
+/// is free for them: new ones then wait until the total is back under the limit.
+#[derive(Debug)]
+pub struct MigrationSlots {
+    semaphore: Arc<Semaphore>,
+    /// Migrations under way that hold no slot.
+    owed: AtomicUsize,
+}
+
+/// The place of one migration in a limit, given back when dropped.
+pub enum Slot {
+    Held(OwnedSemaphorePermit),
+    Owed(Arc<MigrationSlots>),
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Slot::Owed(slots) = self {
+            slots.owed.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl MigrationSlots {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(MigrationSlots { semaphore: Arc::new(Semaphore::new(limit.max(1))), owed: AtomicUsize::new(0) })
+    }
+
+    /// For a new migration: waits for a free slot, and until the migrations
+    /// holding none fit in the limit too.
+    pub async fn for_new(self: &Arc<Self>, poll: Duration) -> Slot {
+        let permit = self.semaphore.clone().acquire_owned().await.expect("never closed");
+        // Held slots (this one included) plus owed ones must stay within the limit.
+        while self.owed.load(Ordering::SeqCst) > self.semaphore.available_permits() {
+            tokio::time::sleep(poll).await;
+        }
+        Slot::Held(permit)
+    }
+
+    /// For a migration already under way: a free slot, or one owed.
+    pub fn for_running(self: &Arc<Self>) -> Slot {
+        match self.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => Slot::Held(permit),
+            Err(_) => {
+                self.owed.fetch_add(1, Ordering::SeqCst);
+                Slot::Owed(self.clone())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +349,16 @@ mod tests {
         assert_eq!(left.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["big"]);
         let two = [server("x", 4, 8192), server("y", 4, 8192)];
         assert!(unplaced(two.iter(), &rooms).is_empty());
+    }
+
+    #[tokio::test]
+    async fn migrations_under_way_count_against_the_limit() {
+        let slots = MigrationSlots::new(2);
+        let running: Vec<Slot> = (0..3).map(|_| slots.for_running()).collect();
+        let poll = Duration::from_millis(1);
+        let waiting = tokio::time::timeout(Duration::from_millis(30), slots.for_new(poll)).await;
+        assert!(waiting.is_err(), "three under way for a limit of two: a new one waits");
+        drop(running);
+        let _new = tokio::time::timeout(Duration::from_millis(30), slots.for_new(poll)).await.expect("a free slot");
     }
 }

@@ -1,0 +1,80 @@
+//! kill -9 in the middle of a drain, then a re-run: the migrations under way
+//! are found and awaited, not started again, and the hosts end empty.
+
+mod drain_common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use drain_common::{plain_world, DrainSite};
+use hvmigrate::workflow::report::HostOutcome;
+
+const IN_PROGRESS: [&str; 4] = ["queued", "preparing", "running", "post-migrating"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_resumes_after_kill_9() {
+    let settings = "workflow:\n  drain:\n    poll_interval_ms: 20\n    timeout_base_secs: 30\n  limits:\n    live_migrations_global: 3\n    live_migrations_per_host: 2\n";
+    // 4 to 10 simulated seconds per migration: 0.4 to 1 s of real time.
+    let site = DrainSite::start(plain_world(2, 5), settings, 10.0).await;
+    let logs = site.dir.path().join("logs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
+        .arg("--creds-file")
+        .arg(&site.paths.creds_file)
+        .arg("--hypervisors-file")
+        .arg(&site.paths.hypervisors_file)
+        .arg("--state")
+        .arg(&site.journal)
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(["--allow-root", "-q", "run", "--step", "drain", "--force", "--parallel"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+
+    // Kill it once some migrations are done and others under way.
+    let started = Instant::now();
+    let in_flight: Vec<String> = loop {
+        {
+            let world = site.world();
+            let done = world.migrations.iter().filter(|m| m.status == "completed").count();
+            let running: Vec<String> = world
+                .migrations
+                .iter()
+                .filter(|m| IN_PROGRESS.contains(&m.status.as_str()))
+                .map(|m| m.server_id.clone())
+                .collect();
+            if done >= 1 && !running.is_empty() {
+                break running;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the drain never got going");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the drain ended before it could be killed: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let started_before = site.world().migrations.len();
+    assert!(started_before < 10, "killed in the middle, not at the end");
+
+    let summary = site.drain(false).await;
+    for report in &summary.hosts {
+        assert_eq!(report.outcome, HostOutcome::Succeeded, "{}: {:?}", report.host, report.reason);
+    }
+    let world = site.world();
+    for host in world.campaign_hosts() {
+        assert_eq!(world.servers_on(&host.fqdn).count(), 0, "{} is empty", host.fqdn);
+    }
+    for server in world.servers.values() {
+        let records = world.migrations.iter().filter(|m| m.server_id == server.id).count();
+        assert_eq!(records, 1, "{} was migrated once, not restarted", server.name);
+    }
+    for id in &in_flight {
+        let record = world.migrations.iter().find(|m| &m.server_id == id).unwrap();
+        assert_eq!(record.status, "completed", "the migration cut off by the kill was awaited");
+    }
+    assert!(world.max_concurrent_migrations <= 3);
+}
