@@ -275,3 +275,27 @@ async fn drain_awaits_a_migration_already_in_progress() {
     assert!(census.observed.contains("1 migrations in progress to await"), "{}", census.observed);
     assert_eq!(migrations_of(&site, &name).len(), 1, "awaited, not restarted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_notes_a_vm_the_scheduler_sent_to_another_host_of_the_run() {
+    let site = DrainSite::start(plain_world(2, 2), FAST_DRAIN, SCALE).await;
+    let hosts = site.campaign_hosts();
+    {
+        let mut world = site.world();
+        // The second host's pre-drain did not happen, and the spares have less free RAM than it.
+        let second = world.host_mut(&hosts[1]).unwrap();
+        second.compute.status = "enabled".into();
+        second.compute.disabled_reason = None;
+        for spare in world.hosts.iter_mut().filter(|h| !h.in_campaign) {
+            spare.memory_mib = 65_536;
+        }
+    }
+    let summary = site.drain(false).await;
+    assert_eq!(summary.hosts[0].outcome, HostOutcome::Succeeded, "{:?}", summary.hosts[0].reason);
+    assert_eq!(summary.hosts[1].outcome, HostOutcome::Blocked);
+    assert!(summary.hosts[1].reason.as_deref().unwrap().contains("nova-compute is enabled"));
+    for vm in &summary.hosts[0].vms {
+        assert_eq!(vm.to.as_deref(), Some(hosts[1].as_str()), "the scheduler's choice");
+        assert!(vm.reason.as_deref().unwrap().contains("a host of this run whose nova-compute is still enabled"));
+    }
+}

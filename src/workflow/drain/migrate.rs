@@ -117,6 +117,14 @@ async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove) -> VmMove
     }
     match ended {
         Attempt::Moved { to } => {
+            // The scheduler only avoids disabled hosts: say so when it chose one this campaign will drain.
+            if run.run_hosts.iter().any(|other| other.as_str() == to) {
+                let note = format!("landed on {to}, a host of this run whose nova-compute is still enabled");
+                row.reason = Some(match row.reason.take() {
+                    Some(earlier) => format!("{earlier}; {note}"),
+                    None => note,
+                });
+            }
             row.outcome = VmOutcome::Moved;
             row.to = Some(to);
         }
