@@ -174,7 +174,7 @@ async fn drain_retry_once_moves_a_vm_whose_first_migration_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_hung_migration_times_out_and_is_aborted() {
     let settings =
-        "workflow:\n  drain:\n    poll_interval_ms: 10\n    timeout_base_secs: 0.5\n    timeout_secs_per_gib: 0\n";
+        "workflow:\n  drain:\n    poll_interval_ms: 10\n    timeout_base_secs: 1\n    timeout_secs_per_gib: 0\n";
     let site = DrainSite::start(plain_world(1, 2), settings, SCALE).await;
     let host = site.campaign_hosts()[0].clone();
     let hanging = {
@@ -188,7 +188,7 @@ async fn drain_hung_migration_times_out_and_is_aborted() {
     assert_eq!(report.outcome, HostOutcome::Failed);
     let row = report.vms.iter().find(|vm| vm.name == hanging).unwrap();
     let reason = row.reason.as_deref().unwrap();
-    assert!(reason.contains("did not finish within 0.5 s") && reason.contains("aborted"), "{reason}");
+    assert!(reason.contains("did not finish within 1.0 s") && reason.contains("aborted"), "{reason}");
     assert_eq!(migrations_of(&site, &hanging), [("live-migration".to_owned(), "cancelled".to_owned())]);
     assert_eq!(site.servers_on(&host), [hanging]);
 }
@@ -196,7 +196,7 @@ async fn drain_hung_migration_times_out_and_is_aborted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_completed_migration_on_the_old_host_is_not_done() {
     let settings =
-        "workflow:\n  drain:\n    poll_interval_ms: 10\n    timeout_base_secs: 1\n    timeout_secs_per_gib: 0\n";
+        "workflow:\n  drain:\n    poll_interval_ms: 10\n    timeout_base_secs: 2\n    timeout_secs_per_gib: 0\n";
     let site = DrainSite::start(plain_world(1, 2), settings, SCALE).await;
     let host = site.campaign_hosts()[0].clone();
     let stale = {
@@ -298,4 +298,24 @@ async fn drain_notes_a_vm_the_scheduler_sent_to_another_host_of_the_run() {
         assert_eq!(vm.to.as_deref(), Some(hosts[1].as_str()), "the scheduler's choice");
         assert!(vm.reason.as_deref().unwrap().contains("a host of this run whose nova-compute is still enabled"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_abort_host_starts_nothing_after_a_failure() {
+    let settings = format!("{FAST_DRAIN}    on_failure: abort_host\n  limits:\n    live_migrations_per_host: 1\n");
+    let site = DrainSite::start(plain_world(1, 4), &settings, SCALE).await;
+    for server in site.world().servers.values_mut() {
+        server.fail_migration = true;
+    }
+    let summary = site.drain(false).await;
+    let report = &summary.hosts[0];
+    assert_eq!(report.outcome, HostOutcome::Failed);
+    let count = |outcome| report.vms.iter().filter(|vm| vm.outcome == outcome).count();
+    assert_eq!((count(VmOutcome::Failed), count(VmOutcome::Blocked)), (1, 3));
+    assert!(report.vms.iter().filter(|vm| vm.outcome == VmOutcome::Blocked).all(|vm| vm
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("not started")));
+    assert_eq!(site.world().migrations.len(), 1);
 }
