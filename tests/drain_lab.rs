@@ -319,3 +319,24 @@ async fn drain_abort_host_starts_nothing_after_a_failure() {
         .contains("not started")));
     assert_eq!(site.world().migrations.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_hosts_draining_at_once_do_not_count_the_same_room_twice() {
+    let site = DrainSite::start(plain_world(2, 2), FAST_DRAIN, SCALE).await;
+    {
+        let mut world = site.world();
+        for server in world.servers.values_mut() {
+            (server.vcpus, server.ram_mb) = (2, 4096);
+        }
+        // Room for one VM on each spare: one host's two VMs, not both hosts'.
+        for spare in world.hosts.iter_mut().filter(|h| !h.in_campaign) {
+            spare.memory_mib = 6144;
+        }
+    }
+    let summary = site.drain(false).await;
+    let outcomes: Vec<HostOutcome> = summary.hosts.iter().map(|h| h.outcome).collect();
+    assert!(outcomes.contains(&HostOutcome::Succeeded) && outcomes.contains(&HostOutcome::Blocked), "{outcomes:?}");
+    let blocked = summary.hosts.iter().find(|h| h.outcome == HostOutcome::Blocked).unwrap();
+    assert!(blocked.reason.as_deref().unwrap().starts_with("capacity: not enough room"), "{:?}", blocked.reason);
+    assert_eq!(site.world().migrations.len(), 2, "only the host with room moved its VMs");
+}

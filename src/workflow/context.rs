@@ -80,6 +80,8 @@ pub struct RunContext {
     pub run_hosts: Vec<HostName>,
     /// Migrations at once across the run (`workflow.limits.live_migrations_global`).
     pub migration_slots: Arc<super::drain::MigrationSlots>,
+    /// Destination room promised to the hosts of the run that are draining.
+    pub capacity: super::drain::CapacityLedger,
 }
 
 impl RunContext {

@@ -339,6 +339,7 @@ mod tests {
             window: MaintenanceWindow::starting_at(jiff::Timestamp::UNIX_EPOCH, 28),
             run_hosts: Vec::new(),
             migration_slots: crate::workflow::drain::MigrationSlots::new(1),
+            capacity: Default::default(),
         });
         HostContext::new(HostName::parse("hv01.example.org").unwrap(), JiraKey::parse("MH-1").unwrap(), run)
     }

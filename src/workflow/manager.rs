@@ -112,6 +112,7 @@ pub async fn run(
         services,
         run_hosts: hosts.iter().map(|(host, _)| host.clone()).collect(),
         migration_slots,
+        capacity: Default::default(),
     });
     if let (Some(journal), false) = (&journal, settings.dry_run) {
         journal.start_run(&NewRun {

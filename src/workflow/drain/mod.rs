@@ -5,7 +5,7 @@ pub mod migrate;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -257,7 +257,25 @@ fn service_host(hv: &Hypervisor) -> &str {
 /// Places the VMs, largest first, on the destinations' free room; the VMs
 /// that fit nowhere. Total room is not enough: one VM must fit on one host.
 pub fn unplaced<'a>(moves: impl Iterator<Item = &'a Server>, rooms: &[Room]) -> Vec<&'a Server> {
+    unplaced_after(&[], moves, rooms)
+}
+
+/// As [`unplaced`], once the room promised to other hosts (vCPUs and RAM of
+/// their VMs) is taken.
+fn unplaced_after<'a>(
+    promised: &[(u64, u64)],
+    moves: impl Iterator<Item = &'a Server>,
+    rooms: &[Room],
+) -> Vec<&'a Server> {
     let mut rooms: Vec<Room> = rooms.to_vec();
+    let mut promised = promised.to_vec();
+    promised.sort_by_key(|size| std::cmp::Reverse(*size));
+    for (vcpus, ram) in promised {
+        if let Some(room) = rooms.iter_mut().find(|room| room.vcpus >= vcpus as f64 && room.ram_mb >= ram as f64) {
+            room.vcpus -= vcpus as f64;
+            room.ram_mb -= ram as f64;
+        }
+    }
     let mut servers: Vec<&Server> = moves.collect();
     servers.sort_by_key(|server| std::cmp::Reverse(size(server)));
     let mut unplaced = Vec::new();
@@ -272,6 +290,51 @@ pub fn unplaced<'a>(moves: impl Iterator<Item = &'a Server>, rooms: &[Room]) -> 
         }
     }
     unplaced
+}
+
+/// Room promised to the hosts of a run whose capacity check passed, so that
+/// hosts draining at once do not all count the same free room. A host's
+/// promise ends when its migrations do (Nova's figures then show them).
+#[derive(Debug, Default)]
+pub struct CapacityLedger {
+    promised: Mutex<Vec<Promise>>,
+}
+
+#[derive(Debug)]
+struct Promise {
+    host: String,
+    /// The destinations the promise is on (hosts with other destinations do not share it).
+    scope: Vec<String>,
+    sizes: Vec<(u64, u64)>,
+}
+
+/// What the capacity check found, with the room promised to other hosts.
+pub struct CapacityCheck<'a> {
+    pub unplaced: Vec<&'a Server>,
+    /// VMs of other hosts of the run that the same destinations must take first.
+    pub promised_vms: usize,
+}
+
+impl CapacityLedger {
+    /// Places `servers` after what was promised to the other hosts on the same
+    /// destinations; when they all fit, promises their room to `host`.
+    pub fn check<'a>(&self, host: &str, rooms: &[Room], servers: Vec<&'a Server>) -> CapacityCheck<'a> {
+        let mut scope: Vec<String> = rooms.iter().map(|room| room.host.clone()).collect();
+        scope.sort();
+        let mut promised = self.promised.lock().unwrap_or_else(|poison| poison.into_inner());
+        promised.retain(|promise| promise.host != host);
+        let others: Vec<(u64, u64)> =
+            promised.iter().filter(|p| p.scope == scope).flat_map(|p| p.sizes.iter().copied()).collect();
+        let unplaced = unplaced_after(&others, servers.iter().copied(), rooms);
+        if unplaced.is_empty() {
+            promised.push(Promise { host: host.to_owned(), scope, sizes: servers.iter().map(|s| size(s)).collect() });
+        }
+        CapacityCheck { unplaced, promised_vms: others.len() }
+    }
+
+    pub fn release(&self, host: &str) {
+        self.promised.lock().unwrap_or_else(|poison| poison.into_inner()).retain(|promise| promise.host != host);
+    }
 }
 
 /// A limit on migrations at once (per host, or across the run). Migrations
@@ -349,6 +412,19 @@ mod tests {
         assert_eq!(left.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["big"]);
         let two = [server("x", 4, 8192), server("y", 4, 8192)];
         assert!(unplaced(two.iter(), &rooms).is_empty());
+    }
+
+    #[test]
+    fn room_promised_to_one_host_is_not_counted_again() {
+        let rooms = [Room { host: "spare".into(), vcpus: 8.0, ram_mb: 16384.0 }];
+        let ledger = CapacityLedger::default();
+        let first = [server("a", 4, 8192), server("b", 4, 8192)];
+        assert!(ledger.check("hv1", &rooms, first.iter().collect()).unplaced.is_empty());
+        let second = [server("c", 2, 2048)];
+        let check = ledger.check("hv2", &rooms, second.iter().collect());
+        assert_eq!((check.unplaced.len(), check.promised_vms), (1, 2));
+        ledger.release("hv1");
+        assert!(ledger.check("hv2", &rooms, second.iter().collect()).unplaced.is_empty());
     }
 
     #[tokio::test]

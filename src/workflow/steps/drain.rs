@@ -132,12 +132,16 @@ impl Action for Capacity {
                 }
                 crate::config::workflow::CapacityScope::Aggregate => "the host's aggregates".to_owned(),
             };
-            let observed = format!(
+            let mut observed = format!(
                 "{} VMs need {need_vcpus} vCPU and {need_ram} MB; {} enabled, up hypervisors of {scope} (not drained in this run) have {room_vcpus:.0} vCPU and {room_ram:.0} MB free",
                 to_move.len(),
                 rooms.len(),
             );
-            let unplaced = drain::unplaced(to_move.into_iter(), &rooms);
+            let check = host.run.capacity.check(host.host.as_str(), &rooms, to_move);
+            if check.promised_vms > 0 {
+                observed.push_str(&format!(", before {} VMs of other hosts of this run", check.promised_vms));
+            }
+            let unplaced = check.unplaced;
             if unplaced.is_empty() {
                 Ok(Decision::done(observed))
             } else {
@@ -171,6 +175,7 @@ impl Action for Migrate {
         Box::pin(async move {
             let census = census(host).await?;
             if census.moves.is_empty() {
+                host.run.capacity.release(host.host.as_str());
                 let left = census.left.len();
                 return Ok(Decision::done(format!("no VM left to move ({left} left behind)")));
             }
@@ -182,6 +187,8 @@ impl Action for Migrate {
         Box::pin(async move {
             let census = census(host).await?;
             let rows = migrate_all(host.run.clone(), host.host.to_string(), census.moves).await;
+            // Nova's figures now show where the VMs went.
+            host.run.capacity.release(host.host.as_str());
             let moved = rows.iter().filter(|row| row.outcome == VmOutcome::Moved).count();
             let not_moved: Vec<String> =
                 rows.iter().filter(|row| row.outcome != VmOutcome::Moved).map(VmMove::line).collect();
