@@ -244,14 +244,28 @@ async fn drain_dry_run_plans_without_moving() {
         [
             ("compute-disabled", "skipped (already done)"),
             ("census", "recorded"),
-            ("capacity", "skipped (already done)"),
+            ("capacity", "recorded"),
             ("migrate", "would do"),
             ("verify-empty", "would do"),
         ]
     );
     let plan = report.actions[3].outcome.detail().unwrap();
     assert_eq!(plan.matches("live-migrate vm-").count(), 3, "{plan}");
+    assert!(report.actions[2].observed.contains("3 VMs need"), "{}", report.actions[2].observed);
     assert!(site.world().migrations.is_empty());
+
+    // A VM that cannot move makes the plan say the host will not end empty.
+    let host = site.campaign_hosts()[0].clone();
+    let broken = {
+        let mut world = site.world();
+        let server = world.servers.values_mut().find(|s| s.host == host).unwrap();
+        server.status = "ERROR".into();
+        server.name.clone()
+    };
+    let summary = site.drain(true).await;
+    assert_eq!(summary.hosts[0].outcome, HostOutcome::Blocked);
+    let reason = summary.hosts[0].reason.as_deref().unwrap();
+    assert!(reason.starts_with("verify-empty: the host will not be empty") && reason.contains(&broken), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

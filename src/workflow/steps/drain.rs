@@ -143,7 +143,8 @@ impl Action for Capacity {
             }
             let unplaced = check.unplaced;
             if unplaced.is_empty() {
-                Ok(Decision::done(observed))
+                // Recorded, so the figures reach the ticket.
+                Ok(Decision::Recorded { observed })
             } else {
                 let names: Vec<String> = unplaced
                     .iter()
@@ -229,6 +230,16 @@ impl Action for VerifyEmpty {
                 return Ok(Decision::done(observed));
             }
             if host.run.dry_run {
+                let staying: Vec<String> = host
+                    .facts
+                    .vm_moves
+                    .iter()
+                    .map(|vm| format!("{} ({})", vm.name, vm.reason.as_deref().unwrap_or("left behind")))
+                    .collect();
+                if !staying.is_empty() {
+                    let reason = format!("the host will not be empty: {}", staying.join("; "));
+                    return Ok(Decision::blocked(observed, reason));
+                }
                 return Ok(Decision::act(observed, "check that Nova and libvirt show the host empty"));
             }
             let mut problems = Vec::new();
