@@ -72,7 +72,9 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
         .map_err(|err| Error::Refused(format!("cannot start the simulated site: {err}")))?;
     // Minutes of migration pass in seconds of demo.
     lab.world().lock().time_scale = 120.0;
-    let site = lab.write_site_files(&dir.join("site"), "").map_err(|err| Error::io(&dir, err))?;
+    // Migrations take a fraction of a second here: check them more often than on a real site.
+    let settings = "workflow:\n  drain:\n    poll_interval_ms: 100\n";
+    let site = lab.write_site_files(&dir.join("site"), settings).map_err(|err| Error::io(&dir, err))?;
     let paths = InputPaths { hypervisors_file: site.hypervisors.clone(), creds_file: site.credentials.clone() };
     let (hypervisors, credentials) = check_config::load_inputs(&paths, KeyMode::Required)?;
     let log = run_log.open(&dir.join("logs"), &paths.hypervisors_file)?;
