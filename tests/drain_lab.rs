@@ -354,3 +354,33 @@ async fn drain_hosts_draining_at_once_do_not_count_the_same_room_twice() {
     assert!(blocked.reason.as_deref().unwrap().starts_with("capacity: not enough room"), "{:?}", blocked.reason);
     assert_eq!(site.world().migrations.len(), 2, "only the host with room moved its VMs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_settings_move_paused_vms_and_skip_named_ones() {
+    let site = DrainSite::start(plain_world(1, 4), FAST_DRAIN, SCALE).await;
+    let host = site.campaign_hosts()[0].clone();
+    let (paused, suspended, skipped) = {
+        let mut world = site.world();
+        let mut servers: Vec<_> = world.servers.values_mut().filter(|s| s.host == host).collect();
+        servers[0].status = "PAUSED".into();
+        servers[1].status = "SUSPENDED".into();
+        (servers[0].name.clone(), servers[1].name.clone(), servers[2].name.clone())
+    };
+    let settings = format!("{FAST_DRAIN}    allow_cold_migrate_paused: true\n    skip_servers: [{skipped}]\n");
+    let credentials = std::fs::read_to_string(&site.paths.creds_file).unwrap().replace(FAST_DRAIN, &settings);
+    std::fs::write(&site.paths.creds_file, credentials).unwrap();
+
+    let summary = site.drain(false).await;
+    let report = &summary.hosts[0];
+    assert_eq!(report.outcome, HostOutcome::Blocked);
+    let row = |name: &str| report.vms.iter().find(|vm| vm.name == name).unwrap().clone();
+    assert_eq!((row(&paused).outcome, row(&paused).kind.as_str()), (VmOutcome::Moved, "live"));
+    assert_eq!(site.world().servers.values().find(|s| s.name == paused).unwrap().status, "PAUSED", "still paused");
+    assert!(row(&suspended).reason.unwrap().contains("neither live nor cold"));
+    assert!(row(&skipped).reason.unwrap().contains("skip_servers"));
+    let mut left = site.servers_on(&host);
+    left.sort();
+    let mut expected = vec![suspended, skipped];
+    expected.sort();
+    assert_eq!(left, expected);
+}

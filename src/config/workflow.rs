@@ -302,7 +302,9 @@ impl Default for Limits {
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DrainSettings {
-    /// PAUSED and SUSPENDED servers are cold-migrated instead of blocking the drain.
+    /// PAUSED servers are moved instead of blocking the drain. Nova moves a
+    /// paused server only by live migration (it stays paused); SUSPENDED ones
+    /// it cannot migrate at all, so they always block.
     pub allow_cold_migrate_paused: bool,
     /// Servers (by name or id) left where they are; they are reported as left behind.
     pub skip_servers: Vec<String>,

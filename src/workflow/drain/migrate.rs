@@ -15,7 +15,7 @@ use crate::workflow::report::{VmMove, VmOutcome};
 
 use super::{project, MigrationSlots, MoveKind, PlannedMove};
 
-const FAILED: [&str; 4] = ["error", "failed", "cancelled", "aborted"];
+const FAILED: [&str; 5] = ["error", "failed", "cancelled", "aborted", "reverted"];
 
 /// How one attempt ended.
 enum Attempt {
@@ -203,7 +203,11 @@ async fn attempt(
             }
             let moved = now.host.as_deref().is_some_and(|now_host| now_host != host);
             let settled = match planned.kind {
-                MoveKind::Live => now.status == "ACTIVE",
+                // A live migration keeps the server's state: running, or paused.
+                MoveKind::Live => match planned.server.status.as_str() {
+                    "ACTIVE" | "PAUSED" => now.status == planned.server.status,
+                    _ => now.status == "ACTIVE" || now.status == "PAUSED",
+                },
                 MoveKind::Cold => ["SHUTOFF", "ACTIVE", "PAUSED", "SUSPENDED"].contains(&now.status.as_str()),
             };
             let completed = ["completed", "confirmed"].contains(&record.status.as_str());

@@ -105,9 +105,11 @@ impl Census {
                 (Some(task), _) => Err(format!("a task is in progress: {task} (status {status})")),
                 (None, "ACTIVE") => Ok(MoveKind::Live),
                 (None, "SHUTOFF") => Ok(MoveKind::Cold),
-                (None, "PAUSED" | "SUSPENDED") if settings.allow_cold_migrate_paused => Ok(MoveKind::Cold),
-                (None, "PAUSED" | "SUSPENDED") => {
-                    Err(format!("status {status} (workflow.drain.allow_cold_migrate_paused is off)"))
+                // Nova moves a paused server only live (it stays paused), and a suspended one not at all.
+                (None, "PAUSED") if settings.allow_cold_migrate_paused => Ok(MoveKind::Live),
+                (None, "PAUSED") => Err("status PAUSED (workflow.drain.allow_cold_migrate_paused is off)".to_owned()),
+                (None, "SUSPENDED") => {
+                    Err("status SUSPENDED: Nova migrates it neither live nor cold; resume or stop it first".to_owned())
                 }
                 (None, _) => Err(format!("status {status} cannot be migrated")),
             };
