@@ -545,6 +545,12 @@ impl Progress for LiveProgress {
         bar.set_message(format!("{host}: {action}"));
     }
 
+    fn action_detail(&self, host: &str, detail: &str) {
+        if let Some(bar) = self.lines.lock().unwrap_or_else(|poison| poison.into_inner()).get(host) {
+            bar.set_message(format!("{host}: {detail}"));
+        }
+    }
+
     fn host_finished(&self, report: &HostReport) {
         let bar = self.lines.lock().unwrap_or_else(|poison| poison.into_inner()).remove(&report.host);
         if let Some(bar) = bar {

@@ -82,6 +82,8 @@ pub struct RunContext {
     pub migration_slots: Arc<super::drain::MigrationSlots>,
     /// Destination room promised to the hosts of the run that are draining.
     pub capacity: super::drain::CapacityLedger,
+    /// Where long actions report how far they are.
+    pub progress: Option<Arc<dyn super::host_run::Progress>>,
 }
 
 impl RunContext {
@@ -122,6 +124,8 @@ pub struct Facts {
     pub compute_service: Option<ComputeService>,
     /// What the drain found and did, VM by VM (the report's table).
     pub vm_moves: Vec<super::report::VmMove>,
+    /// Migrations the census found under way, counted against the run's limit until they are awaited.
+    pub under_way: Option<Arc<super::drain::UnderWay>>,
 }
 
 /// A command's output kept for the Jira comment.

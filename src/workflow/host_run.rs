@@ -34,6 +34,8 @@ impl StopSignal {
 pub trait Progress: Send + Sync {
     fn action_started(&self, host: &str, action: &str);
     fn host_finished(&self, report: &HostReport);
+    /// Where a long action stands (the drain: VMs left, each migration's status and time).
+    fn action_detail(&self, _host: &str, _detail: &str) {}
 }
 
 /// Runs the step on the host. `journal` is `None` in a dry run, which only
@@ -340,6 +342,7 @@ mod tests {
             run_hosts: Vec::new(),
             migration_slots: crate::workflow::drain::MigrationSlots::new(1),
             capacity: Default::default(),
+            progress: None,
         });
         HostContext::new(HostName::parse("hv01.example.org").unwrap(), JiraKey::parse("MH-1").unwrap(), run)
     }

@@ -113,6 +113,7 @@ pub async fn run(
         run_hosts: hosts.iter().map(|(host, _)| host.clone()).collect(),
         migration_slots,
         capacity: Default::default(),
+        progress: Some(progress.clone()),
     });
     if let (Some(journal), false) = (&journal, settings.dry_run) {
         journal.start_run(&NewRun {

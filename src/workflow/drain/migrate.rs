@@ -3,9 +3,9 @@
 //! `live_migrations_global` across the run, each bounded in time and checked
 //! by three conditions before it counts as done.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clients::nova::{Migration, NovaClient, Server};
@@ -13,9 +13,50 @@ use crate::config::workflow::{DrainSettings, OnMigrationFailure};
 use crate::workflow::context::RunContext;
 use crate::workflow::report::{VmMove, VmOutcome};
 
-use super::{project, MigrationSlots, MoveKind, PlannedMove};
+use super::{project, MigrationSlots, MoveKind, PlannedMove, UnderWay};
 
 const FAILED: [&str; 5] = ["error", "failed", "cancelled", "aborted", "reverted"];
+
+/// What one host's migrations show on the progress line: VMs left, and each
+/// migration's status and time.
+struct HostProgress {
+    run: Arc<RunContext>,
+    host: String,
+    left: AtomicUsize,
+    moving: Mutex<BTreeMap<String, (String, Instant)>>,
+}
+
+impl HostProgress {
+    fn status(&self, vm: &str, status: &str) {
+        {
+            let mut moving = self.moving.lock().unwrap_or_else(|poison| poison.into_inner());
+            let entry = moving.entry(vm.to_owned()).or_insert_with(|| (String::new(), Instant::now()));
+            entry.0 = status.to_owned();
+        }
+        self.show();
+    }
+
+    /// One VM less to move; the VMs left after it.
+    fn finished(&self, vm: &str) -> usize {
+        self.moving.lock().unwrap_or_else(|poison| poison.into_inner()).remove(vm);
+        let left = self.left.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.show();
+        left
+    }
+
+    fn show(&self) {
+        let Some(progress) = &self.run.progress else { return };
+        let moving: Vec<String> = self
+            .moving
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .map(|(vm, (status, since))| format!("{vm} {status} {:.0}s", since.elapsed().as_secs_f64()))
+            .collect();
+        let left = self.left.load(Ordering::SeqCst);
+        progress.action_detail(&self.host, &format!("migrate: {left} VMs left; {}", moving.join(", ")));
+    }
+}
 
 /// How one attempt ended.
 enum Attempt {
@@ -24,12 +65,23 @@ enum Attempt {
 }
 
 /// Moves every planned VM; one row per VM, in the order of `moves`.
-pub async fn migrate_all(run: Arc<RunContext>, host: String, moves: Vec<PlannedMove>) -> Vec<VmMove> {
+/// `under_way` counts the migrations the census found running until they take their own slots here.
+pub async fn migrate_all(
+    run: Arc<RunContext>,
+    host: String,
+    moves: Vec<PlannedMove>,
+    under_way: Option<Arc<UnderWay>>,
+) -> Vec<VmMove> {
     let limits = &run.credentials.workflow.limits;
     let poll = Duration::from_millis(run.credentials.workflow.drain.poll_interval_ms.max(1));
     let per_host = MigrationSlots::new(limits.live_migrations_per_host);
     let aborted = Arc::new(AtomicBool::new(false));
-    let left = Arc::new(AtomicUsize::new(moves.len()));
+    let progress = Arc::new(HostProgress {
+        run: run.clone(),
+        host: host.clone(),
+        left: AtomicUsize::new(moves.len()),
+        moving: Mutex::default(),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     // Migrations already under way go first: they hold slots in reality too.
     let mut moves: Vec<(usize, PlannedMove)> = moves.into_iter().enumerate().collect();
@@ -37,8 +89,8 @@ pub async fn migrate_all(run: Arc<RunContext>, host: String, moves: Vec<PlannedM
     for (index, planned) in moves {
         // Migrations under way take their places at once, before any new one can start.
         let under_way = planned.resume.as_ref().map(|_| (per_host.for_running(), run.migration_slots.for_running()));
-        let (run, host, per_host, aborted, left) =
-            (run.clone(), host.clone(), per_host.clone(), aborted.clone(), left.clone());
+        let (run, host, per_host, aborted, progress) =
+            (run.clone(), host.clone(), per_host.clone(), aborted.clone(), progress.clone());
         tasks.spawn(async move {
             let _slots = match under_way {
                 Some(slots) => slots,
@@ -47,18 +99,19 @@ pub async fn migrate_all(run: Arc<RunContext>, host: String, moves: Vec<PlannedM
             let row = if aborted.load(Ordering::SeqCst) {
                 not_started(&host, &planned)
             } else {
-                move_one(&run, &host, &planned).await
+                move_one(&run, &host, &planned, &progress).await
             };
             if row.outcome == VmOutcome::Failed
                 && run.credentials.workflow.drain.on_failure == OnMigrationFailure::AbortHost
             {
                 aborted.store(true, Ordering::SeqCst);
             }
-            let remaining = left.fetch_sub(1, Ordering::SeqCst) - 1;
+            let remaining = progress.finished(&planned.server.name);
             tracing::info!(host = %host, vm = %planned.server.name, outcome = row.outcome.label(), seconds = format!("{:.1}", row.duration.as_secs_f64()), vms_left = remaining, "{}", row.line());
             (index, row)
         });
     }
+    drop(under_way);
     let mut rows = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -85,7 +138,7 @@ fn not_started(host: &str, planned: &PlannedMove) -> VmMove {
 }
 
 /// One VM, with the retry the settings allow.
-async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove) -> VmMove {
+async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove, progress: &HostProgress) -> VmMove {
     let started = Instant::now();
     let settings = &run.credentials.workflow.drain;
     let mut row = VmMove {
@@ -103,11 +156,11 @@ async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove) -> VmMove
         row.reason = Some("the openstack section is missing".into());
         return row;
     };
-    let mut ended = attempt(nova, settings, host, planned, planned.resume.clone()).await;
+    let mut ended = attempt(nova, settings, host, planned, planned.resume.clone(), progress).await;
     if let (Attempt::Failed { reason }, OnMigrationFailure::RetryOnce) = (&ended, settings.on_failure) {
         tracing::warn!(host, vm = %planned.server.name, %reason, "migration failed; trying once more");
         let first = reason.clone();
-        ended = match attempt(nova, settings, host, planned, None).await {
+        ended = match attempt(nova, settings, host, planned, None, progress).await {
             Attempt::Failed { reason } => Attempt::Failed { reason: format!("{first}; the retry: {reason}") },
             Attempt::Moved { to } => {
                 row.reason = Some(format!("moved on the second attempt; the first: {first}"));
@@ -142,6 +195,7 @@ async fn attempt(
     host: &str,
     planned: &PlannedMove,
     resume: Option<Migration>,
+    progress: &HostProgress,
 ) -> Attempt {
     let server = &planned.server;
     let (_, ram_mb) = super::size(server);
@@ -198,6 +252,7 @@ async fn attempt(
                 tracing::info!(host, vm = name, migration = %record.id, status = %record.status, server_status = %now.status, elapsed = format!("{:.1}s", elapsed.as_secs_f64()), "migration progress");
                 last_status = record.status.clone();
             }
+            progress.status(name, &record.status);
             if FAILED.contains(&record.status.as_str()) {
                 return Attempt::Failed { reason: describe(&record, &now, "ended in") };
             }

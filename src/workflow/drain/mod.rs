@@ -349,6 +349,20 @@ pub struct MigrationSlots {
     owed: AtomicUsize,
 }
 
+/// Migrations found under way that have not taken their slots yet; they stop
+/// counting when dropped (when they take their slots, or the host's step ends).
+#[derive(Debug)]
+pub struct UnderWay {
+    slots: Arc<MigrationSlots>,
+    count: usize,
+}
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.slots.owed.fetch_sub(self.count, Ordering::SeqCst);
+    }
+}
+
 /// The place of one migration in a limit, given back when dropped.
 pub enum Slot {
     Held(OwnedSemaphorePermit),
@@ -377,6 +391,13 @@ impl MigrationSlots {
             tokio::time::sleep(poll).await;
         }
         Slot::Held(permit)
+    }
+
+    /// Migrations a host's census found under way, counted from then on (other
+    /// hosts may start new ones before this host's migrations take their slots).
+    pub fn expect_under_way(self: &Arc<Self>, count: usize) -> UnderWay {
+        self.owed.fetch_add(count, Ordering::SeqCst);
+        UnderWay { slots: self.clone(), count }
     }
 
     /// For a migration already under way: a free slot, or one owed.

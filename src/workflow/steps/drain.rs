@@ -3,6 +3,7 @@
 //! and run-wide limits; the host is then checked empty from every source.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::HostContext;
@@ -82,6 +83,12 @@ impl Action for TakeCensus {
         Box::pin(async move {
             let census = census(host).await?;
             host.facts.vm_moves = census.left_behind(host.host.as_str());
+            // Other hosts must not start new migrations as if these were not running.
+            host.facts.under_way = None;
+            let under_way = census.moves.iter().filter(|m| m.resume.is_some()).count();
+            if under_way > 0 && !host.run.dry_run {
+                host.facts.under_way = Some(Arc::new(host.run.migration_slots.expect_under_way(under_way)));
+            }
             Ok(Decision::Recorded { observed: census.summary() })
         })
     }
@@ -187,7 +194,8 @@ impl Action for Migrate {
     fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
         Box::pin(async move {
             let census = census(host).await?;
-            let rows = migrate_all(host.run.clone(), host.host.to_string(), census.moves).await;
+            let under_way = host.facts.under_way.take();
+            let rows = migrate_all(host.run.clone(), host.host.to_string(), census.moves, under_way).await;
             // Nova's figures now show where the VMs went.
             host.run.capacity.release(host.host.as_str());
             let moved = rows.iter().filter(|row| row.outcome == VmOutcome::Moved).count();
