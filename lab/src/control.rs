@@ -16,6 +16,8 @@ pub fn router(state: LabState) -> Router {
         .route("/_lab/requests", get(requests))
         .route("/_lab/faults/{service}", get(get_faults).put(set_faults))
         .route("/_lab/faults/{service}/next", post(push_fault))
+        .route("/_lab/reinstall/{host}", post(reinstall))
+        .route("/_lab/ssh-faults/{host}", get(get_ssh_faults).put(set_ssh_faults))
         .with_state(state)
 }
 
@@ -65,4 +67,28 @@ async fn push_fault(State(state): State<LabState>, Path(name): Path<String>, Jso
         }
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// The PXE reinstall of a host that Aquilon switched to install.
+async fn reinstall(State(state): State<LabState>, Path(host): Path<String>) -> Response {
+    match state.world.reinstall(&host) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err @ crate::shell::ReinstallError::UnknownHost(_)) => {
+            (StatusCode::NOT_FOUND, err.to_string()).into_response()
+        }
+        Err(err) => (StatusCode::CONFLICT, err.to_string()).into_response(),
+    }
+}
+
+async fn get_ssh_faults(State(state): State<LabState>, Path(host): Path<String>) -> Json<crate::SshFaultConfig> {
+    Json(state.ssh_faults.get(&host))
+}
+
+async fn set_ssh_faults(
+    State(state): State<LabState>,
+    Path(host): Path<String>,
+    Json(config): Json<crate::SshFaultConfig>,
+) -> StatusCode {
+    state.ssh_faults.set(&host, config);
+    StatusCode::NO_CONTENT
 }

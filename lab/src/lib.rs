@@ -13,7 +13,9 @@ pub mod keystone;
 pub mod netbox;
 pub mod nova;
 pub mod scc;
+pub mod shell;
 pub mod site_files;
+pub mod ssh;
 pub mod world;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultConfig, Faults};
+pub use ssh::{SshFaultConfig, SshFaults, SshHosts, SshSettings};
 pub use world::{World, WorldOptions, WorldState};
 
 /// The emulated services.
@@ -180,6 +183,8 @@ pub struct LabState {
     pub urls: Arc<Urls>,
     pub requests: RequestLog,
     pub faults: Faults,
+    /// Faults of the simulated SSH hosts.
+    pub ssh_faults: SshFaults,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -189,6 +194,8 @@ pub struct LabOptions {
     pub faults: BTreeMap<Service, FaultConfig>,
     /// Fixed ports (0 or absent: random).
     pub ports: BTreeMap<Service, u16>,
+    /// The simulated hosts over SSH.
+    pub ssh: SshSettings,
 }
 
 /// A running simulated site.
@@ -196,6 +203,7 @@ pub struct Lab {
     pub state: LabState,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
+    ssh: Option<SshHosts>,
 }
 
 impl Lab {
@@ -227,6 +235,7 @@ impl Lab {
             urls: Arc::new(urls),
             requests: RequestLog::default(),
             faults: Faults::new(options.world.seed, options.faults),
+            ssh_faults: SshFaults::new(options.world.seed),
         };
         let (shutdown, _) = watch::channel(false);
         let mut servers = Vec::new();
@@ -244,7 +253,13 @@ impl Lab {
             servers.push(serve(listener, router, shutdown.subscribe()));
         }
         servers.push(serve(control_listener, control::router(state.clone()), shutdown.subscribe()));
-        Ok(Lab { state, shutdown, servers })
+        let ssh = if options.ssh.enabled {
+            let world = state.world.clone();
+            Some(SshHosts::start(world, state.ssh_faults.clone(), options.ssh, shutdown.subscribe()).await?)
+        } else {
+            None
+        };
+        Ok(Lab { state, shutdown, servers, ssh })
     }
 
     pub fn world(&self) -> &World {
@@ -265,6 +280,15 @@ impl Lab {
 
     pub fn requests(&self) -> &RequestLog {
         &self.state.requests
+    }
+
+    /// The simulated SSH hosts (`None` when started without them).
+    pub fn ssh(&self) -> Option<&SshHosts> {
+        self.ssh.as_ref()
+    }
+
+    pub fn ssh_faults(&self) -> &SshFaults {
+        &self.state.ssh_faults
     }
 
     /// Stops every server and waits for them.

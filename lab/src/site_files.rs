@@ -12,12 +12,15 @@ use crate::Lab;
 pub struct SiteFiles {
     pub credentials: PathBuf,
     pub hypervisors: PathBuf,
+    /// `ssh_config`, `known_hosts` and the key pair, when the SSH hosts run.
+    pub ssh: Option<crate::ssh::SshFiles>,
 }
 
 impl Lab {
-    /// Writes `credentials.yaml` and `hypervisors.txt` into `dir` (created, mode 0700).
-    /// `extra_credentials` is appended to the YAML (the SSH section, once the
-    /// simulated hosts run).
+    /// Writes `credentials.yaml` and `hypervisors.txt` into `dir` (created, mode 0700),
+    /// and, when the SSH hosts run, the SSH files into `dir/ssh` with the
+    /// `ssh`, `aquilon` and `kayobe` sections pointing at them.
+    /// `extra_credentials` is appended to the YAML.
     pub fn write_site_files(&self, dir: &Path, extra_credentials: &str) -> std::io::Result<SiteFiles> {
         std::fs::create_dir_all(dir)?;
         std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
@@ -28,11 +31,22 @@ impl Lab {
         }
         std::fs::write(&hypervisors, list)?;
         let credentials = dir.join("credentials.yaml");
-        let text = format!("{}{extra_credentials}", self.credentials_yaml());
+        let mut ssh_files = None;
+        let mut ssh_sections = String::new();
+        if let Some(ssh) = self.ssh() {
+            let files = ssh.write_files(&dir.join("ssh"))?;
+            let (aquilon, kayobe) = {
+                let world = self.world().lock();
+                (world.aquilon_host_name(), world.kayobe_host_name())
+            };
+            ssh_sections = ssh.credentials_yaml(&files, &aquilon, &kayobe);
+            ssh_files = Some(files);
+        }
+        let text = format!("{}{ssh_sections}{extra_credentials}", self.credentials_yaml());
         let mut file =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&credentials)?;
         file.write_all(text.as_bytes())?;
-        Ok(SiteFiles { credentials, hypervisors })
+        Ok(SiteFiles { credentials, hypervisors, ssh: ssh_files })
     }
 
     /// The service sections of a credentials file for this lab.

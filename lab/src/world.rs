@@ -64,6 +64,8 @@ pub struct WorldState {
     pub scc: SccRegistry,
     /// Simulated seconds that pass per real second (migrations, reinstalls).
     pub time_scale: f64,
+    /// The shells of the Aquilon host and the Kayobe host, by name (see `WorldState::aquilon_host_name`).
+    pub service_hosts: BTreeMap<String, HostShell>,
     /// Keystone tokens issued so far (Nova accepts only these).
     #[serde(skip)]
     pub keystone_tokens: std::collections::HashMap<String, crate::keystone::IssuedToken>,
@@ -108,6 +110,8 @@ pub struct Host {
     pub netbox_device: Option<u64>,
     pub aquilon: AquilonHost,
     pub shell: HostShell,
+    /// How Kayobe runs on the Kayobe host treat this host.
+    pub kayobe: KayobeNode,
     /// The Jira issue of this host, for campaign hosts.
     pub jira_key: Option<String>,
 }
@@ -139,12 +143,22 @@ pub struct Disk {
     pub size_bytes: u64,
     pub fstype: Option<String>,
     pub mountpoint: Option<String>,
+    /// The filesystem's UUID (`blkid`), set by `mkfs`.
+    pub fs_uuid: Option<String>,
     pub children: Vec<Disk>,
 }
 
 impl Disk {
     fn new(name: &str, kind: &str, size_bytes: u64) -> Self {
-        Disk { name: name.into(), kind: kind.into(), size_bytes, fstype: None, mountpoint: None, children: vec![] }
+        Disk {
+            name: name.into(),
+            kind: kind.into(),
+            size_bytes,
+            fstype: None,
+            mountpoint: None,
+            fs_uuid: None,
+            children: vec![],
+        }
     }
 
     fn mounted(mut self, fstype: &str, mountpoint: &str) -> Self {
@@ -238,6 +252,21 @@ pub struct HostShell {
     pub resolv_conf: String,
     /// Commands run on the host, for tests to count side effects.
     pub history: Vec<String>,
+    /// Directories made with `mkdir` (beyond those every host has).
+    pub directories: std::collections::BTreeSet<String>,
+    /// Other files written through the shell, by path.
+    pub files: BTreeMap<String, String>,
+}
+
+/// A hypervisor as the Kayobe host's runs see it.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct KayobeNode {
+    /// Test hook: every Kayobe or Ansible run that targets this host fails with this message.
+    pub fail_with: Option<String>,
+    /// `kayobe overcloud host configure` runs that reached this host.
+    pub host_configures: u32,
+    /// `kayobe overcloud service deploy` runs that reached this host.
+    pub service_deploys: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -503,6 +532,10 @@ impl WorldState {
             silences: Vec::new(),
             scc: SccRegistry::default(),
             time_scale: 1.0,
+            service_hosts: ["aquilon", "kayobe"]
+                .into_iter()
+                .map(|name| (format!("{name}.{}.example.org", options.site), HostShell::default()))
+                .collect(),
             keystone_tokens: Default::default(),
             token_lifetime_secs: 3600,
             clock: Default::default(),
@@ -705,6 +738,7 @@ impl WorldState {
                 resolv_conf: format!("search {}.example.org\nnameserver 10.0.0.53\n", self.site),
                 ..HostShell::default()
             },
+            kayobe: KayobeNode::default(),
             jira_key: None,
         };
         let bmc_ip = format!("10.{}.{}.{}/24", 100 + (number / 65536) % 100, (number / 256) % 256, number % 256);
