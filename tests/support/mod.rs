@@ -2,6 +2,8 @@
 //! failures show the command, its output and the files involved.
 #![allow(dead_code)]
 
+pub mod lab_site;
+
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,76 @@
+//! A simulated site for the binary's tests: the lab runs in this process on
+//! its own runtime, its files are written into a private workspace, and the
+//! real binary is pointed at them.
+
+use std::sync::MutexGuard;
+
+use hvmigrate_lab::{Lab, LabOptions, WorldOptions, WorldState};
+
+use super::{Run, Workspace};
+
+pub struct LabSite {
+    pub lab: Lab,
+    pub workspace: Workspace,
+    /// Keeps the lab's servers running while the binary talks to them.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl LabSite {
+    pub fn start(world: WorldOptions) -> Self {
+        Self::start_with(LabOptions { world, ..LabOptions::default() }, "")
+    }
+
+    /// `workflow_yaml` is appended to the credentials file.
+    pub fn start_with(options: LabOptions, workflow_yaml: &str) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime for the lab");
+        let lab = runtime.block_on(Lab::start(options)).expect("the lab starts");
+        let workspace = Workspace::empty();
+        lab.write_site_files(&workspace.file("site"), workflow_yaml).expect("site files");
+        LabSite { lab, workspace, runtime }
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, WorldState> {
+        self.lab.world().lock()
+    }
+
+    /// The binary with the site's files, a journal in the workspace and `--allow-root` when needed.
+    pub fn hvmigrate(&self, args: &[&str]) -> Run {
+        let mut all = vec![
+            "--hypervisors-file",
+            "site/hypervisors.txt",
+            "--creds-file",
+            "site/credentials.yaml",
+            "--state",
+            "state/hvmigrate.db",
+        ];
+        all.extend_from_slice(args);
+        self.workspace.hvmigrate(&all)
+    }
+
+    pub fn campaign_hosts(&self) -> Vec<String> {
+        self.world().campaign_hosts().map(|host| host.fqdn.clone()).collect()
+    }
+
+    /// The bodies of the comments on a host's ticket, as text.
+    pub fn comments(&self, host: &str) -> Vec<String> {
+        let world = self.world();
+        let key = world.host(host).and_then(|host| host.jira_key.clone()).expect("a campaign host");
+        let issue = world.jira_issue(&key).expect("its issue");
+        issue
+            .comments
+            .iter()
+            .map(|comment| match &comment.body {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+}
