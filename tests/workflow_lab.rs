@@ -211,12 +211,18 @@ fn killed_at_any_point_a_rerun_ends_as_an_uninterrupted_run() {
     for service in Service::ALL {
         site.lab.faults().set(service, FaultConfig { latency_ms: Some((2, 10)), ..Default::default() });
     }
+    let mut cut_mid_step = 0;
     for delay_ms in [150, 300, 450, 600, 800, 1000, 1300] {
         let mut child = site.hvmigrate(&["run", "--step", "pre-drain", "--parallel", "-q"]).command.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();
         let _ = child.wait();
+        let status = site.hvmigrate(&["status", "--output", "json"]).run();
+        if let Ok(Value::Array(hosts)) = serde_json::from_str::<Value>(&status.stdout) {
+            cut_mid_step += hosts.iter().filter(|h| h["step"] == "pre-drain" && h["outcome"] == "running").count();
+        }
     }
+    assert!(cut_mid_step > 0, "no kill landed in the middle of a host's step");
     site.hvmigrate(&["run", "--step", "pre-drain", "--parallel", "-q"]).expect_code(0);
     assert_eq!(end_state(&site), expected, "a killed and resumed run differs from an uninterrupted one");
 
