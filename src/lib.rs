@@ -6,6 +6,7 @@ pub mod check_config;
 pub mod clients;
 pub mod config;
 pub mod demo;
+pub mod digest;
 pub mod error;
 pub mod fs_security;
 pub mod hosts;

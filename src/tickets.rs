@@ -168,13 +168,7 @@ fn insert_keys(text: &str, keys: &[(usize, String)]) -> String {
 
 /// The marker that makes a comment recognisable on a re-run.
 pub fn comment_marker(text: &str) -> String {
-    // FNV-1a: stable across builds and versions, unlike the std hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.trim().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("comment-{hash:016x}")
+    format!("comment-{:016x}", crate::digest::fnv1a(text.trim().as_bytes()))
 }
 
 /// The same comment on every ticket of the list, once each.

@@ -65,6 +65,8 @@ fn pre_drain_acts_skips_and_blocks() {
     assert_eq!(healthy["outcome"], "succeeded");
     assert_eq!(action(healthy, "disable-compute")["outcome"], "skipped");
     assert_eq!(site.comments(&hosts[1]).iter().filter(|c| c.contains("hvmigrate pre-drain")).count(), 1);
+    let blocked_again = site.comments(&hosts[0]).iter().filter(|c| c.contains("hvmigrate pre-drain")).count();
+    assert_eq!(blocked_again, 1, "the same block is not posted twice");
 
     // A service someone else disabled keeps its reason, and the comment says so.
     site.world().host_mut(&hosts[2]).unwrap().compute.disabled_reason = Some("hardware ticket 42".into());

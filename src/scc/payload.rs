@@ -58,12 +58,7 @@ pub fn site_of(host: &str) -> &str {
 /// changed since (FNV-1a over the JSON: change detection, not security).
 pub fn digest(host: &VirtualizationHost) -> String {
     let json = serde_json::to_vec(host).expect("hosts serialize");
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in json {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", crate::digest::fnv1a(&json))
 }
 
 #[cfg(test)]

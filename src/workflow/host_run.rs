@@ -231,10 +231,11 @@ async fn finish_in_jira(host: &HostContext, plan: &StepPlan, report: &mut HostRe
     let run = &host.run;
     let key = host.key.as_str();
     let posted = async {
-        // A re-run that changed nothing does not repeat a success already on the ticket.
-        if report.outcome == HostOutcome::Succeeded && report.changed_nothing() {
-            let prefix = HostReport::success_marker_prefix(plan.step);
-            if jira.comments(key).await?.iter().any(|comment| comment.contains(&prefix)) {
+        // A re-run that changed nothing and ends as an earlier run did (the
+        // same success, or the same block) does not repeat it on the ticket.
+        if report.changed_nothing() {
+            let news = report.news_marker();
+            if jira.comments(key).await?.iter().any(|comment| comment.contains(&news)) {
                 return Ok::<_, crate::clients::http::ServiceError>("already on the ticket from an earlier run".into());
             }
         }

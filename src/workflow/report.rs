@@ -162,20 +162,22 @@ impl HostReport {
         }
     }
 
-    /// Whether the run changed nothing on this host (every action already done).
+    /// Whether the run changed nothing on this host (no action acted).
     pub fn changed_nothing(&self) -> bool {
-        self.actions.iter().all(|action| matches!(action.outcome, Outcome::Skipped | Outcome::Recorded))
+        !self.actions.iter().any(|action| matches!(action.outcome, Outcome::Done { .. }))
     }
 
-    /// The marker that lets a retry, or a re-run that changed nothing, find a
-    /// comment already posted.
+    /// The marker that lets a retry of this run find its comment: the step,
+    /// the outcome and its reason (as a digest), then the run.
     pub fn marker(&self, run_id: &str) -> String {
-        format!("hvmigrate:{}:{}:{run_id}", self.step, self.outcome.label())
+        format!("{}{run_id}", self.news_marker())
     }
 
-    /// The marker prefix shared by every run whose step succeeded.
-    pub fn success_marker_prefix(step: Step) -> String {
-        format!("hvmigrate:{step}:{}:", HostOutcome::Succeeded.label())
+    /// What every run with the same news shares: a re-run that changed
+    /// nothing and ends the same way finds the earlier comment by it.
+    pub fn news_marker(&self) -> String {
+        let reason = crate::digest::fnv1a(self.reason.as_deref().unwrap_or("").as_bytes());
+        format!("hvmigrate:{}:{}:{:08x}:", self.step, self.outcome.label(), reason as u32)
     }
 
     /// The audit comment: one per host per step.
