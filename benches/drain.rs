@@ -35,6 +35,11 @@ async fn main() {
             server.vcpus = 1;
         }
     }
+    let sim_start = {
+        let mut world = site.world();
+        let scale = world.time_scale;
+        world.clock.now(scale)
+    };
     let started = Instant::now();
     let summary = site.drain(false).await;
     let wall = started.elapsed().as_secs_f64();
@@ -56,4 +61,15 @@ async fn main() {
     println!("  wall time: {wall:.2} s (= {:.1} simulated s)", wall * scale);
     println!("  ideal:     {ideal:.2} s (= ceil({total} / {limit}) × 2 s = {ideal_sim:.0} simulated s)");
     println!("  ratio:     {:.3} (target < 1.2)", wall / ideal);
+    // Where the time went: before the first migration (census, capacity), the
+    // migrations themselves, and after the last (verify, Jira comments).
+    let first = world.migrations.iter().map(|m| m.started_at_sim).fold(f64::MAX, f64::min);
+    let last = world.migrations.iter().map(|m| m.started_at_sim + m.duration_secs).fold(0.0, f64::max);
+    println!(
+        "  of which: {:.2} s before the first migration, {:.2} s of migrations (ratio {:.3}), {:.2} s after the last",
+        (first - sim_start) / scale,
+        (last - first) / scale,
+        (last - first) / ideal_sim,
+        wall - (last - sim_start) / scale
+    );
 }

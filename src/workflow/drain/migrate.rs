@@ -156,11 +156,12 @@ async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove, progress:
         row.reason = Some("the openstack section is missing".into());
         return row;
     };
-    let mut ended = attempt(nova, settings, host, planned, planned.resume.clone(), progress).await;
+    let known = Some(planned.known_migrations.clone());
+    let mut ended = attempt(nova, settings, host, planned, planned.resume.clone(), known, progress).await;
     if let (Attempt::Failed { reason }, OnMigrationFailure::RetryOnce) = (&ended, settings.on_failure) {
         tracing::warn!(host, vm = %planned.server.name, %reason, "migration failed; trying once more");
         let first = reason.clone();
-        ended = match attempt(nova, settings, host, planned, None, progress).await {
+        ended = match attempt(nova, settings, host, planned, None, None, progress).await {
             Attempt::Failed { reason } => Attempt::Failed { reason: format!("{first}; the retry: {reason}") },
             Attempt::Moved { to } => {
                 row.reason = Some(format!("moved on the second attempt; the first: {first}"));
@@ -195,6 +196,7 @@ async fn attempt(
     host: &str,
     planned: &PlannedMove,
     resume: Option<Migration>,
+    known: Option<HashSet<String>>,
     progress: &HostProgress,
 ) -> Attempt {
     let server = &planned.server;
@@ -204,9 +206,10 @@ async fn attempt(
     let name = server.name.as_str();
 
     // The records that existed before: the new one is the one not among them.
-    let known: HashSet<String> = match &resume {
-        Some(_) => HashSet::new(),
-        None => match nova.migrations_of_server(&server.id).await {
+    let known: HashSet<String> = match (&resume, known) {
+        (Some(_), _) => HashSet::new(),
+        (None, Some(known)) => known,
+        (None, None) => match nova.migrations_of_server(&server.id).await {
             Ok(records) => records.into_iter().map(|m| m.id).collect(),
             Err(err) => return Attempt::Failed { reason: format!("could not read its migrations: {err}") },
         },

@@ -47,6 +47,9 @@ pub struct PlannedMove {
     pub kind: MoveKind,
     /// A migration already under way (from an interrupted run): awaited, not restarted.
     pub resume: Option<Migration>,
+    /// The server's migration records at the census: the one a new migration
+    /// creates is the one not among them.
+    pub known_migrations: HashSet<String>,
 }
 
 /// A VM that stays: not movable as it is, or skipped by the settings.
@@ -95,7 +98,12 @@ impl Census {
             } else {
                 MoveKind::Cold
             };
-            census.moves.push(PlannedMove { server, kind, resume: Some(migration.clone()) });
+            census.moves.push(PlannedMove {
+                server,
+                kind,
+                resume: Some(migration.clone()),
+                known_migrations: HashSet::new(),
+            });
         }
         for server in servers.into_iter().filter(|server| !resumed.contains(&server.id)) {
             let skipped = settings.skip_servers.iter().any(|skip| *skip == server.name || *skip == server.id);
@@ -114,7 +122,11 @@ impl Census {
                 (None, _) => Err(format!("status {status} cannot be migrated")),
             };
             match kind {
-                Ok(kind) => census.moves.push(PlannedMove { server, kind, resume: None }),
+                Ok(kind) => {
+                    let known_migrations =
+                        migrations.iter().filter(|m| m.instance_uuid == server.id).map(|m| m.id.clone()).collect();
+                    census.moves.push(PlannedMove { server, kind, resume: None, known_migrations })
+                }
                 Err(reason) => census.left.push(LeftBehind { server, reason }),
             }
         }
