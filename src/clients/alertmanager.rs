@@ -124,9 +124,10 @@ impl AlertmanagerClient {
 
     /// Creates a silence, one attempt: see [`Self::ensure_silence`].
     pub async fn create_silence(&self, silence: &NewSilence) -> Result<String, ServiceError> {
+        // Alertmanager spells it `silenceID`.
         #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
         struct Created {
+            #[serde(rename = "silenceID")]
             silence_id: String,
         }
         let path = "api/v2/silences";

@@ -99,6 +99,9 @@ pub struct DeviceType {
     pub slug: String,
     #[serde(default)]
     pub manufacturer: Option<Nested>,
+    /// Free text; a site may say "GPU" here (pre-reinstall checks for the card).
+    #[serde(default)]
+    pub description: String,
     #[serde(default)]
     pub custom_fields: Map<String, Value>,
 }

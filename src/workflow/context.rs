@@ -84,6 +84,13 @@ pub struct RunContext {
     pub capacity: super::drain::CapacityLedger,
     /// Where long actions report how far they are.
     pub progress: Option<Arc<dyn super::host_run::Progress>>,
+    /// Work done once for all hosts of the run that reach it (Kayobe).
+    pub batches: Arc<super::batch::Batches>,
+    /// The journal, for actions that must know what earlier runs did (a
+    /// re-import done once in the campaign). Read-only in a dry run.
+    pub journal: Option<Arc<crate::journal::Journal>>,
+    /// Commands at once on the Aquilon host (`workflow.limits.aquilon_commands`).
+    pub aquilon_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl RunContext {
@@ -126,6 +133,14 @@ pub struct Facts {
     pub vm_moves: Vec<super::report::VmMove>,
     /// Migrations the census found under way, counted against the run's limit until they are awaited.
     pub under_way: Option<Arc<super::drain::UnderWay>>,
+    /// The host's PCI devices (`lspci`), read once per step.
+    pub pci_devices: Option<crate::hosts::hypervisor::PciDevices>,
+    /// The NetBox device type of the host (its description may say GPU).
+    pub device_type: Option<crate::clients::netbox::DeviceType>,
+    /// The hardware model (Aquilon's, else NetBox's), which picks the disk fixes.
+    pub hardware_model: Option<String>,
+    /// The NetBox role a compute node must have.
+    pub compute_role: Option<crate::clients::netbox::Role>,
 }
 
 /// A command's output kept for the Jira comment.

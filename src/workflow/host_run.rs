@@ -344,6 +344,9 @@ mod tests {
             migration_slots: crate::workflow::drain::MigrationSlots::new(1),
             capacity: Default::default(),
             progress: None,
+            batches: Arc::new(crate::workflow::batch::Batches::new(Vec::new(), 1)),
+            journal: None,
+            aquilon_slots: Arc::new(tokio::sync::Semaphore::new(1)),
         });
         HostContext::new(HostName::parse("hv01.example.org").unwrap(), JiraKey::parse("MH-1").unwrap(), run)
     }

@@ -101,6 +101,7 @@ pub async fn run(
     };
     let journal = journal.map(Arc::new);
     let migration_slots = super::drain::MigrationSlots::new(credentials.workflow.limits.live_migrations_global);
+    let aquilon_commands = credentials.workflow.limits.aquilon_commands.max(1);
     let run = Arc::new(RunContext {
         run_id: new_run_id(),
         step: settings.step,
@@ -114,6 +115,12 @@ pub async fn run(
         migration_slots,
         capacity: Default::default(),
         progress: Some(progress.clone()),
+        batches: Arc::new(super::batch::Batches::new(
+            hosts.iter().map(|(host, _)| host.to_string()),
+            settings.parallel,
+        )),
+        journal: journal.clone(),
+        aquilon_slots: Arc::new(Semaphore::new(aquilon_commands)),
     });
     if let (Some(journal), false) = (&journal, settings.dry_run) {
         journal.start_run(&NewRun {
@@ -134,7 +141,10 @@ pub async fn run(
             (limit.clone(), plan.clone(), journal.clone(), run.clone(), stop.clone(), progress.clone());
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
+            let name = host.to_string();
+            run.batches.host_started(&name);
             let report = run_one(host, key, &plan, journal.as_deref(), &run, &stop, progress.as_ref()).await;
+            run.batches.host_finished(&name);
             (index, report)
         });
     }

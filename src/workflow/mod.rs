@@ -2,6 +2,7 @@
 //! list by the [`manager`], recorded in the journal and on Jira.
 
 pub mod action;
+pub mod batch;
 pub mod context;
 pub mod drain;
 pub mod host_run;

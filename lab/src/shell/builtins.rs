@@ -76,6 +76,33 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
             0
         }
         "source" | "." => source(shell, args, io),
+        // The Kayobe runner's script shifts its own arguments away.
+        "shift" => {
+            let count: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1);
+            if count >= shell.positional.len() {
+                1
+            } else {
+                shell.positional.drain(1..=count);
+                0
+            }
+        }
+        "dirname" => match args.first() {
+            Some(path) => {
+                let trimmed = path.trim_end_matches('/');
+                let parent = match trimmed.rfind('/') {
+                    Some(0) => "/",
+                    Some(at) => &trimmed[..at],
+                    None if path.starts_with('/') => "/",
+                    None => ".",
+                };
+                io.out(&format!("{parent}\n"));
+                0
+            }
+            None => {
+                io.err("dirname: missing operand\n");
+                1
+            }
+        },
         "export" => {
             for arg in args {
                 if let Some((key, value)) = arg.split_once('=') {
@@ -139,7 +166,7 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
 }
 
 /// Commands every host has (for `command -v` and `which`).
-const COMMON: [&str; 37] = [
+const COMMON: [&str; 39] = [
     "true",
     "umask",
     "false",
@@ -170,6 +197,8 @@ const COMMON: [&str; 37] = [
     "cd",
     "pwd",
     "source",
+    "shift",
+    "dirname",
     "export",
     "hostname",
     "whoami",

@@ -4,6 +4,7 @@ mod common;
 mod drain;
 mod noops;
 mod pre_drain;
+mod pre_reinstall;
 mod setup;
 
 use crate::config::Workflow;
@@ -29,13 +30,13 @@ pub struct StepPlan {
 
 /// The plan of `step`, or `None` for a step this version does not automate yet.
 pub fn plan(step: Step, workflow: &Workflow) -> Option<StepPlan> {
-    let _ = workflow;
     Some(match step {
         Step::Setup => setup::plan(),
         Step::PreDrain => pre_drain::plan(),
         Step::Noops => noops::plan(),
         Step::Drain => drain::plan(),
-        Step::PreReinstall | Step::PostReinstall | Step::Adoption => return None,
+        Step::PreReinstall => pre_reinstall::plan(workflow),
+        Step::PostReinstall | Step::Adoption => return None,
     })
 }
 
