@@ -237,7 +237,7 @@ async fn attempt(
     loop {
         poll.tick().await;
         let elapsed = started.elapsed();
-        let now = match (nova.server(&server.id).await, nova.migrations_of_server(&server.id).await) {
+        let now = match tokio::join!(nova.server(&server.id), nova.migrations_of_server(&server.id)) {
             (Ok(now), Ok(records)) => {
                 let record = records.into_iter().find(|m| match &wanted_id {
                     Some(id) => m.id == *id,
