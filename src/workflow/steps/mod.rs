@@ -1,8 +1,10 @@
 //! The steps, each an ordered list of actions (one file per step).
 
+mod adoption;
 mod common;
 mod drain;
 mod noops;
+mod post_reinstall;
 mod pre_drain;
 mod pre_reinstall;
 mod setup;
@@ -36,7 +38,8 @@ pub fn plan(step: Step, workflow: &Workflow) -> Option<StepPlan> {
         Step::Noops => noops::plan(),
         Step::Drain => drain::plan(),
         Step::PreReinstall => pre_reinstall::plan(workflow),
-        Step::PostReinstall | Step::Adoption => return None,
+        Step::PostReinstall => post_reinstall::plan(workflow),
+        Step::Adoption => adoption::plan(workflow),
     })
 }
 

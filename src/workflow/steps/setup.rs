@@ -19,7 +19,7 @@ pub fn plan() -> StepPlan {
 }
 
 /// Root logs in with the operator's key; if not, the key is added through sudo.
-struct RootAccessAction;
+pub(super) struct RootAccessAction;
 
 impl Action for RootAccessAction {
     fn name(&self) -> &'static str {

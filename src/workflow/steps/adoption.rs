@@ -1,0 +1,397 @@
+//! adoption: Kayobe deploys OpenStack on the reinstalled host (once for every
+//! host of the run that gets there), Nova takes it back, its silences end,
+//! and SCC learns about it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::clients::alertmanager::Matcher;
+use crate::hosts::kayobe::{HostOutcome as KayobeOutcome, Kayobe, KayobeRun};
+use crate::ssh::{RemoteShell, Target};
+use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
+use crate::workflow::context::{HostContext, RecordedOutput};
+use crate::workflow::Step;
+
+use super::post_reinstall::JiraStatus;
+use super::{JiraStatuses, StepPlan};
+
+pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
+    let transitions = &workflow.transitions;
+    StepPlan {
+        step: Step::Adoption,
+        actions: vec![
+            Box::new(JiraStatus { name: "jira-working", target: |t| &t.working_on_adoption }),
+            Box::new(KayobeDeploy),
+            Box::new(EnableCompute),
+            Box::new(ExpireSilences),
+            Box::new(SccUpload),
+        ],
+        jira: JiraStatuses {
+            on_success: Some(transitions.ready_for_test.clone()),
+            on_failure: Some(transitions.adoption_failed.clone()),
+        },
+        services: &["ssh", "kayobe", "openstack", "alertmanager", "scc"],
+    }
+}
+
+/// How long a freshly enabled nova-compute may take to report up.
+const COMPUTE_UP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Kolla's services run on the host: Kayobe configured it and deployed them.
+struct KayobeDeploy;
+
+/// A host's result of a Kayobe batch: a summary, or the reason with the `fatal:` paragraphs.
+type KayobeResult = Result<String, (String, Vec<String>)>;
+
+/// What one Kayobe batch did: each run in order, or why it could not run.
+struct KayobeBatch {
+    runs: Vec<(&'static str, Result<KayobeRun, String>)>,
+}
+
+impl KayobeBatch {
+    /// The host's result: a summary, or the failure with its `fatal:` paragraphs.
+    fn outcome_of(&self, host: &str) -> KayobeResult {
+        let mut summary = Vec::new();
+        for (what, run) in &self.runs {
+            let run = run.as_ref().map_err(|err| (format!("{what}: {err}"), Vec::new()))?;
+            if *what == "inventory" || *what == "controllers" {
+                let fatals: Vec<String> = run.report.fatals.iter().map(|fatal| fatal.text.clone()).collect();
+                if run.output.exit_status != 0 {
+                    let reason = format!("{what} failed (exit {}, log {})", run.output.exit_status, run.log_path);
+                    return Err((reason, fatals));
+                }
+                summary.push(format!("{what} ok"));
+                continue;
+            }
+            match run.report.outcome(host) {
+                KayobeOutcome::Succeeded(recap) => {
+                    summary.push(format!("{what} ok={} changed={}", recap.ok, recap.changed));
+                }
+                KayobeOutcome::Failed { fatals, .. } => {
+                    return Err((format!("{what} failed for this host (log {})", run.log_path), fatals));
+                }
+                KayobeOutcome::NotRun => {
+                    return Err((format!("{what}: the host is in no PLAY RECAP (log {})", run.log_path), Vec::new()));
+                }
+            }
+        }
+        Ok(summary.join(", "))
+    }
+}
+
+/// Runs Kayobe once for `hosts`: the inventory from NetBox, host configure,
+/// service deploy for those configured, then the controllers' common services.
+async fn run_kayobe_batch(
+    shell: Arc<dyn RemoteShell>,
+    target: Target,
+    environment: String,
+    settings: KayobeArgs,
+    hosts: Vec<String>,
+) -> KayobeBatch {
+    let kayobe = Kayobe::new(shell.clone(), target.clone(), environment);
+    let mut runs = Vec::new();
+    tracing::info!(hosts = hosts.len(), "kayobe: one batch for the run");
+    let inventory = kayobe
+        .run("kayobe-inventory", &["kayobe", "playbook", "run", &settings.inventory_playbook])
+        .await
+        .map_err(|err| err.to_string());
+    let inventory_ok = matches!(&inventory, Ok(run) if run.output.success());
+    runs.push(("inventory", inventory));
+    if inventory_ok {
+        let limit = hosts.join(":");
+        let mut args = vec!["kayobe", "overcloud", "host", "configure"];
+        for extra in &settings.extra_vars {
+            args.extend(["-e", extra.as_str()]);
+        }
+        args.extend(["--limit", &limit, "-kl", &limit]);
+        let configure = kayobe.run("kayobe-host-configure", &args).await.map_err(|err| err.to_string());
+        let configured: Vec<String> = match &configure {
+            Ok(run) => hosts
+                .iter()
+                .filter(|host| matches!(run.report.outcome(host), KayobeOutcome::Succeeded(_)))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        runs.push(("host configure", configure));
+        if !configured.is_empty() {
+            let limit = configured.join(":");
+            let args = ["kayobe", "overcloud", "service", "deploy", "--limit", &limit, "-kl", &limit];
+            let deploy = kayobe.run("kayobe-service-deploy", &args).await.map_err(|err| err.to_string());
+            let any_deployed = matches!(&deploy, Ok(run) if configured.iter().any(|host| matches!(run.report.outcome(host), KayobeOutcome::Succeeded(_))));
+            runs.push(("service deploy", deploy));
+            if any_deployed {
+                let tags = settings.controller_tags.as_str();
+                let args = [
+                    "kayobe",
+                    "overcloud",
+                    "service",
+                    "deploy",
+                    "--limit",
+                    "controllers",
+                    "-kl",
+                    "controllers",
+                    "-kt",
+                    tags,
+                ];
+                let controllers = kayobe.run("kayobe-controllers", &args).await.map_err(|err| err.to_string());
+                runs.push(("controllers", controllers));
+            }
+        }
+    }
+    shell.close(&target).await;
+    KayobeBatch { runs }
+}
+
+/// The Kayobe settings a batch needs, owned (the batch outlives the host's borrow).
+struct KayobeArgs {
+    inventory_playbook: String,
+    extra_vars: Vec<String>,
+    controller_tags: String,
+}
+
+impl Action for KayobeDeploy {
+    fn name(&self) -> &'static str {
+        "kayobe-deploy"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let Some(service) = host.run.nova()?.compute_service(host.host.as_str()).await? else {
+                return Ok(Decision::act("Nova has no nova-compute on the host yet", "run Kayobe for the host"));
+            };
+            let state = service.state.clone().unwrap_or_else(|| "unknown".into());
+            let observed = format!("nova-compute is {state}");
+            host.facts.compute_service = Some(service);
+            // After the reinstall nova-compute is down until Kolla runs it again.
+            if state == "up" {
+                // Nothing to do here: the run's Kayobe batch need not wait for this host.
+                host.run.batches.point::<(), KayobeResult>("adoption-kayobe").pass(host.host.as_str());
+                Ok(Decision::done(format!("{observed}: Kolla's services run on the host")))
+            } else {
+                Ok(Decision::act(
+                    observed,
+                    "Kayobe, once for the run's batch: inventory from NetBox, host configure, service deploy, controllers' common services",
+                ))
+            }
+        })
+    }
+
+    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async move {
+            let run = host.run.clone();
+            let Some(config) = run.credentials.kayobe.as_ref() else {
+                return Err(ActionError("the 'kayobe' section is missing from the credentials file".into()));
+            };
+            let settings = &run.credentials.workflow.kayobe;
+            let args = KayobeArgs {
+                inventory_playbook: settings.inventory_playbook.clone(),
+                extra_vars: settings.host_configure_extra_vars.clone(),
+                controller_tags: settings.controller_tags.clone(),
+            };
+            let (shell, target) = (run.shell()?.clone(), Target::new(&config.username, &config.host));
+            let environment = config.environment_path.clone();
+            let point = run.batches.point::<(), KayobeResult>("adoption-kayobe");
+            let result = point
+                .join(host.host.as_str(), (), move |batch| async move {
+                    let hosts: Vec<String> = batch.into_iter().map(|(host, ())| host).collect();
+                    let done = run_kayobe_batch(shell, target, environment, args, hosts.clone()).await;
+                    hosts.into_iter().map(|host| (host.clone(), done.outcome_of(&host))).collect()
+                })
+                .await
+                .unwrap_or_else(|| Err(("the batch gave no result for this host".into(), Vec::new())));
+            match result {
+                Ok(summary) => Ok(Change(format!("Kayobe: {summary}"))),
+                Err((reason, fatals)) => {
+                    for (index, text) in fatals.into_iter().enumerate() {
+                        let title = format!("Kayobe fatal {} for {}", index + 1, host.host);
+                        host.outputs.push(RecordedOutput { title, text });
+                    }
+                    Err(ActionError(format!("Kayobe: {reason}")))
+                }
+            }
+        })
+    }
+
+    /// nova-compute may take a while to report up; enabling it waits for that.
+    fn verify_by_observing(&self) -> bool {
+        false
+    }
+}
+
+/// nova-compute is enabled again, if the campaign disabled it, and up.
+struct EnableCompute;
+
+impl Action for EnableCompute {
+    fn name(&self) -> &'static str {
+        "enable-compute"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let Some(service) = host.run.nova()?.compute_service(host.host.as_str()).await? else {
+                return Ok(Decision::blocked(
+                    "no service",
+                    format!("Nova has no nova-compute service on {}", host.host),
+                ));
+            };
+            let state = service.state.clone().unwrap_or_else(|| "unknown".into());
+            let reason = service.disabled_reason.clone().unwrap_or_default();
+            let ours = host.run.disable_reason();
+            let decision = match (service.status.as_str(), state.as_str()) {
+                ("enabled", "up") => Decision::done("enabled and up"),
+                ("enabled", _) => Decision::blocked(format!("enabled, {state}"), format!("nova-compute is {state}")),
+                (_, _) if reason != ours => Decision::blocked(
+                    format!("disabled: '{reason}'"),
+                    format!(
+                        "nova-compute was disabled by someone else ('{reason}'), not by this campaign: left as it is"
+                    ),
+                ),
+                (_, "up") => Decision::Do {
+                    observed: format!("disabled ('{reason}'), up"),
+                    plan: "enable nova-compute".into(),
+                    previous: Some(format!("disabled: {reason}")),
+                },
+                _ => Decision::blocked(
+                    format!("disabled, {state}"),
+                    format!("nova-compute is {state}: Kolla does not run it"),
+                ),
+            };
+            host.facts.compute_service = Some(service);
+            Ok(decision)
+        })
+    }
+
+    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async move {
+            let nova = host.run.nova()?;
+            let service = host.facts.compute_service.clone().expect("observed before acting");
+            nova.enable_service(&service).await?;
+            let started = Instant::now();
+            loop {
+                let now = nova.compute_service(host.host.as_str()).await?;
+                let state = now.as_ref().and_then(|service| service.state.clone()).unwrap_or_default();
+                if state == "up" {
+                    return Ok(Change(format!(
+                        "nova-compute enabled and up after {:.0} s",
+                        started.elapsed().as_secs_f64()
+                    )));
+                }
+                if started.elapsed() > COMPUTE_UP_TIMEOUT {
+                    return Err(ActionError(format!(
+                        "nova-compute enabled but still {state} after {COMPUTE_UP_TIMEOUT:?}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    }
+}
+
+/// The silences this tool made for the host are expired; others are left alone.
+struct ExpireSilences;
+
+impl ExpireSilences {
+    fn matchers(host: &HostContext) -> Vec<Matcher> {
+        let names = &host.run.credentials.workflow.silence.matchers;
+        names.iter().map(|name| Matcher::equal(name, host.host.as_str())).collect()
+    }
+}
+
+impl Action for ExpireSilences {
+    fn name(&self) -> &'static str {
+        "expire-silences"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let created_by = &host.run.credentials.workflow.silence.created_by;
+            let active = host.run.alertmanager()?.active_silences_with(&Self::matchers(host)).await?;
+            let (ours, others): (Vec<_>, Vec<_>) = active.iter().partition(|silence| &silence.created_by == created_by);
+            let others = if others.is_empty() {
+                String::new()
+            } else {
+                let ids: Vec<&str> = others.iter().map(|silence| silence.id.as_str()).collect();
+                format!("; left alone, made by others: {}", ids.join(", "))
+            };
+            if ours.is_empty() {
+                return Ok(Decision::done(format!("no active silence by {created_by}{others}")));
+            }
+            let ids: Vec<&str> = ours.iter().map(|silence| silence.id.as_str()).collect();
+            Ok(Decision::Do {
+                observed: format!("{} active by {created_by}{others}", ours.len()),
+                plan: format!("expire {}", ids.join(", ")),
+                previous: Some(ids.join(", ")),
+            })
+        })
+    }
+
+    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async move {
+            let created_by = &host.run.credentials.workflow.silence.created_by;
+            let alertmanager = host.run.alertmanager()?;
+            let mut expired = Vec::new();
+            for silence in alertmanager.active_silences_with(&Self::matchers(host)).await? {
+                if &silence.created_by == created_by {
+                    alertmanager.expire(&silence.id).await?;
+                    expired.push(silence.id);
+                }
+            }
+            Ok(Change(format!("expired {}", expired.join(", "))))
+        })
+    }
+}
+
+/// SCC has the host as it is now (libvirt's view over SSH); the receipt is
+/// kept in the journal and on the ticket, where a re-run finds it.
+struct SccUpload;
+
+/// The mark of an upload on the ticket: the same details are not sent twice.
+fn scc_mark(digest: &str) -> String {
+    format!("SCC digest {digest}")
+}
+
+impl SccUpload {
+    async fn details(host: &HostContext) -> Result<crate::clients::scc::VirtualizationHost, ActionError> {
+        let details = crate::scc::collect_host(host.run.shell()?.clone(), host.host.as_str())
+            .await
+            .map_err(|err| ActionError(format!("cannot read the host's details through libvirt: {err}")))?;
+        let group = crate::scc::group_for(None, &host.run.credentials, host.host.as_str());
+        Ok(crate::scc::virtualization_host(host.host.as_str(), &group, &details))
+    }
+}
+
+impl Action for SccUpload {
+    fn name(&self) -> &'static str {
+        "scc-upload"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let details = Self::details(host).await?;
+            let digest = crate::scc::payload::digest(&details);
+            let observed = format!("group {}, {} VMs, details {digest}", details.group_name, details.systems.len());
+            let mark = scc_mark(&digest);
+            let comments = host.run.jira()?.comments(host.key.as_str()).await?;
+            if comments.iter().any(|comment| comment.contains(&mark)) {
+                return Ok(Decision::done(format!("{observed}: already uploaded (the ticket has the receipt)")));
+            }
+            Ok(Decision::act(observed, format!("upload the host to SCC in group {}", details.group_name)))
+        })
+    }
+
+    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async move {
+            let details = Self::details(host).await?;
+            let digest = crate::scc::payload::digest(&details);
+            let group = details.group_name.clone();
+            let receipt = crate::scc::upload(host.run.scc()?, &group, &[details]).await?;
+            Ok(Change(format!("{}; {}", receipt.summary(), scc_mark(&digest))))
+        })
+    }
+
+    /// SCC has no way to read an upload back; the receipt is the proof.
+    fn verify_by_observing(&self) -> bool {
+        false
+    }
+}
