@@ -433,6 +433,8 @@ fn blkid_line(disk: &Disk, array_name: Option<&str>) -> Option<String> {
 fn blkid(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32 {
     let Some(host) = shell.world.host(fqdn) else { return 1 };
     let mut value_only = false;
+    // `-o export`: `KEY=value` lines, a blank line between devices.
+    let mut export = false;
     let mut tag: Option<String> = None;
     let mut devices = Vec::new();
     let mut index = 0;
@@ -441,6 +443,7 @@ fn blkid(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32
             "-o" => {
                 index += 1;
                 value_only = args.get(index).is_some_and(|v| v == "value");
+                export = args.get(index).is_some_and(|v| v == "export");
             }
             "-s" => {
                 index += 1;
@@ -475,6 +478,16 @@ fn blkid(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32
             } else {
                 io.out(&format!("/dev/{}: {tag}=\"{value}\"\n", disk.name));
             }
+            continue;
+        }
+        if export {
+            let pairs = line.split_once(": ").map_or("", |(_, pairs)| pairs);
+            let mut text = format!("{}DEVNAME=/dev/{}\n", if found { "\n" } else { "" }, disk.name);
+            for pair in pairs.split("\" ").filter(|pair| !pair.is_empty()) {
+                text.push_str(&format!("{}\n", pair.trim().replacen("=\"", "=", 1).trim_end_matches('"')));
+            }
+            found = true;
+            io.out(&text);
             continue;
         }
         found = true;
