@@ -15,6 +15,7 @@ use crate::output::Output;
 use crate::workflow::context::Services;
 use crate::workflow::host_run::StopSignal;
 use crate::workflow::manager::{self, RunSettings, RunSummary};
+use crate::workflow::report::HostOutcome;
 use crate::workflow::{steps, Step};
 
 #[derive(Clone, Debug)]
@@ -33,8 +34,25 @@ pub struct DemoReport {
     pub journal: PathBuf,
     pub run_log: Option<PathBuf>,
     pub steps: Vec<RunSummary>,
-    /// Per host: where its ticket stands and how many comments it has.
-    pub tickets: Vec<(String, String, String, usize)>,
+    /// Per host: where it ended the campaign.
+    pub hosts: Vec<DemoHost>,
+}
+
+/// Where one host of the simulated site stands at the end of the demo.
+#[derive(Debug, serde::Serialize)]
+pub struct DemoHost {
+    pub host: String,
+    pub ticket: String,
+    /// The Jira status of its ticket.
+    pub status: String,
+    pub comments: usize,
+    /// `rocky 9.4`.
+    pub os: String,
+    /// Its nova-compute service: `enabled/up`.
+    pub nova: String,
+    pub in_scc: bool,
+    /// The step that stopped it and why; `None` when it went through.
+    pub stopped: Option<String>,
 }
 
 impl DemoReport {
@@ -98,20 +116,53 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
             manager::run(&settings, &hypervisors, credentials.clone(), services.clone(), progress, stop.clone())
                 .await?;
         output.run_summary(&summary, None);
+        if step == Step::PreReinstall {
+            // The operator's part: PXE-reinstall every host that is ready for it.
+            let ready: Vec<String> = summary
+                .hosts
+                .iter()
+                .filter(|host| host.outcome == HostOutcome::Succeeded)
+                .map(|host| host.host.clone())
+                .collect();
+            for host in &ready {
+                lab.world()
+                    .reinstall(host)
+                    .map_err(|err| Error::Refused(format!("the simulated reinstall failed: {err}")))?;
+            }
+            output.demo_reinstalled(&ready);
+        }
         summaries.push(summary);
     }
 
-    let tickets = {
+    let hosts = {
         let world = lab.world().lock();
         world
             .campaign_hosts()
             .filter_map(|host| {
                 let key = host.jira_key.as_deref()?;
                 let issue = world.jira_issue(key)?;
-                Some((host.fqdn.clone(), key.to_owned(), issue.status.clone(), issue.comments.len()))
+                let in_scc = world.scc.hosts.values().any(|uploaded| uploaded["properties"]["name"] == host.fqdn);
+                // The first step that did not go through on this host says why it stopped.
+                let stopped = summaries.iter().filter(|summary| summary.step != Step::Noops).find_map(|summary| {
+                    let report = summary.hosts.iter().find(|report| report.host == host.fqdn)?;
+                    (!report.outcome.is_success()).then(|| {
+                        let reason = report.reason.as_deref().unwrap_or("");
+                        format!("{} {}: {reason}", report.step, report.outcome.label())
+                    })
+                });
+                Some(DemoHost {
+                    host: host.fqdn.clone(),
+                    ticket: key.to_owned(),
+                    status: issue.status.clone(),
+                    comments: issue.comments.len(),
+                    os: format!("{} {}", host.os.id, host.os.version_id),
+                    nova: format!("{}/{}", host.compute.status, host.compute.state),
+                    in_scc,
+                    stopped,
+                })
             })
             .collect()
     };
     lab.shutdown().await;
-    Ok(DemoReport { dir, journal, run_log: Some(log), steps: summaries, tickets })
+    Ok(DemoReport { dir, journal, run_log: Some(log), steps: summaries, hosts })
 }

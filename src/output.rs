@@ -172,18 +172,39 @@ impl Output {
         self.print(&text);
     }
 
+    /// The demo's stand-in for the operator: the hosts it reinstalled over PXE.
+    pub fn demo_reinstalled(&self, hosts: &[String]) {
+        if self.format == Format::Json || hosts.is_empty() {
+            return;
+        }
+        self.print(&format!(
+            "\nReinstalled over PXE (the operator's part, simulated): {}\n",
+            hosts.iter().map(|host| host.split('.').next().unwrap_or(host)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+
     /// The end of the demo: where the tickets stand and where to look.
     pub fn demo_report(&self, report: &crate::demo::DemoReport) {
         if self.format == Format::Json {
             return self.json(report);
         }
-        let rows: Vec<[String; 4]> = report
-            .tickets
+        let rows: Vec<[String; 7]> = report
+            .hosts
             .iter()
-            .map(|(host, key, status, comments)| [host.clone(), key.clone(), status.clone(), comments.to_string()])
+            .map(|host| {
+                [
+                    host.host.clone(),
+                    host.ticket.clone(),
+                    host.status.clone(),
+                    host.os.clone(),
+                    host.nova.clone(),
+                    if host.in_scc { "uploaded" } else { "-" }.to_owned(),
+                    host.stopped.clone().unwrap_or_default(),
+                ]
+            })
             .collect();
-        let mut text = String::from("\nJira tickets of the simulated site:\n");
-        text.push_str(&table(&["HOST", "TICKET", "STATUS", "COMMENTS"], &rows));
+        let mut text = String::from("\nWhere the campaign left each host of the simulated site:\n");
+        text.push_str(&table(&["HOST", "TICKET", "JIRA STATUS", "OS", "NOVA", "SCC", "STOPPED AT"], &rows));
         text.push_str(&format!("\nEverything the demo wrote is in {}:\n", report.dir.display()));
         text.push_str(&format!("  site files  {}\n", report.dir.join("site").display()));
         if let Some(log) = &report.run_log {
