@@ -205,3 +205,26 @@ async fn faults_changed_key_refused_connection_dropped_command_and_latency() {
     assert_eq!(status, 0);
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reinstall_through_the_control_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let site = site().await;
+    let last = site.lab.world().lock().hosts.len() - 1;
+    let host = site.host(last);
+    let url = format!("{}/_lab/reinstall/{host}", site.lab.urls().control);
+    let refused = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::CONFLICT, "not switched to PXE install yet");
+    let aquilon = site.lab.world().lock().aquilon_host_name();
+    let (status, _, err) = site.run(&aquilon, &format!("aq pxeswitch --hostname {host} --install")).await.clone();
+    assert_eq!(status, 255, "root may not log in to the Aquilon host: {err}");
+    let output = site.ssh(&["-l", "ops", &aquilon, &format!("aq pxeswitch --hostname {host} --install")]).await;
+    assert!(output.status.success(), "{output:?}");
+    let done = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(done.status(), reqwest::StatusCode::NO_CONTENT);
+    // Same host key (known_hosts still valid), new OS, and root's key is gone.
+    let output = site.ssh(&["-l", "ops", &host, "grep VERSION_ID /etc/os-release"]).await;
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "VERSION_ID=\"9.4\"\n", "{output:?}");
+    let output = site.ssh(&[&host, "true"]).await;
+    assert_eq!(output.status.code(), Some(255), "root's key went with the reinstall");
+}

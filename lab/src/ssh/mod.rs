@@ -163,7 +163,7 @@ impl SshHosts {
         let (seed, machines) = {
             let mut state = world.lock();
             let seed = state.seed;
-            prepare_world(&mut state, &keys::public_line(keys::client_key(seed).public_key()), &settings);
+            prepare_world(&mut state, &settings);
             (seed, state.machines())
         };
         let client_key = keys::client_key(seed);
@@ -217,9 +217,14 @@ impl Drop for SshHosts {
     }
 }
 
-/// The lab's additions to a generated world for its SSH hosts.
-fn prepare_world(state: &mut WorldState, client_key_line: &str, settings: &SshSettings) {
+/// The lab's additions to a generated world for its SSH hosts: filesystem
+/// UUIDs and a base fstab, the operator's key for root on most hosts, the
+/// operator's home, and the Kayobe environment file. [`SshHosts::start`]
+/// calls it; tests of the shell alone call it themselves.
+pub fn prepare_world(state: &mut WorldState, settings: &SshSettings) {
     let seed = state.seed;
+    let client_key_line = keys::public_line(keys::client_key(seed).public_key());
+    let client_key_line = client_key_line.as_str();
     let mut campaign_index = 0;
     for host in &mut state.hosts {
         let mut rng = StdRng::seed_from_u64(seed ^ keys::fnv1a(host.fqdn.as_bytes()));
