@@ -132,6 +132,17 @@ pub enum LabCommand {
     Serve(LabServeArgs),
     /// Show the running site's world: per host NetBox, Nova, VMs, Jira and silences; SCC uploads (read-only).
     Show(LabShowArgs),
+    /// Reinstall a host of the running site over PXE, as an operator would after pre-reinstall
+    /// (target OS, blank extra disks, no root key); only for a host Aquilon switched to install.
+    Reinstall(LabReinstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LabReinstallArgs {
+    /// The host to reinstall.
+    pub host: String,
+    #[command(flatten)]
+    pub lab: LabShowArgs,
 }
 
 #[derive(Debug, Args)]

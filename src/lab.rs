@@ -168,6 +168,20 @@ pub async fn fetch_world(control: &str) -> Result<Value> {
     response.json().await.map_err(unreachable)
 }
 
+/// Asks the running lab to reinstall a host (`POST /_lab/reinstall/{host}`);
+/// the lab's refusal (unknown host, not switched to PXE install) is the error.
+pub async fn reinstall(control: &str, host: &str) -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let unreachable = |err: reqwest::Error| Error::Refused(format!("cannot reach the lab at {control}: {err}"));
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(unreachable)?;
+    let response = client.post(format!("{control}/_lab/reinstall/{host}")).send().await.map_err(unreachable)?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    let reason = response.text().await.unwrap_or_default();
+    Err(Error::Refused(format!("the lab refused to reinstall {host}: {reason}")))
+}
+
 /// A human view of the world: one line per host, then SCC.
 #[derive(Debug, Serialize)]
 pub struct LabView {

@@ -146,6 +146,16 @@ fn lab_command(command: &LabCommand, output: &Output) -> Result<ExitCode> {
             let world = runtime()?.block_on(lab::fetch_world(&control))?;
             output.lab_view(&lab::view(&world, &control), &world);
         }
+        LabCommand::Reinstall(args) => {
+            let source = match (&args.lab.dir, &args.lab.url) {
+                (_, Some(url)) => lab::ShowSource::Url(url.clone()),
+                (Some(dir), None) => lab::ShowSource::Dir(dir.clone()),
+                (None, None) => return Err(usage("lab reinstall needs --dir or --url")),
+            };
+            let control = lab::control_url(&source)?;
+            runtime()?.block_on(lab::reinstall(&control, &args.host))?;
+            output.lab_reinstalled(&args.host);
+        }
     }
     Ok(ExitCode::Success)
 }

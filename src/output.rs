@@ -445,6 +445,13 @@ impl Output {
     }
 
     /// `lab show`: the raw world as JSON, or one line per host.
+    pub fn lab_reinstalled(&self, host: &str) {
+        if self.format == Format::Json {
+            return self.json(&serde_json::json!({"reinstalled": host}));
+        }
+        println!("{host} was reinstalled over PXE; it now runs the target OS (run post-reinstall next).");
+    }
+
     pub fn lab_view(&self, view: &crate::lab::LabView, raw: &serde_json::Value) {
         if self.format == Format::Json {
             return self.json(raw);
