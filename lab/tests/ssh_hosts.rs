@@ -228,3 +228,28 @@ async fn reinstall_through_the_control_server() {
     let output = site.ssh(&[&host, "true"]).await;
     assert_eq!(output.status.code(), Some(255), "root's key went with the reinstall");
 }
+
+/// A measurement, not a check: `cargo nextest run -p hvmigrate-lab --run-ignored only -E 'test(large_site)' --no-capture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn large_site_start_and_commands() {
+    let world = hvmigrate_lab::WorldOptions { hosts: 5000, ..Default::default() };
+    for ssh in [false, true] {
+        let started = Instant::now();
+        let options = LabOptions {
+            world: world.clone(),
+            ssh: hvmigrate_lab::SshSettings { enabled: ssh, ..Default::default() },
+            ..Default::default()
+        };
+        let lab = Lab::start(options).await.unwrap();
+        eprintln!("5000-host lab start, SSH hosts {ssh}: {:?}", started.elapsed());
+        lab.shutdown().await;
+    }
+    let site = site().await;
+    let host = site.host(0);
+    let started = Instant::now();
+    for _ in 0..10 {
+        site.run(&host, "virsh list --all").await;
+    }
+    eprintln!("ssh connect + handshake + command, without ControlMaster: {:?} each", started.elapsed() / 10);
+}
