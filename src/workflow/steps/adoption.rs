@@ -20,7 +20,11 @@ pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
     StepPlan {
         step: Step::Adoption,
         actions: vec![
-            Box::new(JiraStatus { name: "jira-working", target: |t| &t.working_on_adoption }),
+            Box::new(JiraStatus {
+                name: "jira-working",
+                target: |t| &t.working_on_adoption,
+                finished: |t| &t.ready_for_test,
+            }),
             Box::new(KayobeDeploy),
             Box::new(EnableCompute),
             Box::new(ExpireSilences),

@@ -21,7 +21,11 @@ use super::{JiraStatuses, StepPlan};
 pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
     let transitions = &workflow.transitions;
     let mut actions: Vec<Box<dyn Action>> = vec![
-        Box::new(JiraStatus { name: "jira-working", target: |t| &t.working_on_post_reinstall }),
+        Box::new(JiraStatus {
+            name: "jira-working",
+            target: |t| &t.working_on_post_reinstall,
+            finished: |t| &t.ready_for_adoption,
+        }),
         // The reinstall wiped root's authorized_keys.
         Box::new(RootAccessAction),
         Box::new(TargetOs),
@@ -55,6 +59,8 @@ fn host_error(err: HostError) -> ActionError {
 pub(super) struct JiraStatus {
     pub name: &'static str,
     pub target: fn(&Transitions) -> &String,
+    /// The status the step ends in on success: a re-run finds it there and leaves it.
+    pub finished: fn(&Transitions) -> &String,
 }
 
 impl Action for JiraStatus {
@@ -68,7 +74,8 @@ impl Action for JiraStatus {
             let jira = host.run.jira()?;
             let key = host.key.as_str();
             let status = jira.issue(key).await?.status.name;
-            if status.eq_ignore_ascii_case(&target) {
+            let finished = (self.finished)(&host.run.credentials.workflow.transitions);
+            if status.eq_ignore_ascii_case(&target) || status.eq_ignore_ascii_case(finished) {
                 return Ok(Decision::done(format!("{key} is in '{status}'")));
             }
             let transitions = jira.transitions(key).await?;
