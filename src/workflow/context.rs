@@ -133,6 +133,8 @@ pub struct Facts {
     pub vm_moves: Vec<super::report::VmMove>,
     /// Migrations the census found under way, counted against the run's limit until they are awaited.
     pub under_way: Option<Arc<super::drain::UnderWay>>,
+    /// The drain's latest census of the host (the next action acts on it).
+    pub census: Option<super::drain::Census>,
     /// The host's PCI devices (`lspci`), read once per step.
     pub pci_devices: Option<crate::hosts::hypervisor::PciDevices>,
     /// The NetBox device type of the host (its description may say GPU).

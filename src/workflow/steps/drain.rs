@@ -89,7 +89,9 @@ impl Action for TakeCensus {
             if under_way > 0 && !host.run.dry_run {
                 host.facts.under_way = Some(Arc::new(host.run.migration_slots.expect_under_way(under_way)));
             }
-            Ok(Decision::Recorded { observed: census.summary() })
+            let observed = census.summary();
+            host.facts.census = Some(census);
+            Ok(Decision::Recorded { observed })
         })
     }
 
@@ -108,7 +110,11 @@ impl Action for Capacity {
 
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
-            let census = census(host).await?;
+            // The census action's, taken just before.
+            let census = match host.facts.census.clone() {
+                Some(census) => census,
+                None => census(host).await?,
+            };
             // Migrations under way already hold their room at the destination.
             let to_move: Vec<_> = census.moves.iter().filter(|m| m.resume.is_none()).map(|m| &m.server).collect();
             if to_move.is_empty() {
@@ -187,13 +193,19 @@ impl Action for Migrate {
                 let left = census.left.len();
                 return Ok(Decision::done(format!("no VM left to move ({left} left behind)")));
             }
-            Ok(Decision::act(census.summary(), census.plan()))
+            let decision = Decision::act(census.summary(), census.plan());
+            host.facts.census = Some(census);
+            Ok(decision)
         })
     }
 
     fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
         Box::pin(async move {
-            let census = census(host).await?;
+            // What observe found just before; migrations under way are awaited, not restarted.
+            let census = match host.facts.census.take() {
+                Some(census) => census,
+                None => census(host).await?,
+            };
             let under_way = host.facts.under_way.take();
             let rows = migrate_all(host.run.clone(), host.host.to_string(), census.moves, under_way).await;
             // Nova's figures now show where the VMs went.
