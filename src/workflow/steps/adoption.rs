@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clients::alertmanager::Matcher;
+use crate::clients::alertmanager::{Matcher, Silence};
 use crate::hosts::kayobe::{HostOutcome as KayobeOutcome, Kayobe, KayobeRun};
 use crate::ssh::{RemoteShell, Target};
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
@@ -296,9 +296,24 @@ impl Action for EnableCompute {
 struct ExpireSilences;
 
 impl ExpireSilences {
-    fn matchers(host: &HostContext) -> Vec<Matcher> {
-        let names = &host.run.credentials.workflow.silence.matchers;
-        names.iter().map(|name| Matcher::equal(name, host.host.as_str())).collect()
+    /// Active silences on this host's labels (one label each, as pre-reinstall
+    /// makes them, or all labels together), split into ours and others'.
+    async fn active(host: &HostContext) -> Result<(Vec<Silence>, Vec<Silence>), ActionError> {
+        let labels = &host.run.credentials.workflow.silence.matchers;
+        let fqdn = host.host.as_str();
+        let mut shapes: Vec<Vec<Matcher>> = labels.iter().map(|label| vec![Matcher::equal(label, fqdn)]).collect();
+        shapes.push(labels.iter().map(|label| Matcher::equal(label, fqdn)).collect());
+        let alertmanager = host.run.alertmanager()?;
+        let mut found: Vec<Silence> = Vec::new();
+        for matchers in shapes {
+            for silence in alertmanager.active_silences_with(&matchers).await? {
+                if !found.iter().any(|seen| seen.id == silence.id) {
+                    found.push(silence);
+                }
+            }
+        }
+        let created_by = &host.run.credentials.workflow.silence.created_by;
+        Ok(found.into_iter().partition(|silence| &silence.created_by == created_by))
     }
 }
 
@@ -310,8 +325,7 @@ impl Action for ExpireSilences {
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
             let created_by = &host.run.credentials.workflow.silence.created_by;
-            let active = host.run.alertmanager()?.active_silences_with(&Self::matchers(host)).await?;
-            let (ours, others): (Vec<_>, Vec<_>) = active.iter().partition(|silence| &silence.created_by == created_by);
+            let (ours, others) = Self::active(host).await?;
             let others = if others.is_empty() {
                 String::new()
             } else {
@@ -332,14 +346,12 @@ impl Action for ExpireSilences {
 
     fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
         Box::pin(async move {
-            let created_by = &host.run.credentials.workflow.silence.created_by;
+            let (ours, _) = Self::active(host).await?;
             let alertmanager = host.run.alertmanager()?;
             let mut expired = Vec::new();
-            for silence in alertmanager.active_silences_with(&Self::matchers(host)).await? {
-                if &silence.created_by == created_by {
-                    alertmanager.expire(&silence.id).await?;
-                    expired.push(silence.id);
-                }
+            for silence in ours {
+                alertmanager.expire(&silence.id).await?;
+                expired.push(silence.id);
             }
             Ok(Change(format!("expired {}", expired.join(", "))))
         })
