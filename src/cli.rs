@@ -159,6 +159,15 @@ pub struct LabServeArgs {
     /// Listen on consecutive ports from P (jira, netbox, keystone, nova, alertmanager, scc) instead of random ones.
     #[arg(long, value_name = "P")]
     pub port_base: Option<u16>,
+    /// Add this latency to every HTTP request of every service (benchmarks).
+    #[arg(long, value_name = "MS")]
+    pub http_latency_ms: Option<u64>,
+    /// Add this latency before every command on every simulated host over SSH (benchmarks).
+    #[arg(long, value_name = "MS")]
+    pub ssh_latency_ms: Option<u64>,
+    /// Every campaign host standard: without the demo's deliberate oddities (benchmarks).
+    #[arg(long)]
+    pub no_oddities: bool,
 }
 
 #[derive(Debug, Args)]

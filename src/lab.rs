@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use hvmigrate_lab::{Lab, LabOptions, Service, Urls, WorldOptions};
+use hvmigrate_lab::{FaultConfig, Lab, LabOptions, Service, SshFaultConfig, Urls, WorldOptions};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -26,6 +26,12 @@ pub struct ServeSettings {
     /// Services listen on consecutive ports from here, in the order of
     /// [`Service::ALL`] (random ports when unset).
     pub port_base: Option<u16>,
+    /// Latency added to every HTTP request of every service.
+    pub http_latency_ms: Option<u64>,
+    /// Latency added before every command on every simulated host.
+    pub ssh_latency_ms: Option<u64>,
+    /// Leave out the demo's deliberate oddities: every campaign host standard.
+    pub no_oddities: bool,
 }
 
 /// What `lab serve` started and wrote, for the operator.
@@ -55,10 +61,27 @@ pub async fn serve(settings: &ServeSettings, output: &Output) -> Result<()> {
             ports.insert(service, port);
         }
     }
-    let world = WorldOptions { hosts: settings.hosts, seed: settings.seed, ..WorldOptions::default() };
-    let lab = Lab::start(LabOptions { world, ports, ..LabOptions::default() })
+    let world = WorldOptions {
+        hosts: settings.hosts,
+        seed: settings.seed,
+        oddities: !settings.no_oddities,
+        ..WorldOptions::default()
+    };
+    let faults = match settings.http_latency_ms {
+        Some(ms) => Service::ALL
+            .into_iter()
+            .map(|service| (service, FaultConfig { latency_ms: Some((ms, ms)), ..FaultConfig::default() }))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let lab = Lab::start(LabOptions { world, ports, faults, ..LabOptions::default() })
         .await
         .map_err(|err| Error::Refused(format!("cannot start the simulated site: {err}")))?;
+    if let (Some(ms), Some(hosts)) = (settings.ssh_latency_ms, lab.ssh()) {
+        for host in hosts.addresses().keys() {
+            lab.ssh_faults().set(host, SshFaultConfig { latency_ms: Some((ms, ms)), ..SshFaultConfig::default() });
+        }
+    }
     let dir = match &settings.dir {
         Some(dir) => dir.clone(),
         None => tempfile::Builder::new()

@@ -133,6 +133,9 @@ fn lab_command(command: &LabCommand, output: &Output) -> Result<ExitCode> {
                 seed: args.seed,
                 dir: args.dir.clone(),
                 port_base: args.port_base,
+                http_latency_ms: args.http_latency_ms,
+                ssh_latency_ms: args.ssh_latency_ms,
+                no_oddities: args.no_oddities,
             };
             runtime()?.block_on(lab::serve(&settings, output))?;
         }
