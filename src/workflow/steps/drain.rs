@@ -65,10 +65,6 @@ impl Action for ComputeDisabled {
             }
         })
     }
-
-    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async { unreachable!("observe never asks to act") })
-    }
 }
 
 /// Every server on the host, and what will happen to it.
@@ -93,10 +89,6 @@ impl Action for TakeCensus {
             host.facts.census = Some(census);
             Ok(Decision::Recorded { observed })
         })
-    }
-
-    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async { unreachable!("observe never asks to act") })
     }
 }
 
@@ -170,10 +162,6 @@ impl Action for Capacity {
                 Ok(Decision::blocked(observed, reason))
             }
         })
-    }
-
-    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async { unreachable!("observe never asks to act") })
     }
 }
 
@@ -294,9 +282,5 @@ impl Action for VerifyEmpty {
             }
             Ok(Decision::blocked(observed, format!("the host is not empty: {}", problems.join("; "))))
         })
-    }
-
-    fn act<'a>(&'a self, _host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async { Err(ActionError("a dry run only plans the check".into())) })
     }
 }
