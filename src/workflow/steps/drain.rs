@@ -142,6 +142,11 @@ impl Action for Capacity {
                 to_move.len(),
                 rooms.len(),
             );
+            // Flavors are embedded in servers from microversion 2.47; say so rather than count them as nothing.
+            let unsized = to_move.iter().filter(|server| size(server) == (0, 0)).count();
+            if unsized > 0 {
+                observed.push_str(&format!(" (the flavor size of {unsized} VMs is unknown: not counted)"));
+            }
             let check = host.run.capacity.check(host.host.as_str(), &rooms, to_move);
             if check.promised_vms > 0 {
                 observed.push_str(&format!(", before {} VMs of other hosts of this run", check.promised_vms));
