@@ -143,9 +143,9 @@ impl Action for Capacity {
                 rooms.len(),
             );
             // Flavors are embedded in servers from microversion 2.47; say so rather than count them as nothing.
-            let unsized = to_move.iter().filter(|server| size(server) == (0, 0)).count();
-            if unsized > 0 {
-                observed.push_str(&format!(" (the flavor size of {unsized} VMs is unknown: not counted)"));
+            let size_unknown = to_move.iter().filter(|server| size(server) == (0, 0)).count();
+            if size_unknown > 0 {
+                observed.push_str(&format!(" (the flavor size of {size_unknown} VMs is unknown: not counted)"));
             }
             let check = host.run.capacity.check(host.host.as_str(), &rooms, to_move);
             if check.promised_vms > 0 {
