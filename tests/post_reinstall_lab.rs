@@ -29,7 +29,7 @@ fn every_model_then_a_rerun_that_changes_nothing() {
         assert_eq!(jira_status(&site, host), "Ready For Adoption");
     }
     let gpu = action(report_of(&summary, &hosts[2]), "gpu-check");
-    assert!(gpu["observed"].as_str().unwrap().contains("NVIDIA devices"), "{gpu}");
+    assert!(gpu["observed"].as_str().unwrap().contains("lspci: 3b:00.0 NVIDIA Corporation"), "{gpu}");
     assert_eq!(action(report_of(&summary, &hosts[1]), "disk-fix-xfs")["outcome"], "skipped", "not a Lenovo");
     assert_eq!(action(report_of(&summary, &hosts[5]), "disk-fix-xfs")["outcome"], "done");
     assert_eq!(action(report_of(&summary, &hosts[4]), "disk-fix-raid0")["outcome"], "done");

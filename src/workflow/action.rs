@@ -67,6 +67,12 @@ impl From<crate::clients::http::ServiceError> for ActionError {
     }
 }
 
+impl From<crate::hosts::HostError> for ActionError {
+    fn from(err: crate::hosts::HostError) -> Self {
+        ActionError(err.to_string())
+    }
+}
+
 impl From<crate::ssh::SshError> for ActionError {
     fn from(err: crate::ssh::SshError) -> Self {
         ActionError(err.to_string())

@@ -145,6 +145,10 @@ pub async fn run(
             run.batches.host_started(&name);
             let report = run_one(host, key, &plan, journal.as_deref(), &run, &stop, progress.as_ref()).await;
             run.batches.host_finished(&name);
+            // The host's work is done: its master connection goes now, not after every host.
+            if let Some(shell) = &run.services.shell {
+                shell.close(&crate::ssh::Target::root(name.as_str())).await;
+            }
             (index, report)
         });
     }
@@ -161,11 +165,6 @@ pub async fn run(
     if let (Some(journal), false) = (&journal, settings.dry_run) {
         let outcome = if reports.iter().all(|r| r.outcome.is_success()) { "succeeded" } else { "some hosts failed" };
         journal.finish_run(&run.run_id, outcome)?;
-    }
-    if let Some(shell) = &run.services.shell {
-        for report in &reports {
-            shell.close(&crate::ssh::Target::root(report.host.as_str())).await;
-        }
     }
     Ok(RunSummary {
         run_id: run.run_id.clone(),

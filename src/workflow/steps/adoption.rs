@@ -12,7 +12,7 @@ use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::{HostContext, RecordedOutput};
 use crate::workflow::Step;
 
-use super::post_reinstall::JiraStatus;
+use super::common::JiraStatus;
 use super::{JiraStatuses, StepPlan};
 
 pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {

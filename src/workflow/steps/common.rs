@@ -1,9 +1,10 @@
 //! Actions several steps share.
 
-use crate::hosts::hypervisor::Hypervisor;
+use crate::config::workflow::Transitions;
+use crate::hosts::hypervisor::{Hypervisor, PciDevices};
 use crate::ssh::{RemoteCommand, SshError, Target};
 
-use crate::workflow::action::{Action, ActionError, BoxFuture, Decision};
+use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::HostContext;
 
 /// The hypervisor of this host, driven as root.
@@ -47,6 +48,119 @@ impl Action for NetBoxDevice {
             } else {
                 Ok(Decision::blocked(observed, format!("NetBox status is {status}, not one of {}", allowed.join(", "))))
             }
+        })
+    }
+}
+
+/// The PCI devices of the host, read once for the step.
+pub async fn pci_devices(host: &mut HostContext) -> Result<PciDevices, ActionError> {
+    if let Some(devices) = &host.facts.pci_devices {
+        return Ok(devices.clone());
+    }
+    let devices = hypervisor(host)?.pci_devices().await?.value;
+    host.facts.pci_devices = Some(devices.clone());
+    Ok(devices)
+}
+
+/// When NetBox says the device type has a GPU, `lspci` shows an NVIDIA card.
+pub struct GpuCheck;
+
+impl Action for GpuCheck {
+    fn name(&self) -> &'static str {
+        "gpu-check"
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let netbox = host.run.netbox()?;
+            let device = match host.facts.netbox_device.clone() {
+                Some(device) => device,
+                None => match netbox.find_device(host.host.as_str()).await? {
+                    Some(device) => device,
+                    None => {
+                        let reason = format!("there is no device named {} in NetBox", host.host);
+                        return Ok(Decision::blocked("no device", reason));
+                    }
+                },
+            };
+            let device_type = match &device.device_type {
+                Some(nested) => Some(netbox.device_type(nested.id).await?),
+                None => None,
+            };
+            let description = device_type.as_ref().map(|kind| kind.description.clone()).unwrap_or_default();
+            host.facts.netbox_device = Some(device);
+            host.facts.device_type = device_type;
+            let expects_gpu = description.to_lowercase().contains("gpu");
+            let devices = pci_devices(host).await?;
+            // No NVIDIA line is an answer, not an error (the original's grep aborted here).
+            let nvidia: Vec<String> =
+                devices.nvidia().iter().map(|d| format!("{} {}", d.slot, d.description)).collect();
+            let found = if nvidia.is_empty() { "no NVIDIA device".to_owned() } else { nvidia.join("; ") };
+            let observed = format!("device type '{description}'; lspci: {found}");
+            Ok(match (expects_gpu, nvidia.is_empty()) {
+                (true, false) | (false, true) => Decision::done(observed),
+                (true, true) => Decision::blocked(
+                    observed,
+                    "NetBox says the device type has a GPU but lspci shows no NVIDIA device: check the hardware \
+                     or NetBox",
+                ),
+                (false, false) => Decision::Recorded {
+                    observed: format!("{observed} (mismatch: NetBox's device type does not mention a GPU)"),
+                },
+            })
+        })
+    }
+}
+
+/// The ticket is in a status of the Jira workflow; a status the ticket
+/// cannot reach from where it is blocks, naming the transitions it offers.
+pub struct JiraStatus {
+    pub name: &'static str,
+    pub target: fn(&Transitions) -> &String,
+    /// The status the step ends in on success: a re-run finds it there and leaves it.
+    pub finished: fn(&Transitions) -> &String,
+}
+
+impl Action for JiraStatus {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
+        Box::pin(async move {
+            let target = (self.target)(&host.run.credentials.workflow.transitions).clone();
+            let jira = host.run.jira()?;
+            let key = host.key.as_str();
+            let status = jira.issue(key).await?.status.name;
+            let finished = (self.finished)(&host.run.credentials.workflow.transitions);
+            if status.eq_ignore_ascii_case(&target) || status.eq_ignore_ascii_case(finished) {
+                return Ok(Decision::done(format!("{key} is in '{status}'")));
+            }
+            let transitions = jira.transitions(key).await?;
+            if transitions
+                .iter()
+                .any(|t| t.to.name.eq_ignore_ascii_case(&target) || t.name.eq_ignore_ascii_case(&target))
+            {
+                return Ok(Decision::Do {
+                    observed: format!("{key} is in '{status}'"),
+                    plan: format!("move {key} to '{target}'"),
+                    previous: Some(status),
+                });
+            }
+            let available: Vec<String> = transitions.iter().map(|t| format!("'{}'", t.to.name)).collect();
+            let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
+            Ok(Decision::blocked(
+                format!("{key} is in '{status}'"),
+                format!("{key} cannot move to '{target}' from '{status}'; available: {available}"),
+            ))
+        })
+    }
+
+    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
+        Box::pin(async move {
+            let target = (self.target)(&host.run.credentials.workflow.transitions).clone();
+            host.run.jira()?.transition_to(host.key.as_str(), &target).await?;
+            Ok(Change(format!("{} moved to '{target}'", host.key)))
         })
     }
 }

@@ -5,16 +5,16 @@
 
 use crate::clients::http::ErrorKind;
 use crate::clients::netbox::DeviceChange;
-use crate::config::workflow::{DiskFix, Transitions};
+use crate::config::workflow::DiskFix;
 use crate::hosts::aquilon::Aquilon;
 use crate::hosts::hypervisor::{FstabEntry, Hypervisor, Overwrite};
-use crate::hosts::{FixOutcome, HostError};
+use crate::hosts::FixOutcome;
 use crate::ssh::{RemoteCommand, Target};
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::HostContext;
 use crate::workflow::Step;
 
-use super::common::hypervisor;
+use super::common::{hypervisor, GpuCheck, JiraStatus};
 use super::setup::RootAccessAction;
 use super::{JiraStatuses, StepPlan};
 
@@ -50,63 +50,6 @@ pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
     }
 }
 
-fn host_error(err: HostError) -> ActionError {
-    ActionError(err.to_string())
-}
-
-/// The ticket is in a status of the Jira workflow; a status the ticket
-/// cannot reach from where it is blocks, naming the transitions it offers.
-pub(super) struct JiraStatus {
-    pub name: &'static str,
-    pub target: fn(&Transitions) -> &String,
-    /// The status the step ends in on success: a re-run finds it there and leaves it.
-    pub finished: fn(&Transitions) -> &String,
-}
-
-impl Action for JiraStatus {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
-        Box::pin(async move {
-            let target = (self.target)(&host.run.credentials.workflow.transitions).clone();
-            let jira = host.run.jira()?;
-            let key = host.key.as_str();
-            let status = jira.issue(key).await?.status.name;
-            let finished = (self.finished)(&host.run.credentials.workflow.transitions);
-            if status.eq_ignore_ascii_case(&target) || status.eq_ignore_ascii_case(finished) {
-                return Ok(Decision::done(format!("{key} is in '{status}'")));
-            }
-            let transitions = jira.transitions(key).await?;
-            if transitions
-                .iter()
-                .any(|t| t.to.name.eq_ignore_ascii_case(&target) || t.name.eq_ignore_ascii_case(&target))
-            {
-                return Ok(Decision::Do {
-                    observed: format!("{key} is in '{status}'"),
-                    plan: format!("move {key} to '{target}'"),
-                    previous: Some(status),
-                });
-            }
-            let available: Vec<String> = transitions.iter().map(|t| format!("'{}'", t.to.name)).collect();
-            let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
-            Ok(Decision::blocked(
-                format!("{key} is in '{status}'"),
-                format!("{key} cannot move to '{target}' from '{status}'; available: {available}"),
-            ))
-        })
-    }
-
-    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async move {
-            let target = (self.target)(&host.run.credentials.workflow.transitions).clone();
-            host.run.jira()?.transition_to(host.key.as_str(), &target).await?;
-            Ok(Change(format!("{} moved to '{target}'", host.key)))
-        })
-    }
-}
-
 /// The host runs the target OS and booted with UEFI.
 struct TargetOs;
 
@@ -118,8 +61,8 @@ impl Action for TargetOs {
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
             let hv = hypervisor(host)?;
-            let os = hv.os_release().await.map_err(host_error)?.value;
-            let efi = hv.is_efi().await.map_err(host_error)?;
+            let os = hv.os_release().await?.value;
+            let efi = hv.is_efi().await?;
             let target = &host.run.credentials.workflow.target_os;
             let observed = format!("{} {}, {}", os.id, os.version_id, if efi { "UEFI" } else { "legacy BIOS" });
             if !target.matches(&os.id, &os.version_id) {
@@ -155,43 +98,6 @@ impl Action for RecordDisks {
     }
 }
 
-/// A device type NetBox describes as a GPU host shows its NVIDIA cards.
-struct GpuCheck;
-
-impl Action for GpuCheck {
-    fn name(&self) -> &'static str {
-        "gpu-check"
-    }
-
-    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
-        Box::pin(async move {
-            let netbox = host.run.netbox()?;
-            let Some(device) = netbox.find_device(host.host.as_str()).await? else {
-                return Ok(Decision::blocked("no device", format!("there is no device named {} in NetBox", host.host)));
-            };
-            let Some(type_id) = device.device_type.as_ref().map(|nested| nested.id) else {
-                return Ok(Decision::Recorded { observed: "NetBox gives the device no type".into() });
-            };
-            let device_type = netbox.device_type(type_id).await?;
-            host.facts.netbox_device = Some(device);
-            let has_gpu = device_type.description.to_lowercase().contains("gpu");
-            host.facts.device_type = Some(device_type);
-            if !has_gpu {
-                return Ok(Decision::Recorded { observed: "no GPU in the NetBox device type".into() });
-            }
-            let pci = hypervisor(host)?.pci_devices().await.map_err(host_error)?;
-            let cards: Vec<String> = pci.value.nvidia().iter().map(|card| card.description.clone()).collect();
-            if cards.is_empty() {
-                return Ok(Decision::blocked(
-                    "NetBox: a GPU host; lspci: no NVIDIA device",
-                    "NetBox describes a GPU host but lspci shows no NVIDIA device",
-                ));
-            }
-            Ok(Decision::Recorded { observed: format!("{} NVIDIA devices: {}", cards.len(), cards.join("; ")) })
-        })
-    }
-}
-
 /// The hardware model, from Aquilon when it is configured, else NetBox's device type.
 struct HardwareModel;
 
@@ -208,7 +114,7 @@ impl Action for HardwareModel {
                     let aq = Aquilon::new(host.run.shell()?.clone(), target);
                     // One command at a time on the Aquilon host, by default.
                     let slot = host.run.aquilon_slots.clone().acquire_owned().await;
-                    let model = aq.model(host.host.as_str()).await.map_err(host_error)?;
+                    let model = aq.model(host.host.as_str()).await?;
                     drop(slot);
                     (model, "Aquilon")
                 }
@@ -323,21 +229,21 @@ impl ModelFix {
         state: &mut FixState,
     ) -> Result<Result<(), String>, ActionError> {
         let partitions: Vec<String> = members.iter().map(|disk| partition_of(disk)).collect();
-        match hv.md_array(array).await.map_err(host_error)? {
+        match hv.md_array(array).await? {
             Some(found) if found.level != "raid0" => {
                 return Ok(Err(format!("{array} exists as a {} array, not raid0", found.level)))
             }
             Some(found) => state.found.push(format!("{array} (raid0 of {})", found.members.join(", "))),
             None => {
                 for (disk, partition) in members.iter().zip(&partitions) {
-                    let Some(device) = hv.block_device(disk).await.map_err(host_error)? else {
+                    let Some(device) = hv.block_device(disk).await? else {
                         return Ok(Err(format!("{disk} does not exist")));
                     };
                     if device.find(partition).is_some() {
                         state.found.push(format!("partition {partition}"));
                     } else if let Some(reason) = device.in_use() {
                         return Ok(Err(format!("{reason}: it is never repartitioned")));
-                    } else if let Some(fstype) = hv.filesystem_type(disk).await.map_err(host_error)? {
+                    } else if let Some(fstype) = hv.filesystem_type(disk).await? {
                         return Ok(Err(format!("{disk} holds a {fstype} signature; it is never repartitioned")));
                     } else {
                         state.missing.push(format!("partition {disk} (one Linux RAID partition)"));
@@ -376,10 +282,10 @@ impl ModelFix {
         device: &str,
         done: &mut Vec<String>,
     ) -> Result<(), ActionError> {
-        if hv.filesystem_type(device).await.map_err(host_error)?.as_deref() == Some("xfs") {
+        if hv.filesystem_type(device).await?.as_deref() == Some("xfs") {
             return Ok(());
         }
-        if let FixOutcome::Changed(output) = hv.make_xfs(device, Self::overwrite(host)).await.map_err(host_error)? {
+        if let FixOutcome::Changed(output) = hv.make_xfs(device, Self::overwrite(host)).await? {
             host.record_output(format!("XFS on {device}"), &output);
             done.push(format!("made XFS on {device}"));
         }
@@ -400,14 +306,14 @@ impl ModelFix {
             fstype: "xfs".into(),
             options: options.to_owned(),
         };
-        if hv.ensure_fstab_entry(&entry).await.map_err(host_error)?.changed() {
+        if hv.ensure_fstab_entry(&entry).await?.changed() {
             done.push(format!("added '{}' to /etc/fstab", entry.line()));
         }
-        hv.make_dir(mount_point).await.map_err(host_error)?;
-        if let FixOutcome::Changed(output) = hv.mount(mount_point).await.map_err(host_error)? {
+        hv.make_dir(mount_point).await?;
+        if let FixOutcome::Changed(output) = hv.mount(mount_point).await? {
             host.record_output(format!("mount {mount_point}"), &output);
             done.push(format!("mounted {device} at {mount_point}"));
-            hv.daemon_reload().await.map_err(host_error)?;
+            hv.daemon_reload().await?;
         }
         Ok(())
     }
@@ -461,25 +367,21 @@ impl Action for ModelFix {
                 }
                 DiskFix::Raid0 { array, members, mount_point } => {
                     let partitions: Vec<String> = members.iter().map(|disk| partition_of(disk)).collect();
-                    if hv.md_array(array).await.map_err(host_error)?.is_none() {
+                    if hv.md_array(array).await?.is_none() {
                         for disk in members {
-                            if let FixOutcome::Changed(output) =
-                                hv.create_partition(disk, "fd00").await.map_err(host_error)?
-                            {
+                            if let FixOutcome::Changed(output) = hv.create_partition(disk, "fd00").await? {
                                 host.record_output(format!("partition {disk}"), &output);
                                 done.push(format!("partitioned {disk}"));
                             }
                         }
                         let names: Vec<&str> = partitions.iter().map(String::as_str).collect();
-                        if let FixOutcome::Changed(output) =
-                            hv.create_md_array(array, "raid0", &names).await.map_err(host_error)?
-                        {
+                        if let FixOutcome::Changed(output) = hv.create_md_array(array, "raid0", &names).await? {
                             host.record_output(format!("RAID0 {array}"), &output);
                             done.push(format!("created RAID0 {array} of {}", partitions.join(", ")));
                         }
                     }
                     Self::ensure_xfs(host, &hv, array, &mut done).await?;
-                    if hv.record_md_array(array).await.map_err(host_error)?.changed() {
+                    if hv.record_md_array(array).await?.changed() {
                         done.push(format!("recorded {array} in /etc/mdadm.conf"));
                     }
                     if let Some(mount_point) = mount_point {

@@ -34,7 +34,7 @@ impl Action for SourceOs {
 
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
-            let os = hypervisor(host)?.os_release().await.map_err(|err| ActionError(err.to_string()))?;
+            let os = hypervisor(host)?.os_release().await?;
             let (id, version) = (os.value.id.clone(), os.value.version_id.clone());
             let observed = format!("{id} {version}");
             let workflow = &host.run.credentials.workflow;
@@ -92,8 +92,7 @@ impl Action for UpdatePackages {
         Box::pin(async move {
             let packages = Self::packages(host);
             let names: Vec<&str> = packages.iter().map(String::as_str).collect();
-            let PackageUpdate { output, resolv_conf } =
-                hypervisor(host)?.update_packages(&names).await.map_err(|err| ActionError(err.to_string()))?;
+            let PackageUpdate { output, resolv_conf } = hypervisor(host)?.update_packages(&names).await?;
             host.record_output("package update", &output);
             if let Some(resolv_conf) = &resolv_conf {
                 host.record_output("resolver configuration, for diagnosis", resolv_conf);
@@ -176,7 +175,7 @@ impl Action for RecordState {
                 ),
                 None => "Nova: no hypervisor record".to_owned(),
             };
-            let domains = hypervisor(host)?.virsh_list().await.map_err(|err| ActionError(err.to_string()))?;
+            let domains = hypervisor(host)?.virsh_list().await?;
             host.record_output("libvirt domains", &domains.output);
             Ok(Decision::Recorded { observed: format!("{nova}; libvirt: {} domains", domains.value.len()) })
         })

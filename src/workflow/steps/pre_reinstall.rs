@@ -10,16 +10,15 @@ use crate::clients::alertmanager::{Matcher, NewSilence};
 use crate::clients::netbox::DeviceChange;
 use crate::config::Workflow;
 use crate::hosts::aquilon::{AqHost, Aquilon, MakeProfile, Netbox2Aquilon};
-use crate::hosts::hypervisor::PciDevices;
 use crate::hosts::kayobe::{HostOutcome as KayobeOutcome, Kayobe, KayobeRun};
-use crate::hosts::{HostError, Observed};
+use crate::hosts::Observed;
 use crate::ssh::{RemoteCommand, Target};
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::{HostContext, RecordedOutput, RunContext};
 use crate::workflow::drain::in_progress;
 use crate::workflow::Step;
 
-use super::common::{hypervisor, NetBoxDevice};
+use super::common::{hypervisor, pci_devices, GpuCheck, JiraStatus, NetBoxDevice};
 use super::{JiraStatuses, StepPlan};
 
 const STEP: &str = "pre-reinstall";
@@ -31,7 +30,11 @@ pub fn plan(workflow: &Workflow) -> StepPlan {
     StepPlan {
         step: Step::PreReinstall,
         actions: vec![
-            Box::new(StartTransition { status: transitions.working_on_pre_bios.clone() }),
+            Box::new(JiraStatus {
+                name: "jira-start",
+                target: |t| &t.working_on_pre_bios,
+                finished: |t| &t.ready_for_reinstall,
+            }),
             Box::new(HostEmpty),
             Box::new(NetBoxDevice { check_pre_drain_status: false }),
             Box::new(BlockDevices),
@@ -54,10 +57,6 @@ pub fn plan(workflow: &Workflow) -> StepPlan {
     }
 }
 
-fn host_error(err: HostError) -> ActionError {
-    ActionError(err.to_string())
-}
-
 /// Whether an earlier run of this campaign did `action` on the host.
 fn done_before(host: &HostContext, action: &str) -> Result<bool, ActionError> {
     match &host.run.journal {
@@ -65,58 +64,6 @@ fn done_before(host: &HostContext, action: &str) -> Result<bool, ActionError> {
             .action_ever_done(host.host.as_str(), STEP, action)
             .map_err(|err| ActionError(format!("cannot read the journal: {err}"))),
         None => Ok(false),
-    }
-}
-
-/// The ticket is in `Working On Pre Bios` (or already past this step).
-struct StartTransition {
-    status: String,
-}
-
-impl Action for StartTransition {
-    fn name(&self) -> &'static str {
-        "jira-start"
-    }
-
-    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
-        Box::pin(async move {
-            let jira = host.run.jira()?;
-            let key = host.key.as_str();
-            let current = jira.issue(key).await?.status.name;
-            if current.eq_ignore_ascii_case(&self.status) {
-                return Ok(Decision::done(format!("{key} is in '{current}'")));
-            }
-            // A re-run after success: the ticket has moved on and cannot come back.
-            let ready = &host.run.credentials.workflow.transitions.ready_for_reinstall;
-            if current.eq_ignore_ascii_case(ready) {
-                return Ok(Decision::done(format!("{key} is already in '{current}' (an earlier run succeeded)")));
-            }
-            let transitions = jira.transitions(key).await?;
-            let reachable = transitions
-                .iter()
-                .any(|t| t.to.name.eq_ignore_ascii_case(&self.status) || t.name.eq_ignore_ascii_case(&self.status));
-            let observed = format!("{key} is in '{current}'");
-            if reachable {
-                return Ok(Decision::Do {
-                    observed,
-                    plan: format!("move {key} to '{}'", self.status),
-                    previous: Some(current),
-                });
-            }
-            let available: Vec<String> = transitions.iter().map(|t| format!("'{}'", t.to.name)).collect();
-            let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
-            Ok(Decision::blocked(
-                observed,
-                format!("{key} cannot move from '{current}' to '{}'; available: {available}", self.status),
-            ))
-        })
-    }
-
-    fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
-        Box::pin(async move {
-            host.run.jira()?.transition_to(host.key.as_str(), &self.status).await?;
-            Ok(Change(format!("{} moved to '{}'", host.key, self.status)))
-        })
     }
 }
 
@@ -135,7 +82,7 @@ impl Action for HostEmpty {
             let nova = host.run.nova()?;
             let servers = nova.servers_on_host(fqdn).await?;
             let migrations: Vec<_> = nova.migrations(fqdn, None).await?.into_iter().filter(in_progress).collect();
-            let domains = hypervisor(host)?.virsh_list().await.map_err(host_error)?;
+            let domains = hypervisor(host)?.virsh_list().await?;
             host.record_output("libvirt domains", &domains.output);
             let observed = format!(
                 "Nova: {} servers, {} migrations under way; libvirt: {} domains",
@@ -196,53 +143,6 @@ impl Action for BlockDevices {
             }
             let disks = output.stdout.lines().filter(|line| line.contains(" disk")).count();
             Ok(Decision::Recorded { observed: format!("{disks} disks") })
-        })
-    }
-}
-
-/// The PCI devices of the host, read once for the step.
-async fn pci_devices(host: &mut HostContext) -> Result<PciDevices, ActionError> {
-    if let Some(devices) = &host.facts.pci_devices {
-        return Ok(devices.clone());
-    }
-    let devices = hypervisor(host)?.pci_devices().await.map_err(host_error)?.value;
-    host.facts.pci_devices = Some(devices.clone());
-    Ok(devices)
-}
-
-/// When NetBox says the device type has a GPU, `lspci` shows an NVIDIA card.
-struct GpuCheck;
-
-impl Action for GpuCheck {
-    fn name(&self) -> &'static str {
-        "gpu-check"
-    }
-
-    fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
-        Box::pin(async move {
-            let device = host.facts.netbox_device.clone().ok_or_else(|| ActionError("no NetBox device".into()))?;
-            let description = match &device.device_type {
-                Some(nested) => host.run.netbox()?.device_type(nested.id).await?.description,
-                None => String::new(),
-            };
-            let expects_gpu = description.to_lowercase().contains("gpu");
-            let devices = pci_devices(host).await?;
-            // No NVIDIA line is an answer, not an error (the original's grep aborted here).
-            let nvidia: Vec<String> =
-                devices.nvidia().iter().map(|d| format!("{} {}", d.slot, d.description)).collect();
-            let found = if nvidia.is_empty() { "no NVIDIA device".to_owned() } else { nvidia.join("; ") };
-            let observed = format!("device type '{description}'; lspci: {found}");
-            Ok(match (expects_gpu, nvidia.is_empty()) {
-                (true, false) | (false, true) => Decision::done(observed),
-                (true, true) => Decision::blocked(
-                    observed,
-                    "NetBox says the device type has a GPU but lspci shows no NVIDIA device: check the hardware \
-                     or NetBox before reinstalling",
-                ),
-                (false, false) => Decision::Recorded {
-                    observed: format!("{observed} (mismatch: NetBox's device type does not mention a GPU)"),
-                },
-            })
         })
     }
 }
@@ -485,10 +385,7 @@ async fn aquilon_slot(host: &HostContext) -> tokio::sync::SemaphorePermit<'_> {
 async fn aq_show_host(host: &HostContext) -> Result<Observed<AqHost>, ActionError> {
     let aq = aquilon(host)?;
     let _slot = aquilon_slot(host).await;
-    aq.show_host(host.host.as_str())
-        .await
-        .map_err(host_error)?
-        .ok_or_else(|| ActionError(format!("Aquilon does not know {}", host.host)))
+    aq.show_host(host.host.as_str()).await?.ok_or_else(|| ActionError(format!("Aquilon does not know {}", host.host)))
 }
 
 fn machine_of(shown: &AqHost) -> Result<String, ActionError> {
@@ -508,7 +405,7 @@ impl Action for AquilonReimport {
             let aq = aquilon(host)?;
             let shown = {
                 let _slot = aquilon_slot(host).await;
-                aq.show_host(host.host.as_str()).await.map_err(host_error)?
+                aq.show_host(host.host.as_str()).await?
             };
             let Some(shown) = shown else {
                 // An earlier run stopped between the delete and the import.
@@ -547,21 +444,19 @@ impl Action for AquilonReimport {
             };
             let mut removed = String::new();
             let slot = aquilon_slot(host).await;
-            if let Some(shown) = aq.show_host(&fqdn).await.map_err(host_error)? {
+            if let Some(shown) = aq.show_host(&fqdn).await? {
                 let machine = machine_of(&shown.value)?;
-                aq.del_host(&fqdn).await.map_err(host_error)?;
+                aq.del_host(&fqdn).await?;
                 for interface in &shown.value.interfaces {
                     for ip in &interface.ips {
                         let environment = interface.network_environment.as_deref();
-                        aq.del_interface_address(&machine, &interface.name, ip, environment)
-                            .await
-                            .map_err(host_error)?;
+                        aq.del_interface_address(&machine, &interface.name, ip, environment).await?;
                     }
                 }
                 for interface in &shown.value.interfaces {
-                    aq.del_interface(&machine, &interface.name).await.map_err(host_error)?;
+                    aq.del_interface(&machine, &interface.name).await?;
                 }
-                aq.del_machine(&machine).await.map_err(host_error)?;
+                aq.del_machine(&machine).await?;
                 removed = format!("deleted host and machine {machine}; ");
                 drop(slot);
                 // The record as it was, on the ticket: what the re-import replaced.
@@ -571,8 +466,8 @@ impl Action for AquilonReimport {
             }
             let output = {
                 let _slot = aquilon_slot(host).await;
-                let output = aq.netbox2aquilon(&fqdn, &import).await.map_err(host_error)?;
-                aq.update_interface_boot(&fqdn, "eth0").await.map_err(host_error)?;
+                let output = aq.netbox2aquilon(&fqdn, &import).await?;
+                aq.update_interface_boot(&fqdn, "eth0").await?;
                 output
             };
             host.record_output("netbox2aquilon", &output);
@@ -623,9 +518,9 @@ impl Action for AquilonInterfaces {
             for interface in &extra {
                 for ip in &interface.ips {
                     let environment = interface.network_environment.as_deref();
-                    aq.del_interface_address(&machine, &interface.name, ip, environment).await.map_err(host_error)?;
+                    aq.del_interface_address(&machine, &interface.name, ip, environment).await?;
                 }
-                aq.del_interface(&machine, &interface.name).await.map_err(host_error)?;
+                aq.del_interface(&machine, &interface.name).await?;
             }
             let names: Vec<&str> = extra.iter().map(|i| i.name.as_str()).collect();
             Ok(Change(format!("removed {}", names.join(", "))))
@@ -672,7 +567,7 @@ impl Action for AquilonDisks {
             let aq = aquilon(host)?;
             let _slot = aquilon_slot(host).await;
             for disk in &remove {
-                aq.del_disk(&machine, disk).await.map_err(host_error)?;
+                aq.del_disk(&machine, disk).await?;
             }
             Ok(Change(format!("removed {} from machine {machine}", remove.join(", "))))
         })
@@ -732,7 +627,7 @@ impl Action for AquilonMake {
             let aq = aquilon(host)?;
             let _slot = aquilon_slot(host).await;
             if shown.domain.as_deref() != Some(settings.domain.as_str()) {
-                aq.manage(fqdn, &settings.domain).await.map_err(host_error)?;
+                aq.manage(fqdn, &settings.domain).await?;
             }
             let profile = MakeProfile {
                 personality: settings.personality.clone(),
@@ -740,7 +635,7 @@ impl Action for AquilonMake {
                 osversion: settings.osversion.clone(),
                 archetype: Some(settings.archetype.clone()),
             };
-            aq.make(fqdn, &profile).await.map_err(host_error)?;
+            aq.make(fqdn, &profile).await?;
             Ok(Change(format!(
                 "made with personality {}, OS {} {}",
                 settings.personality, settings.osname, settings.osversion
@@ -777,7 +672,7 @@ impl Action for AquilonPxeswitch {
         Box::pin(async move {
             let aq = aquilon(host)?;
             let _slot = aquilon_slot(host).await;
-            aq.pxeswitch_install(host.host.as_str()).await.map_err(host_error)?;
+            aq.pxeswitch_install(host.host.as_str()).await?;
             Ok(Change("set to PXE-install at the next boot".into()))
         })
     }
