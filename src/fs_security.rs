@@ -28,21 +28,8 @@ pub fn check_secret_file(path: &Path) -> Result<()> {
         // A missing file is reported by whoever reads it, with the file name.
         Err(_) => return Ok(()),
     };
-    // SAFETY: as above.
-    let euid = unsafe { libc::geteuid() };
+    check_owner_and_mode(path, &meta, "secrets")?;
     let shown = path.display();
-    if meta.uid() != euid {
-        return Err(Error::Refused(format!(
-            "{shown}: owned by uid {}, not by you (uid {euid}); run: chown {euid} '{shown}'",
-            meta.uid()
-        )));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode != 0o600 && mode != 0o400 {
-        return Err(Error::Refused(format!(
-            "{shown}: holds secrets but has mode {mode:04o}; it must be 0600 (or 0400); run: chmod 600 '{shown}'"
-        )));
-    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -55,6 +42,32 @@ pub fn check_secret_file(path: &Path) -> Result<()> {
              replace the file; run: chmod go-w '{}'",
             dir.display(),
             dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A file that only its owner may read: the running user's, mode 0600 (or
+/// the stricter 0400). `holds` says what is in it, for the message.
+pub fn check_private_file(path: &Path, holds: &str) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|err| Error::io(path, err))?;
+    check_owner_and_mode(path, &meta, holds)
+}
+
+fn check_owner_and_mode(path: &Path, meta: &std::fs::Metadata, holds: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let shown = path.display();
+    if meta.uid() != euid {
+        return Err(Error::Refused(format!(
+            "{shown}: owned by uid {}, not by you (uid {euid}); run: chown {euid} '{shown}'",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode != 0o600 && mode != 0o400 {
+        return Err(Error::Refused(format!(
+            "{shown}: holds {holds} but has mode {mode:04o}; it must be 0600 (or 0400); run: chmod 600 '{shown}'"
         )));
     }
     Ok(())

@@ -3,8 +3,6 @@
 //! `show` reads its world from the control server, changing nothing.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use hvmigrate_lab::{FaultConfig, Lab, LabOptions, Service, SshFaultConfig, Urls, WorldOptions};
@@ -98,7 +96,7 @@ pub async fn serve(settings: &ServeSettings, output: &Output) -> Result<()> {
         rc.push_str(&format!("export {name}={value}\n"));
     }
     rc.push_str(&format!("export OS_PASSWORD={}\n", lab.secrets().openstack_password));
-    write_private(&openrc, &rc)?;
+    crate::fs_security::write_private_file(&openrc, rc.as_bytes())?;
     let lab_json = dir.join(LAB_JSON);
     let pointer = serde_json::json!({"control": lab.urls().control, "urls": lab.urls()});
     std::fs::write(&lab_json, format!("{pointer:#}\n")).map_err(|err| Error::io(&lab_json, err))?;
@@ -136,17 +134,6 @@ fn openstack_env(lab: &Lab) -> Vec<(String, String)> {
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value.to_owned()))
     .collect()
-}
-
-fn write_private(path: &Path, text: &str) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|err| Error::io(path, err))?;
-    file.write_all(text.as_bytes()).map_err(|err| Error::io(path, err))
 }
 
 /// Where `lab show` finds the running lab.

@@ -110,6 +110,11 @@ pub struct Kayobe {
     log_dir: String,
 }
 
+/// Kayobe's `--limit` form of a host list: `h1:h2`.
+fn join_hosts<S: AsRef<str>>(hosts: &[S]) -> String {
+    hosts.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(":")
+}
+
 impl Kayobe {
     /// `kayobe.username@kayobe.host`, with `kayobe.environment_path` sourced before each run.
     pub fn new(shell: Arc<dyn RemoteShell>, target: Target, environment_path: impl Into<String>) -> Self {
@@ -124,38 +129,38 @@ impl Kayobe {
         &self.remote
     }
 
-    /// Builds the Kayobe inventory from NetBox.
-    pub async fn build_inventory_from_netbox(&self) -> Result<KayobeRun, HostError> {
-        self.run("kayobe-inventory", &["kayobe", "playbook", "run", "ansible/build-inventory-from-netbox.yml"]).await
+    /// Builds the Kayobe inventory from NetBox with `playbook`.
+    pub async fn build_inventory(&self, playbook: &str) -> Result<KayobeRun, HostError> {
+        self.run("kayobe-inventory", &["kayobe", "playbook", "run", playbook]).await
     }
 
-    pub async fn host_configure(&self, hosts: &[&str]) -> Result<KayobeRun, HostError> {
-        let limit = hosts.join(":");
-        let args = ["kayobe", "overcloud", "host", "configure", "-e", "selinux_do_reboot=true"];
-        self.run("kayobe-host-configure", &[&args[..], &["--limit", &limit, "-kl", &limit]].concat()).await
+    /// `kayobe overcloud host configure` for the hosts, with `-e` extra variables.
+    pub async fn host_configure<S: AsRef<str>>(
+        &self,
+        hosts: &[S],
+        extra_vars: &[String],
+    ) -> Result<KayobeRun, HostError> {
+        let limit = join_hosts(hosts);
+        let mut args = vec!["kayobe", "overcloud", "host", "configure"];
+        for extra in extra_vars {
+            args.extend(["-e", extra.as_str()]);
+        }
+        args.extend(["--limit", &limit, "-kl", &limit]);
+        self.run("kayobe-host-configure", &args).await
     }
 
-    pub async fn service_deploy(&self, hosts: &[&str]) -> Result<KayobeRun, HostError> {
-        let limit = hosts.join(":");
+    /// `kayobe overcloud service deploy` limited to the hosts.
+    pub async fn service_deploy<S: AsRef<str>>(&self, hosts: &[S]) -> Result<KayobeRun, HostError> {
+        let limit = join_hosts(hosts);
         let args = ["kayobe", "overcloud", "service", "deploy", "--limit", &limit, "-kl", &limit];
         self.run("kayobe-service-deploy", &args).await
     }
 
-    /// Refreshes the controllers' `common` services once for the batch.
-    pub async fn deploy_controllers_common(&self) -> Result<KayobeRun, HostError> {
-        let args = [
-            "kayobe",
-            "overcloud",
-            "service",
-            "deploy",
-            "--limit",
-            "controllers",
-            "-kl",
-            "controllers",
-            "-kt",
-            "common",
-        ];
-        self.run("kayobe-controllers-common", &args).await
+    /// Refreshes the controllers' services of the Kolla `tags` (`common`), once for a batch.
+    pub async fn deploy_controllers(&self, tags: &str) -> Result<KayobeRun, HostError> {
+        let args =
+            ["kayobe", "overcloud", "service", "deploy", "--limit", "controllers", "-kl", "controllers", "-kt", tags];
+        self.run("kayobe-controllers", &args).await
     }
 
     /// Enables UEFI PXE on the Mellanox cards of `hosts`.
@@ -342,7 +347,8 @@ hv01                       : ok=3    changed=1    unreachable=0    failed=0    s
         let kayobe = Kayobe::new(shell.clone(), Target::new("stack", "kayobe.example.org"), "kayobe-env/env-vars.sh");
         // The log path has a time stamp: answer whatever line comes.
         shell.on_user("stack", Reply::exit(2, LOG, ""));
-        let run = kayobe.host_configure(&["hv01.example.org", "hv02.example.org"]).await.expect("ran");
+        let extra = ["selinux_do_reboot=true".to_owned()];
+        let run = kayobe.host_configure(&["hv01.example.org", "hv02.example.org"], &extra).await.expect("ran");
         assert_eq!(run.output.exit_status, 2);
         assert!(matches!(run.report.outcome("hv02.example.org"), HostOutcome::Failed { .. }));
         let line = &shell.command_lines()[0];

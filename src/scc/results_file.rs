@@ -71,28 +71,12 @@ impl ResultsFile {
 /// The collector's rule for its results: owned by the user, mode 0600 (or
 /// the stricter 0400).
 pub fn check_private_file(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|err| Error::io(path, err))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let shown = path.display();
-    if meta.uid() != euid {
-        return Err(Error::Refused(format!(
-            "{shown}: owned by uid {}, not by you (uid {euid}); run: chown {euid} '{shown}'",
-            meta.uid()
-        )));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode != 0o600 && mode != 0o400 {
-        return Err(Error::Refused(format!(
-            "{shown}: holds the hosts' details but has mode {mode:04o}; it must be 0600; run: chmod 600 '{shown}'"
-        )));
-    }
-    Ok(())
+    fs_security::check_private_file(path, "the hosts' details")
 }
 
 /// An existing file of ours with a loose mode is fixed by saving over it.
 fn is_mode_problem(path: &Path) -> bool {
-    // SAFETY: as above.
+    // SAFETY: geteuid has no preconditions and cannot fail.
     std::fs::metadata(path).is_ok_and(|meta| meta.uid() == unsafe { libc::geteuid() })
 }
 

@@ -95,20 +95,11 @@ async fn run_kayobe_batch(
     let kayobe = Kayobe::new(shell.clone(), target.clone(), environment);
     let mut runs = Vec::new();
     tracing::info!(hosts = hosts.len(), "kayobe: one batch for the run");
-    let inventory = kayobe
-        .run("kayobe-inventory", &["kayobe", "playbook", "run", &settings.inventory_playbook])
-        .await
-        .map_err(|err| err.to_string());
+    let inventory = kayobe.build_inventory(&settings.inventory_playbook).await.map_err(|err| err.to_string());
     let inventory_ok = matches!(&inventory, Ok(run) if run.output.success());
     runs.push(("inventory", inventory));
     if inventory_ok {
-        let limit = hosts.join(":");
-        let mut args = vec!["kayobe", "overcloud", "host", "configure"];
-        for extra in &settings.extra_vars {
-            args.extend(["-e", extra.as_str()]);
-        }
-        args.extend(["--limit", &limit, "-kl", &limit]);
-        let configure = kayobe.run("kayobe-host-configure", &args).await.map_err(|err| err.to_string());
+        let configure = kayobe.host_configure(&hosts, &settings.extra_vars).await.map_err(|err| err.to_string());
         let configured: Vec<String> = match &configure {
             Ok(run) => hosts
                 .iter()
@@ -119,26 +110,12 @@ async fn run_kayobe_batch(
         };
         runs.push(("host configure", configure));
         if !configured.is_empty() {
-            let limit = configured.join(":");
-            let args = ["kayobe", "overcloud", "service", "deploy", "--limit", &limit, "-kl", &limit];
-            let deploy = kayobe.run("kayobe-service-deploy", &args).await.map_err(|err| err.to_string());
+            let deploy = kayobe.service_deploy(&configured).await.map_err(|err| err.to_string());
             let any_deployed = matches!(&deploy, Ok(run) if configured.iter().any(|host| matches!(run.report.outcome(host), KayobeOutcome::Succeeded(_))));
             runs.push(("service deploy", deploy));
             if any_deployed {
-                let tags = settings.controller_tags.as_str();
-                let args = [
-                    "kayobe",
-                    "overcloud",
-                    "service",
-                    "deploy",
-                    "--limit",
-                    "controllers",
-                    "-kl",
-                    "controllers",
-                    "-kt",
-                    tags,
-                ];
-                let controllers = kayobe.run("kayobe-controllers", &args).await.map_err(|err| err.to_string());
+                let controllers =
+                    kayobe.deploy_controllers(&settings.controller_tags).await.map_err(|err| err.to_string());
                 runs.push(("controllers", controllers));
             }
         }
