@@ -12,7 +12,7 @@ use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::{HostContext, RecordedOutput};
 use crate::workflow::Step;
 
-use super::common::JiraStatus;
+use super::common::{no_compute_service, JiraStatus};
 use super::{JiraStatuses, StepPlan};
 
 pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
@@ -211,10 +211,7 @@ impl Action for EnableCompute {
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
             let Some(service) = host.run.nova()?.compute_service(host.host.as_str()).await? else {
-                return Ok(Decision::blocked(
-                    "no service",
-                    format!("Nova has no nova-compute service on {}", host.host),
-                ));
+                return Ok(no_compute_service(host));
             };
             let state = service.state.clone().unwrap_or_else(|| "unknown".into());
             let reason = service.disabled_reason.clone().unwrap_or_default();

@@ -22,6 +22,11 @@ pub async fn root_login_works(host: &HostContext) -> Result<bool, ActionError> {
     }
 }
 
+/// What an action decides when Nova knows no nova-compute service on the host.
+pub fn no_compute_service(host: &HostContext) -> Decision {
+    Decision::blocked("no service", format!("Nova has no nova-compute service on {}", host.host))
+}
+
 /// The NetBox device with this host's exact name exists.
 pub struct NetBoxDevice {
     /// Whether its status must be one the settings allow before a drain.

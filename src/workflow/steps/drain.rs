@@ -12,7 +12,7 @@ use crate::workflow::drain::{self, in_progress, size, Census};
 use crate::workflow::report::{VmMove, VmOutcome};
 use crate::workflow::Step;
 
-use super::common::hypervisor;
+use super::common::{hypervisor, no_compute_service};
 use super::{JiraStatuses, StepPlan};
 
 pub fn plan() -> StepPlan {
@@ -45,10 +45,7 @@ impl Action for ComputeDisabled {
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
             let Some(service) = host.run.nova()?.compute_service(host.host.as_str()).await? else {
-                return Ok(Decision::blocked(
-                    "no service",
-                    format!("Nova has no nova-compute service on {}", host.host),
-                ));
+                return Ok(no_compute_service(host));
             };
             let observed = format!(
                 "nova-compute {} ({}), zone {}",

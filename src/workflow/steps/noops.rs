@@ -6,7 +6,7 @@ use crate::workflow::action::{Action, ActionError, BoxFuture, Decision};
 use crate::workflow::context::HostContext;
 use crate::workflow::Step;
 
-use super::common::{root_login_works, NetBoxDevice};
+use super::common::{no_compute_service, root_login_works, NetBoxDevice};
 use super::{JiraStatuses, StepPlan};
 
 pub fn plan() -> StepPlan {
@@ -61,7 +61,7 @@ observe_only!(ComputeService, "nova-service", |host| {
                 service.disabled_reason.as_deref().map(|reason| format!(" ({reason})")).unwrap_or_default()
             ),
         }),
-        None => Ok(Decision::blocked("no service", format!("Nova has no nova-compute service on {}", host.host))),
+        None => Ok(no_compute_service(host)),
     }
 });
 

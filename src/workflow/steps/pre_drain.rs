@@ -6,7 +6,7 @@ use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::HostContext;
 use crate::workflow::Step;
 
-use super::common::{hypervisor, NetBoxDevice};
+use super::common::{hypervisor, no_compute_service, NetBoxDevice};
 use super::{JiraStatuses, StepPlan};
 
 pub fn plan() -> StepPlan {
@@ -117,10 +117,7 @@ impl Action for DisableCompute {
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
             let Some(service) = host.run.nova()?.compute_service(host.host.as_str()).await? else {
-                return Ok(Decision::blocked(
-                    "no service",
-                    format!("Nova has no nova-compute service on {}", host.host),
-                ));
+                return Ok(no_compute_service(host));
             };
             let reason = service.disabled_reason.clone().unwrap_or_default();
             let decision = if service.status == "disabled" && reason == host.run.disable_reason() {
