@@ -138,6 +138,7 @@ fn fast_policy() -> RetryPolicy {
         max_delay: Duration::from_secs(2),
         request_timeout: Duration::from_millis(700),
         connect_timeout: Duration::from_secs(1),
+        ..RetryPolicy::default()
     }
 }
 

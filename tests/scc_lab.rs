@@ -62,6 +62,7 @@ fn quick_policy() -> RetryPolicy {
         max_delay: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
+        ..RetryPolicy::default()
     }
 }
 

@@ -95,6 +95,9 @@ pub struct RetryPolicy {
     /// Bound of one attempt.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Requests in flight at once to the service (`workflow.limits.service_requests`):
+    /// hundreds of hosts must not flood one shared service.
+    pub max_in_flight: usize,
 }
 
 impl Default for RetryPolicy {
@@ -106,6 +109,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            max_in_flight: 32,
         }
     }
 }
@@ -189,6 +193,8 @@ pub struct HttpService {
     auth: Auth,
     policy: RetryPolicy,
     headers: HeaderMap,
+    /// Shared by every clone of this service's client.
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl HttpService {
@@ -208,7 +214,8 @@ impl HttpService {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        Ok(HttpService { name, base, client, auth, policy, headers: HeaderMap::new() })
+        let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(policy.max_in_flight.max(1)));
+        Ok(HttpService { name, base, client, auth, policy, headers: HeaderMap::new(), in_flight })
     }
 
     pub fn base(&self) -> &Url {
@@ -243,6 +250,7 @@ impl HttpService {
     /// One attempt, no retry. Any status other than 2xx is an error.
     pub async fn send_once(&self, method: Method, url: Url, body: &Body) -> Result<Reply, ServiceError> {
         let path = url.path().to_owned();
+        let _slot = self.in_flight.acquire().await.expect("the semaphore is never closed");
         let start = Instant::now();
         let mut request = self.client.request(method.clone(), url).headers(self.headers.clone());
         request = match &self.auth {
@@ -474,6 +482,50 @@ fn json_message(value: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server that answers each request after 30 ms and counts how
+    /// many it is answering at once.
+    async fn counting_server() -> (Url, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let (now, most) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicUsize::new(0)));
+        let seen = most.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (now, most) = (now.clone(), most.clone());
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(current, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    let reply = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                    let _ = socket.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn requests_in_flight_are_limited() {
+        let (url, most) = counting_server().await;
+        let policy = RetryPolicy { max_in_flight: 3, ..RetryPolicy::default() };
+        let service = HttpService::new("test", &url, Auth::None, policy).unwrap();
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..12 {
+            let service = service.clone();
+            requests.spawn(async move { service.get("x", &[]).await });
+        }
+        while let Some(reply) = requests.join_next().await {
+            reply.unwrap().unwrap();
+        }
+        let most = most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=3).contains(&most), "{most} requests in flight at once");
+    }
 
     #[test]
     fn retry_after_seconds_and_date() {

@@ -34,6 +34,7 @@ impl Services {
     /// its version document, so an unreachable Keystone fails here, before
     /// anything is changed.
     pub async fn connect(credentials: &Credentials, policy: RetryPolicy) -> Result<Self> {
+        let policy = RetryPolicy { max_in_flight: credentials.workflow.limits.service_requests, ..policy };
         let unreachable = |err: crate::clients::http::ServiceError| Error::Refused(format!("cannot start: {err}"));
         let mut services = Services::default();
         if let Some(jira) = &credentials.jira {
