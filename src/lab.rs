@@ -46,6 +46,8 @@ pub struct ServeReport {
     pub lab_json: PathBuf,
     /// The `OS_*` variables of `openrc`, without the password.
     pub openstack_env: Vec<(String, String)>,
+    /// A hypervisor to show the `ssh` example with.
+    pub first_host: Option<String>,
 }
 
 /// Starts the site, writes its files, reports, and serves until Ctrl-C.
@@ -110,6 +112,7 @@ pub async fn serve(settings: &ServeSettings, output: &Output) -> Result<()> {
         openrc,
         lab_json,
         openstack_env,
+        first_host: lab.world().lock().campaign_hosts().nth(1).map(|host| host.fqdn.clone()),
     });
     if let Err(err) = tokio::signal::ctrl_c().await {
         tracing::warn!(%err, "cannot wait for Ctrl-C; stopping");

@@ -429,6 +429,7 @@ impl Output {
         text.push_str(&format!("  {:17}the campaign hosts and their tickets\n", "hypervisors.txt"));
         text.push_str(&format!("  {:17}the openstack CLI environment (mode 0600)\n", "openrc.sh"));
         text.push_str(&format!("  {:17}where `lab show --dir` finds the lab\n", "lab.json"));
+        text.push_str(&format!("  {:17}ssh_config, known_hosts and the operator's key for the hosts\n", "ssh/"));
         text.push_str("Use it:\n");
         text.push_str(&format!(
             "  hvmigrate --creds-file {} --hypervisors-file {} check-config\n",
@@ -440,6 +441,9 @@ impl Output {
         let names: Vec<&str> = report.openstack_env.iter().map(|(name, _)| name.as_str()).collect();
         text.push_str(&format!("{} and OS_PASSWORD\n", names.join(" ")));
         text.push_str("  openstack compute service list\n");
+        if let Some(host) = report.first_host.as_deref() {
+            text.push_str(&format!("  ssh -F {dir}/ssh/ssh_config {host} 'virsh list --all'\n"));
+        }
         text.push_str("Ctrl-C stops it.\n");
         self.print(&text);
     }
