@@ -817,7 +817,11 @@ fn parse_jql(jql: &str) -> Result<Vec<Clause>, String> {
         };
         let clause = match (field.as_str(), op) {
             ("project", "=") => Clause::Project(value),
-            ("summary", "~") => Clause::SummaryContains(value),
+            // `summary ~ "\"a b\""` is Jira's phrase search: the inner quotes only mark the phrase.
+            ("summary", "~") => {
+                let phrase = value.strip_prefix('"').and_then(|rest| rest.strip_suffix('"'));
+                Clause::SummaryContains(phrase.map_or(value.clone(), str::to_owned))
+            }
             ("summary", "=") => Clause::SummaryEquals(value),
             ("key" | "issuekey" | "id", "=") => Clause::Key(value),
             ("status", "=") => Clause::Status(value),
