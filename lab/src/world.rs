@@ -66,6 +66,8 @@ pub struct WorldState {
     pub time_scale: f64,
     /// The shells of the Aquilon host and the Kayobe host, by name (see `WorldState::aquilon_host_name`).
     pub service_hosts: BTreeMap<String, HostShell>,
+    /// SSH connections accepted, by machine name (tests count connection reuse).
+    pub ssh_connections: BTreeMap<String, u64>,
     /// Keystone tokens issued so far (Nova accepts only these).
     #[serde(skip)]
     pub keystone_tokens: std::collections::HashMap<String, crate::keystone::IssuedToken>,
@@ -536,6 +538,7 @@ impl WorldState {
                 .into_iter()
                 .map(|name| (format!("{name}.{}.example.org", options.site), HostShell::default()))
                 .collect(),
+            ssh_connections: BTreeMap::new(),
             keystone_tokens: Default::default(),
             token_lifetime_secs: 3600,
             clock: Default::default(),

@@ -103,7 +103,8 @@ async fn connection(machine: Machine, stream: TcpStream, peer: SocketAddr, share
         keys::host_key(shared.seed, &name)
     };
     let version = {
-        let world = shared.world.lock();
+        let mut world = shared.world.lock();
+        *world.ssh_connections.entry(name.clone()).or_default() += 1;
         match &machine {
             Machine::Hypervisor(fqdn) if world.host(fqdn).is_some_and(|h| h.os.version_id.starts_with('8')) => "8.0",
             _ => "8.7",
