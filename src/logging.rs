@@ -98,7 +98,7 @@ pub fn init(verbosity: Verbosity) -> RunLog {
     let run_log = RunLog::default();
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| StderrWriter)
         .with_ansi(color)
         .with_target(false)
         .without_time()
@@ -112,6 +112,31 @@ pub fn init(verbosity: Verbosity) -> RunLog {
     // A second init (tests calling into the library) keeps the first subscriber.
     let _ = tracing_subscriber::registry().with(stderr).with(file).try_init();
     run_log
+}
+
+/// While a live display is on screen, log lines are written around it, so
+/// neither garbles the other.
+static LIVE_DISPLAY: Mutex<Option<indicatif::MultiProgress>> = Mutex::new(None);
+
+/// Tells the logger that `display` is on screen (or, with `None`, gone).
+pub fn set_live_display(display: Option<indicatif::MultiProgress>) {
+    *LIVE_DISPLAY.lock().unwrap_or_else(|poison| poison.into_inner()) = display;
+}
+
+struct StderrWriter;
+
+impl Write for StderrWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let display = LIVE_DISPLAY.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
+        match display {
+            Some(display) => display.suspend(|| std::io::stderr().write_all(buf)).map(|()| buf.len()),
+            None => std::io::stderr().write_all(buf).map(|()| buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Log times in UTC, to the millisecond.

@@ -280,7 +280,9 @@ impl Output {
             && std::io::stderr().is_terminal()
             && std::env::var_os("CI").is_none();
         if live {
-            std::sync::Arc::new(LiveProgress::default())
+            let progress = LiveProgress::default();
+            crate::logging::set_live_display(Some(progress.bars.clone()));
+            std::sync::Arc::new(progress)
         } else {
             std::sync::Arc::new(NoProgress)
         }
@@ -564,6 +566,12 @@ impl Progress for NoProgress {
 struct LiveProgress {
     bars: indicatif::MultiProgress,
     lines: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Drop for LiveProgress {
+    fn drop(&mut self) {
+        crate::logging::set_live_display(None);
+    }
 }
 
 impl Progress for LiveProgress {

@@ -132,7 +132,7 @@ async fn run_host_in_span(
         }
         finish_in_jira(&host, plan, &mut report).await;
     }
-    tracing::info!(outcome = report.outcome.label(), reason = report.reason.as_deref().unwrap_or(""), "step ended");
+    tracing::debug!(outcome = report.outcome.label(), reason = report.reason.as_deref().unwrap_or(""), "step ended");
     progress.host_finished(&report);
     report
 }
