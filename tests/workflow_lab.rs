@@ -274,3 +274,29 @@ fn jira_comment_and_summary_snapshots() {
         });
     }
 }
+
+#[test]
+fn ctrl_c_lets_running_actions_finish_and_records_them() {
+    let site = LabSite::start(WorldOptions { hosts: 6, oddities: false, ..WorldOptions::default() });
+    site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
+    for host in site.campaign_hosts() {
+        site.lab.ssh_faults().set(&host, SshFaultConfig { latency_ms: Some((150, 150)), ..Default::default() });
+    }
+    // One host at a time, so the interrupt lands with hosts still to start.
+    let mut command = site.hvmigrate(&["run", "--step", "pre-drain", "--output", "json"]).command;
+    let child = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stdout));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let outcomes: Vec<&str> =
+        summary["hosts"].as_array().unwrap().iter().map(|h| h["outcome"].as_str().unwrap()).collect();
+    assert!(outcomes.contains(&"interrupted"), "{outcomes:?}");
+    assert!(outcomes.contains(&"succeeded"), "the hosts under way finished: {outcomes:?}");
+    // The journal says the same: nothing is left "running".
+    let status = site.hvmigrate(&["status", "--output", "json"]).expect_code(0);
+    let statuses: Value = serde_json::from_str(&status.stdout).unwrap();
+    assert!(statuses.as_array().unwrap().iter().all(|s| s["outcome"] != "running"), "{statuses:#}");
+}
