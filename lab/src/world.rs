@@ -66,7 +66,9 @@ pub struct WorldState {
     pub time_scale: f64,
     /// The shells of the Aquilon host and the Kayobe host, by name (see `WorldState::aquilon_host_name`).
     pub service_hosts: BTreeMap<String, HostShell>,
-    /// SSH connections accepted, by machine name (tests count connection reuse).
+    /// SSH connections accepted, by machine name (tests count connection
+    /// reuse). Bookkeeping, not state: left out of the world's view.
+    #[serde(skip)]
     pub ssh_connections: BTreeMap<String, u64>,
     /// Keystone tokens issued so far (Nova accepts only these).
     #[serde(skip)]
