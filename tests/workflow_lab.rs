@@ -299,3 +299,31 @@ fn ctrl_c_lets_running_actions_finish_and_records_them() {
     let statuses: Value = serde_json::from_str(&status.stdout).unwrap();
     assert!(statuses.as_array().unwrap().iter().all(|s| s["outcome"] != "running"), "{statuses:#}");
 }
+
+#[test]
+fn noops_checks_every_service_once_and_changes_nothing() {
+    let site = LabSite::start(WorldOptions { hosts: 3, oddities: false, ..WorldOptions::default() });
+    site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
+    site.lab.requests().clear();
+    let out = site.hvmigrate(&["run", "--step", "noops", "--parallel", "--output", "json", "-q"]).expect_code(0);
+    let summary = json(&out);
+    for host in site.campaign_hosts() {
+        let check = action(report_of(&summary, &host), "service-credentials");
+        assert_eq!(check["outcome"], "recorded", "{}", out.report());
+        assert!(check["observed"].as_str().unwrap().contains("alertmanager 0.25.0"), "{check}");
+    }
+    let scc_checks = site.lab.requests().all().iter().filter(|r| r.service == Service::Scc).count();
+    assert_eq!(scc_checks, 1, "the services are checked once for the run, not per host");
+    let writes: Vec<_> = site.lab.requests().writes().into_iter().filter(|r| r.service != Service::Keystone).collect();
+    // The audit comments are the only writes.
+    assert!(writes.iter().all(|r| r.service == Service::Jira && r.method == "POST"), "{writes:#?}");
+
+    let credentials = site.workspace.file("site/credentials.yaml");
+    let text = std::fs::read_to_string(&credentials).unwrap();
+    let scc_password = text.lines().skip_while(|line| *line != "scc:").find(|line| line.contains("password:")).unwrap();
+    std::fs::write(&credentials, text.replace(scc_password, "  password: wrong-password")).unwrap();
+    let out = site.hvmigrate(&["run", "--step", "noops", "--parallel", "--output", "json", "-q"]).expect_code(1);
+    let reason = report_of(&json(&out), &site.campaign_hosts()[0])["reason"].as_str().unwrap().to_owned();
+    assert!(reason.starts_with("service-credentials: scc:"), "{reason}");
+    assert!(!out.stdout.contains("wrong-password") && !out.stderr.contains("wrong-password"), "{}", out.report());
+}

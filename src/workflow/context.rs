@@ -92,6 +92,8 @@ pub struct RunContext {
     pub journal: Option<Arc<crate::journal::Journal>>,
     /// Commands at once on the Aquilon host (`workflow.limits.aquilon_commands`).
     pub aquilon_slots: Arc<tokio::sync::Semaphore>,
+    /// Every service's credentials checked once for the run (the preflight).
+    pub services_checked: tokio::sync::OnceCell<Vec<crate::reach::Reach>>,
 }
 
 impl RunContext {

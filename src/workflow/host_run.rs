@@ -347,6 +347,7 @@ mod tests {
             batches: Arc::new(crate::workflow::batch::Batches::new(Vec::new(), 1)),
             journal: None,
             aquilon_slots: Arc::new(tokio::sync::Semaphore::new(1)),
+            services_checked: Default::default(),
         });
         HostContext::new(HostName::parse("hv01.example.org").unwrap(), JiraKey::parse("MH-1").unwrap(), run)
     }

@@ -121,6 +121,7 @@ pub async fn run(
         )),
         journal: journal.clone(),
         aquilon_slots: Arc::new(Semaphore::new(aquilon_commands)),
+        services_checked: Default::default(),
     });
     if let (Some(journal), false) = (&journal, settings.dry_run) {
         journal.start_run(&NewRun {

@@ -13,6 +13,7 @@ pub fn plan() -> StepPlan {
     StepPlan {
         step: Step::Noops,
         actions: vec![
+            Box::new(ServiceCredentials),
             Box::new(Ticket),
             Box::new(NetBoxDevice { check_pre_drain_status: false }),
             Box::new(ComputeService),
@@ -39,6 +40,28 @@ macro_rules! observe_only {
         }
     };
 }
+
+/// Every configured service accepts the credentials; checked once for the
+/// run, whichever host asks first.
+struct ServiceCredentials;
+
+observe_only!(ServiceCredentials, "service-credentials", |host| {
+    let run = &host.run;
+    let checks = run.services_checked.get_or_init(|| crate::reach::check_all(&run.credentials)).await;
+    let seen: Vec<String> = checks
+        .iter()
+        .map(|check| {
+            format!("{} {}", check.service, check.version.as_deref().unwrap_or(if check.ok { "ok" } else { "failed" }))
+        })
+        .collect();
+    let failed: Vec<String> =
+        checks.iter().filter(|check| !check.ok).map(|check| format!("{}: {}", check.service, check.detail)).collect();
+    if failed.is_empty() {
+        Ok(Decision::Recorded { observed: seen.join(", ") })
+    } else {
+        Ok(Decision::blocked(seen.join(", "), failed.join("; ")))
+    }
+});
 
 /// The host's Jira issue exists.
 struct Ticket;
