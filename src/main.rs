@@ -3,29 +3,25 @@
 mod cli;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use clap::Parser;
 
 use hvmigrate::check_config::{self, InputPaths};
-use hvmigrate::config::KeyMode;
-use hvmigrate::logging::{self, RunLog, Verbosity};
-use hvmigrate::output::{Format, Output};
-
-use hvmigrate::clients::jira::{CommentOptions, JiraClient};
-use hvmigrate::error::InputProblem;
-use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
-
-use std::sync::Arc;
-
 use hvmigrate::clients::http::RetryPolicy;
-use hvmigrate::config::HostName;
+use hvmigrate::clients::jira::{CommentOptions, JiraClient};
+use hvmigrate::config::{HostName, KeyMode};
 use hvmigrate::demo::{self, DemoSettings};
+use hvmigrate::error::InputProblem;
 use hvmigrate::journal::Journal;
 use hvmigrate::lab;
+use hvmigrate::logging::{self, RunLog, Verbosity};
+use hvmigrate::output::{Format, Output};
 use hvmigrate::workflow::context::Services;
 use hvmigrate::workflow::host_run::StopSignal;
 use hvmigrate::workflow::manager::{self, RunSettings};
 use hvmigrate::workflow::{steps, Step};
+use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
 use cli::{Cli, Command, LabCommand, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs};
 
