@@ -284,7 +284,19 @@ fn ctrl_c_lets_running_actions_finish_and_records_them() {
     // One host at a time, so the interrupt lands with hosts still to start.
     let mut command = site.hvmigrate(&["run", "--step", "pre-drain", "--output", "json"]).command;
     let child = command.stdout(std::process::Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(900));
+    // Interrupt once the first host has finished, while the others wait their turn.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = site.hvmigrate(&["status", "--output", "json"]).run();
+        let statuses: Value = serde_json::from_str(&status.stdout).unwrap_or(Value::Null);
+        let finished = statuses
+            .as_array()
+            .is_some_and(|hosts| hosts.iter().any(|h| h["step"] == "pre-drain" && h["outcome"] == "succeeded"));
+        if finished || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
