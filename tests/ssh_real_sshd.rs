@@ -2,162 +2,16 @@
 //! with its own host key, client key, known_hosts and ssh_config, started by
 //! each test and stopped when it ends.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hvmigrate::hosts::hypervisor::{ensure_root_access, Hypervisor, RootAccess, Sudo};
 use hvmigrate::secret::Secret;
-use hvmigrate::ssh::{RemoteCommand, RemoteShell, SshError, SshOptions, SshPool, Target};
-
-const SSHD: &str = "/usr/sbin/sshd";
-/// The ssh_config alias the tests connect to.
-const ALIAS: &str = "hv-test";
-
-/// A running sshd; killed on drop.
-struct Sshd {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sshd {
-    fn start() -> Sshd {
-        assert!(
-            Path::new(SSHD).exists(),
-            "{SSHD} is missing: install the Debian package openssh-server (listed in scripts/ci-packages.txt)"
-        );
-        // sshd insists on its privilege-separation directory.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let dir = tempfile::tempdir().expect("temp dir");
-        keygen(&dir.path().join("host_key"));
-        keygen(&dir.path().join("client_key"));
-        std::fs::copy(dir.path().join("client_key.pub"), dir.path().join("authorized_keys")).expect("authorized_keys");
-        for _attempt in 0..5 {
-            let port = free_port();
-            let config = dir.path().join("sshd_config");
-            std::fs::write(&config, sshd_config(dir.path(), port)).expect("sshd_config");
-            let mut child = Command::new(SSHD)
-                .arg("-D")
-                .arg("-f")
-                .arg(&config)
-                .arg("-E")
-                .arg(dir.path().join("sshd.log"))
-                // Its session processes can outlive it; they must not hold the test's output.
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start sshd");
-            if wait_until_listening(&mut child, port) {
-                let sshd = Sshd { child, dir, port };
-                sshd.write_client_files();
-                return sshd;
-            }
-            // Lost the port to another process: try another one.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let log = std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();
-        panic!("sshd did not start: {log}");
-    }
-
-    fn write_client_files(&self) {
-        let host_key = std::fs::read_to_string(self.path("host_key.pub")).expect("host key");
-        let known = format!("[127.0.0.1]:{} {}", self.port, key_type_and_body(&host_key));
-        std::fs::write(self.path("known_hosts"), known + "\n").expect("known_hosts");
-        let config = format!(
-            "Host {ALIAS}\n  HostName 127.0.0.1\n  Port {port}\n\nHost *\n  LogLevel ERROR\n",
-            port = self.port
-        );
-        std::fs::write(self.path("ssh_config"), config).expect("ssh_config");
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn options(&self) -> SshOptions {
-        SshOptions {
-            key_path: Some(self.path("client_key")),
-            known_hosts: self.path("known_hosts"),
-            config_file: Some(self.path("ssh_config")),
-            connect_timeout: Duration::from_secs(5),
-            command_timeout: Duration::from_secs(20),
-            keep_alive_interval: Duration::from_secs(5),
-        }
-    }
-
-    fn pool(&self) -> SshPool {
-        SshPool::new(self.options()).expect("pool")
-    }
-
-    fn target(&self) -> Target {
-        Target::new(current_user(), ALIAS)
-    }
-
-    /// How many SSH connections sshd has accepted so far.
-    fn accepted_logins(&self) -> usize {
-        let log = std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default();
-        log.lines().filter(|line| line.contains("Accepted publickey")).count()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_until_listening(child: &mut Child, port: u16) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_exited)) = child.try_wait() {
-            return false;
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
-fn sshd_config(dir: &Path, port: u16) -> String {
-    let dir = dir.display();
-    format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile none\nUsePAM no\nStrictModes no\n\
-         AuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin yes\nPubkeyAuthentication yes\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel VERBOSE\nMaxSessions 50\n"
-    )
-}
-
-fn keygen(path: &Path) {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "hvmigrate-test", "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(status.success(), "ssh-keygen failed");
-}
-
-/// `ssh-ed25519 AAAA…` from a public key line, without its comment.
-fn key_type_and_body(public_key: &str) -> String {
-    public_key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn current_user() -> String {
-    let output = Command::new("id").arg("-un").output().expect("id runs");
-    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
-}
+use hvmigrate::ssh::{RemoteCommand, RemoteShell, SshError, SshOptions, SshPool};
+use support::sshd::{current_user, key_type_and_body, keygen, Sshd, ALIAS};
 
 fn sh(action: &str, script: &str) -> RemoteCommand {
     RemoteCommand::script(action, script, &[])
@@ -276,7 +130,7 @@ async fn a_command_past_its_timeout_is_stopped() {
 async fn a_changed_host_key_is_refused_with_a_clear_message() {
     let sshd = Sshd::start();
     let other_key = sshd.path("other_key");
-    keygen(&other_key);
+    keygen(&other_key).expect("a key");
     let other = std::fs::read_to_string(other_key.with_extension("pub")).expect("key");
     let line = format!("[127.0.0.1]:{} {}\n", sshd.port, key_type_and_body(&other));
     std::fs::write(sshd.path("known_hosts"), line).expect("known_hosts");
@@ -301,7 +155,7 @@ async fn an_unknown_host_and_a_refused_key_are_told_apart() {
 
     sshd.write_client_files();
     let stranger = sshd.path("stranger_key");
-    keygen(&stranger);
+    keygen(&stranger).expect("a key");
     let options = SshOptions { key_path: Some(stranger), ..sshd.options() };
     let pool = SshPool::new(options).expect("pool");
     let err = pool.run(&sshd.target(), &RemoteCommand::new("true", "true")).await.expect_err("refused");

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+// The same private sshd the tests start.
+#[path = "../../tests/support/sshd.rs"]
 pub mod sshd;
 
 use std::path::Path;
