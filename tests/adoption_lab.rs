@@ -6,7 +6,6 @@
 mod post_reinstall_common;
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hvmigrate_lab::Service;
@@ -133,16 +132,7 @@ fn kill_9_in_the_middle_then_resume() {
     // A slow Kayobe host, so the kill lands inside the batch.
     let slow = hvmigrate_lab::SshFaultConfig { latency_ms: Some((300, 300)), ..Default::default() };
     site.lab.ssh_faults().set(&kayobe, slow);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
-        .current_dir(site.workspace.path())
-        .args(["--hypervisors-file", "site/hypervisors.txt", "--creds-file", "site/credentials.yaml"])
-        .args(["--state", "state/hvmigrate.db", "--allow-root", "-q"])
-        .args(["run", "--step", "adoption", "--yes", "--parallel"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = site.spawn(&["-q", "run", "--step", "adoption", "--yes", "--parallel"]);
     let started = Instant::now();
     while kayobe_commands(&site, "overcloud host configure").is_empty() {
         assert!(started.elapsed() < Duration::from_secs(60), "Kayobe never started");

@@ -5,7 +5,6 @@
 mod post_reinstall_common;
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hvmigrate_lab::Service;
@@ -165,17 +164,7 @@ fn kill_9_in_the_middle_then_resume() {
             hvmigrate_lab::SshFaultConfig { latency_ms: Some((40, 40)), ..hvmigrate_lab::SshFaultConfig::default() },
         );
     }
-    let ws = site.workspace.path();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
-        .current_dir(ws)
-        .args(["--hypervisors-file", "site/hypervisors.txt", "--creds-file", "site/credentials.yaml"])
-        .args(["--state", "state/hvmigrate.db", "--allow-root", "-q"])
-        .args(["run", "--step", "post-reinstall", "--yes", "--parallel"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = site.spawn(&["-q", "run", "--step", "post-reinstall", "--yes", "--parallel"]);
     // Kill it once the Lenovo's disk fix has begun.
     let started = Instant::now();
     loop {

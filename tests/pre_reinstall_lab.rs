@@ -4,24 +4,10 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hvmigrate_lab::{SshFaultConfig, WorldOptions};
-use serde_json::Value;
-use support::lab_site::LabSite;
-
-fn json(out: &support::Outcome) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("not JSON ({err})\n{}", out.report()))
-}
-
-fn report_of<'a>(summary: &'a Value, host: &str) -> &'a Value {
-    summary["hosts"].as_array().unwrap().iter().find(|report| report["host"] == host).expect("a report per host")
-}
-
-fn action<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["actions"].as_array().unwrap().iter().find(|action| action["action"] == name).expect("the action ran")
-}
+use support::lab_site::{action, json, report_of, LabSite};
 
 /// Six hosts: [0] missing from NetBox, [1] standard, [2] GPU, [3] Mellanox,
 /// [4] A100, [5] Lenovo. Every host is emptied and disabled, root access
@@ -235,16 +221,7 @@ fn kill_9_during_the_step_then_resume() {
     // Slow Aquilon commands, so the kill lands in the middle of its part.
     let aquilon = site.world().aquilon_host_name();
     site.lab.ssh_faults().set(&aquilon, SshFaultConfig { latency_ms: Some((150, 150)), ..SshFaultConfig::default() });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
-        .current_dir(site.workspace.path())
-        .args(["--hypervisors-file", "site/hypervisors.txt", "--creds-file", "site/credentials.yaml"])
-        .args(["--state", "state/hvmigrate.db", "--allow-root", "-q"])
-        .args(["run", "--step", "pre-reinstall", "--yes", "--only", host])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = site.spawn(&["-q", "run", "--step", "pre-reinstall", "--yes", "--only", host]);
     let started = Instant::now();
     loop {
         if !site.world().host(host).unwrap().aquilon.host_exists {

@@ -8,19 +8,7 @@ use std::time::Duration;
 
 use hvmigrate_lab::{Fault, FaultConfig, LabOptions, Service, SshFaultConfig, WorldOptions};
 use serde_json::Value;
-use support::lab_site::LabSite;
-
-fn report_of<'a>(summary: &'a Value, host: &str) -> &'a Value {
-    summary["hosts"].as_array().unwrap().iter().find(|report| report["host"] == host).expect("a report per host")
-}
-
-fn action<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["actions"].as_array().unwrap().iter().find(|action| action["action"] == name).expect("the action ran")
-}
-
-fn json(out: &support::Outcome) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("not JSON ({err})\n{}", out.report()))
-}
+use support::lab_site::{action, json, report_of, LabSite};
 
 /// setup then pre-drain; returns pre-drain's summary.
 fn setup_and_pre_drain(site: &LabSite) -> Value {

@@ -5,21 +5,9 @@
 
 use serde_json::Value;
 
-use crate::support::lab_site::LabSite;
+pub use crate::support::lab_site::{action, json, report_of, LabSite};
 use crate::support::Outcome;
 use hvmigrate_lab::{LabOptions, WorldOptions};
-
-pub fn json(out: &Outcome) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("not JSON ({err})\n{}", out.report()))
-}
-
-pub fn report_of<'a>(summary: &'a Value, host: &str) -> &'a Value {
-    summary["hosts"].as_array().unwrap().iter().find(|report| report["host"] == host).expect("a report per host")
-}
-
-pub fn action<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["actions"].as_array().unwrap().iter().find(|action| action["action"] == name).expect("the action ran")
-}
 
 /// Six hosts: [0] missing from NetBox, [1] standard, [2] GPU, [3] Mellanox,
 /// [4] A100, [5] Lenovo. Every host is emptied, goes through setup, drain and

@@ -2,11 +2,28 @@
 //! its own runtime, its files are written into a private workspace, and the
 //! real binary is pointed at them.
 
+use std::process::{Child, Stdio};
 use std::sync::MutexGuard;
 
 use hvmigrate_lab::{Lab, LabOptions, WorldOptions, WorldState};
+use serde_json::Value;
 
-use super::{Run, Workspace};
+use super::{Outcome, Run, Workspace};
+
+/// A run's `--output json` summary.
+pub fn json(out: &Outcome) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("not JSON ({err})\n{}", out.report()))
+}
+
+/// One host's report in a summary.
+pub fn report_of<'a>(summary: &'a Value, host: &str) -> &'a Value {
+    summary["hosts"].as_array().unwrap().iter().find(|report| report["host"] == host).expect("a report per host")
+}
+
+/// One action in a host's report.
+pub fn action<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["actions"].as_array().unwrap().iter().find(|action| action["action"] == name).expect("the action ran")
+}
 
 pub struct LabSite {
     pub lab: Lab,
@@ -49,6 +66,13 @@ impl LabSite {
         ];
         all.extend_from_slice(args);
         self.workspace.hvmigrate(&all)
+    }
+
+    /// The binary started in the background, its output discarded: for tests that kill it.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        let mut run = self.hvmigrate(args);
+        run.command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        run.command.spawn().expect("the binary starts")
     }
 
     pub fn campaign_hosts(&self) -> Vec<String> {
