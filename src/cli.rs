@@ -209,8 +209,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Run even where the previous step has not succeeded (recorded, and said on the ticket).
+    /// It passes the step gate only: it repeats no once-per-campaign action.
     #[arg(long)]
     pub force: bool,
+    /// Go back: run the step on hosts already past it, and with ACTION repeat that
+    /// once-per-campaign action (aquilon-reimport, mellanox-uefi-pxe). Needs --only and a
+    /// confirmation; recorded, and said on the ticket.
+    #[arg(long, value_name = "ACTION", num_args = 0..=1, default_missing_value = "")]
+    pub redo: Option<String>,
     /// Do not ask for confirmation before a destructive step.
     #[arg(long)]
     pub yes: bool,

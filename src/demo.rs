@@ -109,6 +109,7 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
             only: Vec::new(),
             dry_run: false,
             force: false,
+            redo: None,
             journal: journal.clone(),
         };
         let progress = output.progress(quiet);

@@ -52,7 +52,35 @@ CREATE TABLE IF NOT EXISTS actions (
     output TEXT
 );
 CREATE INDEX IF NOT EXISTS actions_by_host ON actions(host, step, action);
+CREATE TABLE IF NOT EXISTS sub_commands (
+    id INTEGER PRIMARY KEY,
+    action_id INTEGER NOT NULL REFERENCES actions(id),
+    host TEXT NOT NULL,
+    step TEXT NOT NULL,
+    action TEXT NOT NULL,
+    name TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    outcome TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS sub_commands_by_action ON sub_commands(action_id);
 ";
+
+/// When the host reached its position `p` (a host step row): the first
+/// success of that step since a success of another one, so that a re-run
+/// of the same step does not move it.
+const POSITION_SINCE: &str = "(SELECT MIN(COALESCE(s.ended_at, s.started_at)) FROM host_steps s
+     WHERE s.host = p.host AND s.step = p.step AND s.outcome = 'succeeded' AND s.id > COALESCE(
+         (SELECT MAX(o.id) FROM host_steps o WHERE o.host = p.host AND o.outcome = 'succeeded'
+            AND o.step <> 'noops' AND o.step <> p.step), 0))";
+
+/// Columns added to `host_steps` after the first release, applied to older
+/// journals on open: the `--redo` asked for, the audit trail's state (`posted`
+/// or `failed`) with the comment kept for a retry, and the run that reported
+/// an interrupted step's changes on the ticket.
+const HOST_STEP_COLUMNS: [(&str, &str); 4] =
+    [("redo", "TEXT"), ("trail", "TEXT"), ("trail_comment", "TEXT"), ("reported_by", "TEXT")];
 
 /// How a host's step ended, as the journal records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -148,6 +176,9 @@ pub struct HostStatus {
     pub run_id: String,
     pub started_at: String,
     pub ended_at: Option<String>,
+    /// The host's place in the campaign (see [`Journal::position`]).
+    pub position: Option<String>,
+    pub position_at: Option<String>,
 }
 
 /// One recorded action, for `hvmigrate status --host`.
@@ -164,6 +195,57 @@ pub struct ActionRecord {
     pub change: Option<String>,
     pub previous: Option<String>,
     pub reason: Option<String>,
+}
+
+/// Where a host stands in the campaign: the latest step that succeeded there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Position {
+    pub step: String,
+    pub run_id: String,
+    pub at: String,
+}
+
+/// One journaled sub-command of an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubCommandRecord {
+    pub name: String,
+    /// `Intent`: started and never finished (in doubt); `Done`; `Failed`.
+    pub outcome: ActionOutcome,
+    pub detail: String,
+}
+
+/// An earlier attempt of an action that did not end well.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub run_id: String,
+    /// The process died while acting (the intent has no result).
+    pub killed: bool,
+    pub sub_commands: Vec<SubCommandRecord>,
+}
+
+impl Attempt {
+    /// How the sub-command `name` ended in this attempt, if it was started.
+    pub fn sub_command(&self, name: &str) -> Option<ActionOutcome> {
+        self.sub_commands.iter().rev().find(|sub| sub.name == name).map(|sub| sub.outcome)
+    }
+}
+
+/// An earlier attempt of a step whose changes are not on the ticket yet.
+#[derive(Clone, Debug)]
+pub struct UnreportedStep {
+    pub host_step_id: i64,
+    pub run_id: String,
+    pub started_at: String,
+    pub changes: Vec<String>,
+}
+
+/// A step whose actions ended and whose audit trail did not.
+#[derive(Clone, Debug)]
+pub struct PendingTrail {
+    pub host_step_id: i64,
+    pub run_id: String,
+    /// The comment and transition as JSON, for the retry.
+    pub comment: String,
 }
 
 /// The details of an action's result.
@@ -198,6 +280,7 @@ impl Journal {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(10)))
             .and_then(|()| conn.execute_batch(SCHEMA))
+            .and_then(|()| add_missing_columns(&conn))
             .map_err(|err| journal_error(path, err))?;
         Ok(Journal { path: path.to_owned(), conn: Mutex::new(conn) })
     }
@@ -359,13 +442,194 @@ impl Journal {
         })
     }
 
+    /// Records that the step runs again on a host already past it (`--redo`,
+    /// with the action to repeat, or empty for the step alone).
+    pub fn mark_redo(&self, host_step_id: i64, redo: &str) -> Result<()> {
+        self.with(|conn| {
+            conn.execute("UPDATE host_steps SET redo = ?1 WHERE id = ?2", params![redo, host_step_id]).map(drop)
+        })
+    }
+
+    /// The host's place in the campaign: the latest campaign step that
+    /// succeeded on it (`noops` changes nothing and is no place).
+    pub fn position(&self, host: &str) -> Result<Option<Position>> {
+        self.with(|conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT p.step, p.run_id, {POSITION_SINCE} FROM host_steps p
+                     WHERE p.host = ?1 AND p.outcome = 'succeeded' AND p.step <> 'noops' ORDER BY p.id DESC LIMIT 1"
+                ),
+                params![host],
+                |row| Ok(Position { step: row.get(0)?, run_id: row.get(1)?, at: row.get(2)? }),
+            )
+            .optional()
+        })
+    }
+
+    /// Writes a sub-command's intent (one side effect of a multi-command
+    /// action) before it runs; returns the record's id.
+    pub fn sub_command_intent(&self, action_id: i64, name: &str) -> Result<i64> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO sub_commands (action_id, host, step, action, name, started_at, outcome)
+                 SELECT id, host, step, action, ?2, ?3, 'intent' FROM actions WHERE id = ?1",
+                params![action_id, name, now()],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    /// Completes a sub-command written with [`Self::sub_command_intent`].
+    pub fn sub_command_result(&self, id: i64, outcome: ActionOutcome, detail: &str) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE sub_commands SET ended_at = ?1, outcome = ?2, detail = ?3 WHERE id = ?4",
+                params![now(), outcome.as_str(), detail, id],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The latest attempt of `action` on the host when it did not end well
+    /// (left as intent by a killed process, or failed), with the
+    /// sub-commands it journaled: what a re-run resumes from. `None` when
+    /// the action's latest record is a success, or it never ran.
+    pub fn unfinished_attempt(&self, host: &str, step: &str, action: &str) -> Result<Option<Attempt>> {
+        self.with(|conn| {
+            let latest = conn
+                .query_row(
+                    "SELECT a.id, a.outcome, hs.run_id FROM actions a JOIN host_steps hs ON hs.id = a.host_step_id
+                     WHERE a.host = ?1 AND a.step = ?2 AND a.action = ?3 AND a.outcome <> 'blocked'
+                     ORDER BY a.id DESC LIMIT 1",
+                    params![host, step, action],
+                    |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
+                )
+                .optional()?;
+            let Some((id, outcome, run_id)) =
+                latest.filter(|(_, outcome, _)| outcome == "intent" || outcome == "failed")
+            else {
+                return Ok(None);
+            };
+            let mut query = conn.prepare(
+                "SELECT name, outcome, COALESCE(detail, '') FROM sub_commands WHERE action_id = ?1 ORDER BY id",
+            )?;
+            let sub_commands = query
+                .query_map(params![id], |row| {
+                    Ok(SubCommandRecord {
+                        name: row.get(0)?,
+                        outcome: ActionOutcome::parse(&row.get::<_, String>(1)?),
+                        detail: row.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(Attempt { run_id, killed: outcome == "intent", sub_commands }))
+        })
+    }
+
+    /// Earlier attempts of the step on the host whose changes never reached
+    /// the ticket: host steps left running by a process that died, or whose
+    /// audit trail failed. Each with the changes it made, from the journal.
+    pub fn unreported_changes(&self, host: &str, step: &str, run_id: &str) -> Result<Vec<UnreportedStep>> {
+        self.with(|conn| {
+            let mut steps = conn.prepare(
+                "SELECT id, run_id, started_at FROM host_steps
+                 WHERE host = ?1 AND step = ?2 AND run_id <> ?3 AND reported_by IS NULL
+                   AND (outcome = 'running' OR trail = 'failed') ORDER BY id",
+            )?;
+            let found: Vec<(i64, String, String)> = steps
+                .query_map(params![host, step, run_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut changes = conn.prepare(
+                "SELECT action, change FROM actions WHERE host_step_id = ?1 AND outcome = 'done' ORDER BY id",
+            )?;
+            let mut partial = conn.prepare(
+                "SELECT s.action, s.name, s.outcome FROM sub_commands s JOIN actions a ON a.id = s.action_id
+                 WHERE a.host_step_id = ?1 AND a.outcome <> 'done' AND s.outcome IN ('done', 'intent') ORDER BY s.id",
+            )?;
+            let mut unreported = Vec::new();
+            for (id, run_id, started_at) in found {
+                let mut lines: Vec<String> = changes
+                    .query_map(params![id], |row| {
+                        Ok(format!(
+                            "{}: {}",
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Option<String>>(1)?.unwrap_or_default()
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let sub: Vec<String> = partial
+                    .query_map(params![id], |row| {
+                        let state =
+                            if row.get::<_, String>(2)? == "done" { "done" } else { "started, outcome unknown" };
+                        Ok(format!("{}: {} ({state})", row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                lines.extend(sub);
+                unreported.push(UnreportedStep { host_step_id: id, run_id, started_at, changes: lines });
+            }
+            Ok(unreported)
+        })
+    }
+
+    /// The earlier attempts' changes are on the ticket now: steps left running
+    /// are closed as interrupted, and none is reported again.
+    pub fn mark_reported(&self, host_step_ids: &[i64], run_id: &str) -> Result<()> {
+        self.with(|conn| {
+            for id in host_step_ids {
+                conn.execute(
+                    "UPDATE host_steps SET reported_by = ?1,
+                        reason = CASE WHEN outcome = 'running' THEN 'the run stopped before the step ended' ELSE reason END,
+                        ended_at = COALESCE(ended_at, ?2),
+                        outcome = CASE WHEN outcome = 'running' THEN 'interrupted' ELSE outcome END
+                     WHERE id = ?3",
+                    params![run_id, now(), id],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records how the step's audit trail ended: `posted`, or `failed` with
+    /// the comment kept (JSON) so that the next run posts only that.
+    pub fn set_trail(&self, host_step_id: i64, trail: &str, comment: Option<&str>) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE host_steps SET trail = ?1, trail_comment = ?2 WHERE id = ?3",
+                params![trail, comment, host_step_id],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The host's latest attempt of the step, when its actions all ended well
+    /// but its audit trail failed: the comment kept for the retry.
+    pub fn pending_trail(&self, host: &str, step: &str) -> Result<Option<PendingTrail>> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT id, run_id, trail_comment FROM host_steps WHERE host = ?1 AND step = ?2
+                 ORDER BY id DESC LIMIT 1",
+                params![host, step],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?)),
+            )
+            .optional()
+            .map(|latest| {
+                latest.and_then(|(host_step_id, run_id, comment)| {
+                    comment.map(|comment| PendingTrail { host_step_id, run_id, comment })
+                })
+            })
+        })
+    }
+
     /// The latest step of every host that has one, by host name.
     pub fn host_statuses(&self) -> Result<Vec<HostStatus>> {
         self.with(|conn| {
-            let mut query = conn.prepare(
-                "SELECT host, step, outcome, reason, run_id, started_at, ended_at FROM host_steps
-                 WHERE id IN (SELECT MAX(id) FROM host_steps GROUP BY host) ORDER BY host",
-            )?;
+            let mut query = conn.prepare(&format!(
+                "SELECT hs.host, hs.step, hs.outcome, hs.reason, hs.run_id, hs.started_at, hs.ended_at,
+                        p.step, {POSITION_SINCE}
+                 FROM host_steps hs LEFT JOIN host_steps p ON p.id = (
+                     SELECT MAX(id) FROM host_steps WHERE host = hs.host AND outcome = 'succeeded' AND step <> 'noops')
+                 WHERE hs.id IN (SELECT MAX(id) FROM host_steps GROUP BY host) ORDER BY hs.host"
+            ))?;
             let rows = query.query_map([], |row| {
                 Ok(HostStatus {
                     host: row.get(0)?,
@@ -375,6 +639,8 @@ impl Journal {
                     run_id: row.get(4)?,
                     started_at: row.get(5)?,
                     ended_at: row.get(6)?,
+                    position: row.get(7)?,
+                    position_at: row.get(8)?,
                 })
             })?;
             rows.collect()
@@ -407,6 +673,17 @@ impl Journal {
             rows.collect()
         })
     }
+}
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut query = conn.prepare("SELECT name FROM pragma_table_info('host_steps')")?;
+    let present: Vec<String> = query.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    for (column, kind) in HOST_STEP_COLUMNS {
+        if !present.iter().any(|name| name == column) {
+            conn.execute_batch(&format!("ALTER TABLE host_steps ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn now() -> String {

@@ -176,14 +176,28 @@ fn run_step(cli: &Cli, args: &RunArgs, paths: &InputPaths, output: &Output, run_
         .iter()
         .map(|host| HostName::parse(host).map_err(|err| usage(&format!("--only: {err}"))))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(redo) = &args.redo {
+        if only.is_empty() {
+            return Err(usage("--redo takes a host back in the campaign: name it with --only"));
+        }
+        let plan = steps::plan(step, &Default::default()).expect("checked above");
+        if !redo.is_empty() && !plan.actions.iter().any(|action| action.name() == redo) {
+            let names: Vec<&str> = plan.actions.iter().map(|action| action.name()).collect();
+            return Err(usage(&format!("--redo {redo}: {step} has no such action; its actions: {}", names.join(", "))));
+        }
+    }
     let (hypervisors, credentials) = check_config::load_inputs(paths, KeyMode::Required)?;
     let hosts = manager::select_hosts(&hypervisors, &only)?.len();
-    if step.is_destructive()
-        && !args.dry_run
-        && !args.yes
-        && !output.confirm(&format!("Run {step} on {hosts} host(s)?"))?
-    {
-        return Err(usage("not confirmed; nothing was done"));
+    let question = match &args.redo {
+        Some(redo) if redo.is_empty() => Some(format!("Take {hosts} host(s) back to {step} (--redo)?")),
+        Some(redo) => Some(format!("Run {step} on {hosts} host(s) and repeat {redo} (--redo)?")),
+        None if step.is_destructive() => Some(format!("Run {step} on {hosts} host(s)?")),
+        None => None,
+    };
+    if let Some(question) = question.filter(|_| !args.dry_run && !args.yes) {
+        if !output.confirm(&question)? {
+            return Err(usage("not confirmed; nothing was done"));
+        }
     }
     let settings = RunSettings {
         step,
@@ -195,6 +209,7 @@ fn run_step(cli: &Cli, args: &RunArgs, paths: &InputPaths, output: &Output, run_
         only,
         dry_run: args.dry_run,
         force: args.force,
+        redo: args.redo.clone(),
         journal: global.state.clone(),
     };
     let log = run_log.open(&global.log_dir, &paths.hypervisors_file)?;
@@ -209,11 +224,23 @@ fn run_step(cli: &Cli, args: &RunArgs, paths: &InputPaths, output: &Output, run_
     Ok(summary.exit_code())
 }
 
-/// The first Ctrl-C lets running actions finish and be recorded; the second aborts.
+/// The first Ctrl-C (or a SIGTERM) lets running actions finish and be
+/// recorded and starts nothing new; a second Ctrl-C aborts.
 fn stop_on_ctrl_c(stop: StopSignal) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::warn!("stopping: running actions finish and are recorded; Ctrl-C again to abort");
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let first = tokio::select! {
+            signal = tokio::signal::ctrl_c() => signal.is_ok().then_some("Ctrl-C"),
+            _ = terminated => Some("SIGTERM"),
+        };
+        if let Some(signal) = first {
+            tracing::warn!("stopping on {signal}: running actions finish and are recorded, nothing new starts; Ctrl-C again to abort");
             stop.stop();
         }
         if tokio::signal::ctrl_c().await.is_ok() {

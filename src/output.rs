@@ -228,11 +228,16 @@ impl Output {
         if statuses.is_empty() {
             return self.print("The journal has no runs yet.\n");
         }
-        let rows: Vec<[String; 5]> = statuses
+        // The position (the latest step that succeeded) and, apart from it,
+        // the latest attempt: a re-run that was refused or failed does not
+        // hide how far the host got.
+        let rows: Vec<[String; 7]> = statuses
             .iter()
             .map(|status| {
                 [
                     status.host.clone(),
+                    status.position.clone().unwrap_or_else(|| "-".into()),
+                    status.position_at.clone().unwrap_or_default(),
                     status.step.clone(),
                     status.outcome.as_str().to_owned(),
                     status.ended_at.clone().unwrap_or_else(|| status.started_at.clone()),
@@ -240,7 +245,7 @@ impl Output {
                 ]
             })
             .collect();
-        self.print(&table(&["HOST", "LAST STEP", "OUTCOME", "AT", "REASON"], &rows));
+        self.print(&table(&["HOST", "POSITION", "SINCE", "LAST ATTEMPT", "OUTCOME", "AT", "REASON"], &rows));
     }
 
     /// `hvmigrate status --host H`: every action on one host.

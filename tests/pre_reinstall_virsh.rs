@@ -53,6 +53,7 @@ async fn a_domain_libvirt_has_but_nova_does_not_blocks() {
         only: Vec::new(),
         dry_run: false,
         force: true,
+        redo: None,
         journal: site.journal.clone(),
     };
     let summary =

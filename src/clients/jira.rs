@@ -10,12 +10,12 @@ use crate::config::credentials::{Jira as JiraConfig, JiraAuth, JiraFlavour};
 
 /// Rich text for comments and descriptions, rendered as wiki markup (v2) or
 /// ADF (v3).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct Doc {
     pub blocks: Vec<Block>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub enum Block {
     Paragraph(String),
     /// Command output and the like, shown as is.

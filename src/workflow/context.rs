@@ -71,7 +71,13 @@ pub struct RunContext {
     pub run_id: String,
     pub step: Step,
     pub dry_run: bool,
+    /// `--force`: only passes the step gate.
     pub force: bool,
+    /// `--redo [ACTION]`: the step runs again on hosts already past it;
+    /// with an action, that once-per-campaign action is repeated.
+    pub redo: Option<String>,
+    /// The first Ctrl-C or SIGTERM: no new action or migration starts.
+    pub stop: super::host_run::StopSignal,
     pub initials: String,
     pub credentials: Arc<Credentials>,
     pub services: Arc<Services>,
@@ -121,6 +127,11 @@ impl RunContext {
         self.services.shell.as_ref().ok_or_else(|| missing("ssh"))
     }
 
+    /// Whether the operator asked to repeat this once-per-campaign action.
+    pub fn redo_action(&self, action: &str) -> bool {
+        self.redo.as_deref() == Some(action)
+    }
+
     /// The Nova disable reason of this campaign.
     pub fn disable_reason(&self) -> String {
         self.credentials.workflow.disable_reason_for(&self.initials)
@@ -146,6 +157,8 @@ pub struct Facts {
     pub hardware_model: Option<String>,
     /// The NetBox role a compute node must have.
     pub compute_role: Option<crate::clients::netbox::Role>,
+    /// This run re-imported or re-made the host in Aquilon (its PXE switch must follow).
+    pub aquilon_changed: bool,
 }
 
 /// A command's output kept for the Jira comment.
@@ -162,11 +175,14 @@ pub struct HostContext {
     pub run: Arc<RunContext>,
     pub facts: Facts,
     pub outputs: Vec<RecordedOutput>,
+    /// The action being reconciled: its journal record and the earlier
+    /// attempt it may resume (see [`super::resume`]).
+    pub attempt: super::resume::ActionAttempt,
 }
 
 impl HostContext {
     pub fn new(host: HostName, key: JiraKey, run: Arc<RunContext>) -> Self {
-        HostContext { host, key, run, facts: Facts::default(), outputs: Vec::new() }
+        HostContext { host, key, run, facts: Facts::default(), outputs: Vec::new(), attempt: Default::default() }
     }
 
     /// Runs a command on the hypervisor as root.

@@ -38,6 +38,14 @@ pub trait Progress: Send + Sync {
     fn action_detail(&self, _host: &str, _detail: &str) {}
 }
 
+/// How the host passed the step gate, said on the ticket: `--force` (the
+/// previous step had not succeeded) or `--redo` (it was already past the step).
+#[derive(Clone, Debug, Default)]
+pub struct Gate {
+    pub forced: bool,
+    pub redo: Option<String>,
+}
+
 /// Runs the step on the host. `journal` is `None` in a dry run, which only
 /// observes.
 pub async fn run_host(
@@ -46,11 +54,11 @@ pub async fn run_host(
     journal: Option<&Journal>,
     stop: &StopSignal,
     progress: &dyn Progress,
-    forced: bool,
+    gate: Gate,
 ) -> HostReport {
     // Every log line of this host carries its name and step.
     let span = tracing::info_span!("host", host = %host.host, step = %plan.step);
-    run_host_in_span(host, plan, journal, stop, progress, forced).instrument(span).await
+    run_host_in_span(host, plan, journal, stop, progress, gate).instrument(span).await
 }
 
 async fn run_host_in_span(
@@ -59,7 +67,7 @@ async fn run_host_in_span(
     journal: Option<&Journal>,
     stop: &StopSignal,
     progress: &dyn Progress,
-    forced: bool,
+    gate: Gate,
 ) -> HostReport {
     let started = Instant::now();
     let run = host.run.clone();
@@ -69,23 +77,50 @@ async fn run_host_in_span(
         step: plan.step,
         outcome: if run.dry_run { HostOutcome::Planned } else { HostOutcome::Succeeded },
         reason: None,
-        forced,
+        forced: gate.forced,
+        redo: gate.redo.clone(),
+        earlier_changes: Vec::new(),
         actions: Vec::new(),
         outputs: Vec::new(),
         vms: Vec::new(),
         duration: Default::default(),
         jira: None,
     };
-    let host_step = match journal {
-        Some(journal) => match journal.start_host_step(&run.run_id, host.host.as_str(), plan.step.name(), forced) {
-            Ok(id) => Some(id),
-            Err(err) => {
-                report.outcome = HostOutcome::Failed;
-                report.reason = Some(err.to_string());
-                return report;
+    let fail = |mut report: HostReport, err: crate::error::Error| {
+        report.outcome = HostOutcome::Failed;
+        report.reason = Some(err.to_string());
+        report
+    };
+    let (host_step, earlier) = match journal {
+        Some(journal) => {
+            // The actions ended and only the audit trail failed: post just that.
+            match journal.pending_trail(host.host.as_str(), plan.step.name()) {
+                Ok(Some(pending)) => return retry_trail(&host, plan, journal, pending, report, progress).await,
+                Ok(None) => {}
+                Err(err) => return fail(report, err),
             }
-        },
-        None => None,
+            let id = match journal.start_host_step(&run.run_id, host.host.as_str(), plan.step.name(), gate.forced) {
+                Ok(id) => id,
+                Err(err) => return fail(report, err),
+            };
+            if let Some(redo) = &gate.redo {
+                if let Err(err) = journal.mark_redo(id, redo) {
+                    return fail(report, err);
+                }
+            }
+            // What earlier runs changed and never put on the ticket (killed, or their trail failed).
+            let earlier = match journal.unreported_changes(host.host.as_str(), plan.step.name(), &run.run_id) {
+                Ok(earlier) => earlier,
+                Err(err) => return fail(report, err),
+            };
+            for step in &earlier {
+                report.earlier_changes.extend(
+                    step.changes.iter().map(|change| format!("run {} ({}): {change}", step.run_id, step.started_at)),
+                );
+            }
+            (Some(id), earlier.into_iter().map(|step| step.host_step_id).collect::<Vec<_>>())
+        }
+        None => (None, Vec::new()),
     };
 
     for action in &plan.actions {
@@ -120,19 +155,89 @@ async fn run_host_in_span(
     report.duration = started.elapsed();
 
     if let (Some(journal), Some(id)) = (journal, host_step) {
-        let outcome = match report.outcome {
-            HostOutcome::Succeeded | HostOutcome::Planned => StepOutcome::Succeeded,
-            HostOutcome::Blocked => StepOutcome::Blocked,
-            HostOutcome::Failed => StepOutcome::Failed,
-            HostOutcome::Interrupted => StepOutcome::Interrupted,
-        };
-        if let Err(err) = journal.finish_host_step(id, outcome, report.reason.as_deref()) {
+        // The step succeeds only once its trail is on the ticket: the
+        // journal is written last, so a failed trail never opens the next step's gate.
+        let trail = Trail::of(&host, plan, &report);
+        match trail.post(&host).await {
+            Ok(note) => {
+                report.jira = Some(note);
+                let _ = journal.set_trail(id, "posted", None);
+                if let Err(err) = journal.mark_reported(&earlier, &run.run_id) {
+                    tracing::error!(%err, "could not journal that the earlier changes are on the ticket");
+                }
+            }
+            Err(note) => {
+                // Kept for the next run, which posts only this when the actions all ended well.
+                let kept =
+                    (report.outcome == HostOutcome::Succeeded).then(|| serde_json::to_string(&trail).ok()).flatten();
+                report.jira = Some(note.clone());
+                if report.outcome == HostOutcome::Succeeded {
+                    report.outcome = HostOutcome::Failed;
+                    report.reason = Some(format!("audit trail: {note}"));
+                }
+                if let Err(err) = journal.set_trail(id, "failed", kept.as_deref()) {
+                    tracing::error!(%err, "could not journal the failed audit trail");
+                }
+            }
+        }
+        if let Err(err) = journal.finish_host_step(id, report.outcome.into(), report.reason.as_deref()) {
             report.outcome = HostOutcome::Failed;
             report.reason = Some(err.to_string());
         }
-        finish_in_jira(&host, plan, &mut report).await;
     }
     tracing::debug!(outcome = report.outcome.label(), reason = report.reason.as_deref().unwrap_or(""), "step ended");
+    progress.host_finished(&report);
+    report
+}
+
+/// The step's actions all ended well in an earlier run whose audit trail
+/// failed: this run posts that trail and nothing else.
+async fn retry_trail(
+    host: &HostContext,
+    plan: &StepPlan,
+    journal: &Journal,
+    pending: crate::journal::PendingTrail,
+    mut report: HostReport,
+    progress: &dyn Progress,
+) -> HostReport {
+    let run = &host.run;
+    let result = async {
+        let trail: Trail =
+            serde_json::from_str(&pending.comment).map_err(|err| format!("the kept trail is unreadable: {err}"))?;
+        let id = journal
+            .start_host_step(&run.run_id, host.host.as_str(), plan.step.name(), false)
+            .map_err(|err| err.to_string())?;
+        let posted = trail.post(host).await;
+        let (outcome, reason) = match &posted {
+            Ok(_) => {
+                (StepOutcome::Succeeded, format!("the audit trail of run {} is on the ticket now", pending.run_id))
+            }
+            Err(note) => (StepOutcome::Failed, format!("audit trail: {note}")),
+        };
+        if posted.is_ok() {
+            journal.set_trail(pending.host_step_id, "posted", None).map_err(|err| err.to_string())?;
+            journal.set_trail(id, "posted", None).map_err(|err| err.to_string())?;
+            journal.mark_reported(&[pending.host_step_id], &run.run_id).map_err(|err| err.to_string())?;
+        }
+        journal.finish_host_step(id, outcome, Some(&reason)).map_err(|err| err.to_string())?;
+        Ok::<_, String>((posted, reason))
+    }
+    .await;
+    match result {
+        Ok((Ok(note), reason)) => {
+            report.jira = Some(note);
+            report.reason = Some(reason);
+        }
+        Ok((Err(note), reason)) => {
+            report.outcome = HostOutcome::Failed;
+            report.jira = Some(note);
+            report.reason = Some(reason);
+        }
+        Err(err) => {
+            report.outcome = HostOutcome::Failed;
+            report.reason = Some(format!("audit trail: {err}"));
+        }
+    }
     progress.host_finished(&report);
     report
 }
@@ -145,6 +250,15 @@ async fn reconcile(
     host_step: Option<i64>,
 ) -> (Outcome, String) {
     let name = action.name();
+    // The earlier attempt of this action that did not end well, which the action may resume.
+    let earlier = match journal {
+        Some(journal) => match journal.unfinished_attempt(host.host.as_str(), host.run.step.name(), name) {
+            Ok(earlier) => earlier,
+            Err(err) => return (Outcome::Failed { error: err.to_string() }, String::new()),
+        },
+        None => None,
+    };
+    host.attempt = super::resume::ActionAttempt { action_id: None, earlier };
     let decision = match action.observe(host).await {
         Ok(decision) => decision,
         Err(err) => {
@@ -178,6 +292,7 @@ async fn reconcile(
         Ok(id) => id,
         Err(err) => return (Outcome::Failed { error: err.to_string() }, observed),
     };
+    host.attempt.action_id = Some(intent);
     let outcome = match action.act(host).await {
         Ok(change) => match verify(action, host).await {
             Ok(()) => Outcome::Done { change: change.0 },
@@ -222,54 +337,64 @@ fn record_observed(journal: Option<&Journal>, host_step: Option<i64>, action: &s
     }
 }
 
-/// The audit comment and the closing transition of the step.
-async fn finish_in_jira(host: &HostContext, plan: &StepPlan, report: &mut HostReport) {
-    let Ok(jira) = host.run.jira() else {
-        report.jira = Some("not posted: jira is not configured".into());
-        return;
-    };
-    let run = &host.run;
-    let key = host.key.as_str();
-    let posted = async {
-        // A re-run that changed nothing and ends as an earlier run did (the
-        // same success, or the same block) does not repeat it on the ticket.
-        if report.changed_nothing() {
-            let news = report.news_marker();
-            if jira.comments(key).await?.iter().any(|comment| comment.contains(&news)) {
-                return Ok::<_, crate::clients::http::ServiceError>("already on the ticket from an earlier run".into());
-            }
+/// The audit trail of a host's step: one comment and the closing transition.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Trail {
+    doc: crate::clients::jira::Doc,
+    marker: String,
+    /// Set when the run changed nothing: a comment carrying it already says the same.
+    news: Option<String>,
+    transition: Option<String>,
+}
+
+impl Trail {
+    fn of(host: &HostContext, plan: &StepPlan, report: &HostReport) -> Self {
+        let run = &host.run;
+        let target =
+            if report.outcome == HostOutcome::Succeeded { &plan.jira.on_success } else { &plan.jira.on_failure };
+        Trail {
+            doc: report.jira_comment(&run.run_id, &run.initials),
+            marker: report.marker(&run.run_id),
+            news: report.changed_nothing().then(|| report.news_marker()),
+            transition: target.clone().filter(|_| report.outcome != HostOutcome::Interrupted),
         }
-        let doc = report.jira_comment(&run.run_id, &run.initials);
-        let (_, written) =
-            jira.add_comment_once(key, &doc, &report.marker(&run.run_id), &CommentOptions::default()).await?;
-        Ok(match written {
-            Written::Created => "comment posted".to_owned(),
-            Written::AlreadyThere => "comment already posted".to_owned(),
-        })
     }
-    .await;
-    let mut notes = vec![match posted {
-        Ok(note) => note,
-        Err(err) => {
-            report.outcome = HostOutcome::Failed;
-            report.reason = Some(format!("the audit comment could not be posted: {err}"));
-            format!("comment not posted: {err}")
+
+    /// Posts the comment (once: a retry finds it by its marker) and moves the
+    /// ticket. `Err` says what is missing from the ticket.
+    async fn post(&self, host: &HostContext) -> Result<String, String> {
+        let Ok(jira) = host.run.jira() else {
+            return Err("not posted: jira is not configured".into());
+        };
+        let key = host.key.as_str();
+        let posted = async {
+            // A re-run that changed nothing and ends as an earlier run did (the
+            // same success, or the same block) does not repeat it on the ticket.
+            if let Some(news) = &self.news {
+                if jira.comments(key).await?.iter().any(|comment| comment.contains(news)) {
+                    return Ok::<_, crate::clients::http::ServiceError>(
+                        "already on the ticket from an earlier run".into(),
+                    );
+                }
+            }
+            let (_, written) = jira.add_comment_once(key, &self.doc, &self.marker, &CommentOptions::default()).await?;
+            Ok(match written {
+                Written::Created => "comment posted".to_owned(),
+                Written::AlreadyThere => "comment already posted".to_owned(),
+            })
         }
-    }];
-    let target = if report.outcome == HostOutcome::Succeeded { &plan.jira.on_success } else { &plan.jira.on_failure };
-    if let Some(target) = target.as_deref().filter(|_| report.outcome != HostOutcome::Interrupted) {
-        match jira.transition_to(key, target).await {
-            Ok(_) => notes.push(format!("ticket in '{target}'")),
-            Err(err) => {
-                notes.push(format!("ticket not moved to '{target}': {err}"));
-                if report.outcome == HostOutcome::Succeeded {
-                    report.outcome = HostOutcome::Failed;
-                    report.reason = Some(format!("the ticket could not move to '{target}': {err}"));
+        .await;
+        let mut notes = vec![posted.map_err(|err| format!("the audit comment could not be posted: {err}"))?];
+        if let Some(target) = &self.transition {
+            match jira.transition_to(key, target).await {
+                Ok(_) => notes.push(format!("ticket in '{target}'")),
+                Err(err) => {
+                    return Err(format!("{}; the ticket could not move to '{target}': {err}", notes.join("; ")))
                 }
             }
         }
+        Ok(notes.join("; "))
     }
-    report.jira = Some(notes.join("; "));
 }
 
 #[cfg(test)]
@@ -336,6 +461,8 @@ mod tests {
             step: Step::Noops,
             dry_run,
             force: false,
+            redo: None,
+            stop: StopSignal::default(),
             initials: "AB".into(),
             credentials: Arc::new(Credentials::default()),
             services: Arc::new(Services::default()),
@@ -368,7 +495,7 @@ mod tests {
             };
             let _ = journal.start_run(&run);
         }
-        run_host(host(dry_run), plan, journal, &StopSignal::default(), &Quiet, false).await
+        run_host(host(dry_run), plan, journal, &StopSignal::default(), &Quiet, Gate::default()).await
     }
 
     fn journal() -> (tempfile::TempDir, Journal) {
@@ -429,7 +556,7 @@ mod tests {
         let plan = plan(vec![Box::new(Switch::new(false))]);
         let stop = StopSignal::default();
         stop.stop();
-        let report = run_host(host(false), &plan, None, &stop, &Quiet, false).await;
+        let report = run_host(host(false), &plan, None, &stop, &Quiet, Gate::default()).await;
         assert_eq!(report.outcome, HostOutcome::Interrupted);
         assert!(report.actions.is_empty());
     }

@@ -27,7 +27,11 @@ pub struct RunSettings {
     /// Only these hosts of the list (all when empty).
     pub only: Vec<HostName>,
     pub dry_run: bool,
+    /// Passes the step gate (the previous step has not succeeded).
     pub force: bool,
+    /// `--redo`: `Some("")` runs the step on hosts already past it;
+    /// `Some(action)` also repeats that once-per-campaign action.
+    pub redo: Option<String>,
     pub journal: PathBuf,
 }
 
@@ -107,6 +111,8 @@ pub async fn run(
         step: settings.step,
         dry_run: settings.dry_run,
         force: settings.force,
+        redo: settings.redo.clone(),
+        stop: stop.clone(),
         initials,
         window: MaintenanceWindow::starting_at(jiff::Timestamp::now(), credentials.workflow.silence.window_days),
         credentials,
@@ -137,27 +143,37 @@ pub async fn run(
 
     let limit = Arc::new(Semaphore::new(settings.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut spawned = std::collections::HashMap::new();
     for (index, (host, key)) in hosts.into_iter().enumerate() {
         let (limit, plan, journal, run, stop, progress) =
             (limit.clone(), plan.clone(), journal.clone(), run.clone(), stop.clone(), progress.clone());
-        tasks.spawn(async move {
+        let (name, ticket) = (host.clone(), key.clone());
+        let task = tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
             let name = host.to_string();
+            // Finished even if the host's task panics, so no batch waits for it.
+            let _finished = FinishedGuard { run: run.clone(), host: name.clone() };
             run.batches.host_started(&name);
             let report = run_one(host, key, &plan, journal.as_deref(), &run, &stop, progress.as_ref()).await;
-            run.batches.host_finished(&name);
             // The host's work is done: its master connection goes now, not after every host.
             if let Some(shell) = &run.services.shell {
                 shell.close(&crate::ssh::Target::root(name.as_str())).await;
             }
             (index, report)
         });
+        spawned.insert(task.id(), (index, name, ticket));
     }
     let mut reports = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
+    while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok(report) => reports.push(report),
-            Err(err) => return Err(Error::Refused(format!("a host task crashed: {err}"))),
+            Ok((_, report)) => reports.push(report),
+            // A panic fails that host only; the others go on.
+            Err(err) => {
+                let (index, host, key) = spawned.remove(&err.id()).expect("every task is known");
+                let reason = format!("the host's task crashed: {}", panic_message(err));
+                tracing::error!(host = %host, %reason);
+                reports.push((index, HostReport::not_run(&host, &key, settings.step, HostOutcome::Failed, reason)));
+            }
         }
     }
     reports.sort_by_key(|(index, _)| *index);
@@ -176,7 +192,31 @@ pub async fn run(
     })
 }
 
-/// One host: the step-order gate, then the step.
+/// Tells the run's batches a host is done, however its task ended.
+struct FinishedGuard {
+    run: Arc<RunContext>,
+    host: String,
+}
+
+impl Drop for FinishedGuard {
+    fn drop(&mut self) {
+        self.run.batches.host_finished(&self.host);
+    }
+}
+
+fn panic_message(err: tokio::task::JoinError) -> String {
+    if !err.is_panic() {
+        return err.to_string();
+    }
+    let payload = err.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// One host: the campaign position and the step-order gate, then the step.
 async fn run_one(
     host: HostName,
     key: crate::config::JiraKey,
@@ -186,8 +226,32 @@ async fn run_one(
     stop: &StopSignal,
     progress: &dyn Progress,
 ) -> HostReport {
+    let position = match journal {
+        Some(journal) => match journal.position(host.as_str()) {
+            Ok(position) => position,
+            Err(err) => return HostReport::not_run(&host, &key, plan.step, HostOutcome::Failed, err.to_string()),
+        },
+        None => None,
+    };
+    // A step earlier than the host's position would take it backwards
+    // (re-enable a drained host, PXE-switch an adopted one): refused,
+    // unrecorded and unposted, unless the operator asked for it.
+    let past = position.as_ref().filter(|position| {
+        position.step.parse::<Step>().is_ok_and(|reached| plan.step != Step::Noops && plan.step.is_before(reached))
+    });
+    let going_back = match (past, &run.redo) {
+        (Some(position), None) => {
+            let reason = format!(
+                "already past: {} succeeded on {} (run {}); --redo with --only goes back",
+                position.step, position.at, position.run_id
+            );
+            return HostReport::not_run(&host, &key, plan.step, HostOutcome::AlreadyPast, reason);
+        }
+        (Some(_), Some(_)) => true,
+        (None, _) => false,
+    };
     let mut forced = false;
-    if let Some(previous) = plan.step.previous() {
+    if let Some(previous) = plan.step.previous().filter(|_| !going_back) {
         let succeeded = match journal {
             Some(journal) => journal.step_succeeded(host.as_str(), previous.name()),
             None => Ok(false),
@@ -217,7 +281,8 @@ async fn run_one(
         );
     }
     let context = HostContext::new(host, key, run.clone());
-    run_host(context, plan, journal.filter(|_| !run.dry_run), stop, progress, forced).await
+    let gate = super::host_run::Gate { forced, redo: run.redo.clone() };
+    run_host(context, plan, journal.filter(|_| !run.dry_run), stop, progress, gate).await
 }
 
 fn check_required_services(plan: &StepPlan, credentials: &Credentials, dry_run: bool) -> Result<()> {

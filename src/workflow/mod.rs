@@ -8,6 +8,7 @@ pub mod drain;
 pub mod host_run;
 pub mod manager;
 pub mod report;
+pub mod resume;
 pub mod steps;
 
 use std::fmt;
@@ -48,6 +49,13 @@ impl Step {
     pub fn previous(self) -> Option<Step> {
         let index = Step::CAMPAIGN.iter().position(|step| *step == self)?;
         index.checked_sub(1).map(|previous| Step::CAMPAIGN[previous])
+    }
+
+    /// Whether this step comes before `other` in the campaign (`noops` is
+    /// outside it and before nothing).
+    pub fn is_before(self, other: Step) -> bool {
+        let index = |step| Step::CAMPAIGN.iter().position(|s| *s == step);
+        matches!((index(self), index(other)), (Some(a), Some(b)) if a < b)
     }
 
     /// Steps that destroy data or take hosts out of service ask for confirmation.

@@ -22,6 +22,8 @@ pub enum HostOutcome {
     Interrupted,
     /// Dry run: every action was only planned.
     Planned,
+    /// The host is further on in the campaign: the step was not run there.
+    AlreadyPast,
 }
 
 impl HostOutcome {
@@ -32,11 +34,24 @@ impl HostOutcome {
             HostOutcome::Failed => "failed",
             HostOutcome::Interrupted => "interrupted",
             HostOutcome::Planned => "planned",
+            HostOutcome::AlreadyPast => "already past",
         }
     }
 
     pub fn is_success(self) -> bool {
-        matches!(self, HostOutcome::Succeeded | HostOutcome::Planned)
+        matches!(self, HostOutcome::Succeeded | HostOutcome::Planned | HostOutcome::AlreadyPast)
+    }
+}
+
+impl From<HostOutcome> for crate::journal::StepOutcome {
+    fn from(outcome: HostOutcome) -> Self {
+        use crate::journal::StepOutcome;
+        match outcome {
+            HostOutcome::Succeeded | HostOutcome::Planned | HostOutcome::AlreadyPast => StepOutcome::Succeeded,
+            HostOutcome::Blocked => StepOutcome::Blocked,
+            HostOutcome::Failed => StepOutcome::Failed,
+            HostOutcome::Interrupted => StepOutcome::Interrupted,
+        }
     }
 }
 
@@ -59,6 +74,13 @@ pub struct HostReport {
     pub outcome: HostOutcome,
     pub reason: Option<String>,
     pub forced: bool,
+    /// `--redo` took the host back to this step (with the action repeated, if named).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redo: Option<String>,
+    /// Changes earlier runs made and never put on the ticket (they were
+    /// killed, or their trail failed), from the journal.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_changes: Vec<String>,
     pub actions: Vec<ActionReport>,
     #[serde(skip)]
     pub outputs: Vec<RecordedOutput>,
@@ -154,6 +176,8 @@ impl HostReport {
             outcome,
             reason: Some(reason),
             forced: false,
+            redo: None,
+            earlier_changes: Vec::new(),
             actions: Vec::new(),
             outputs: Vec::new(),
             vms: Vec::new(),
@@ -164,7 +188,11 @@ impl HostReport {
 
     /// Whether the run changed nothing on this host (no action acted).
     pub fn changed_nothing(&self) -> bool {
-        !self.actions.iter().any(|action| matches!(action.outcome, Outcome::Done { .. }))
+        // A forced or redone step is news for the ticket whatever it changed.
+        self.earlier_changes.is_empty()
+            && !self.forced
+            && self.redo.is_none()
+            && !self.actions.iter().any(|action| matches!(action.outcome, Outcome::Done { .. }))
     }
 
     /// The marker that lets a retry of this run find its comment: the step,
@@ -195,6 +223,18 @@ impl HostReport {
                 "Run with --force: the step before {} had not succeeded on this host according to the journal.",
                 self.step
             ));
+        }
+        if let Some(redo) = &self.redo {
+            let repeated = if redo.is_empty() { String::new() } else { format!(", repeating {redo}") };
+            doc = doc.paragraph(format!(
+                "Run with --redo{repeated}: the host may already have gone past {} in this campaign.",
+                self.step
+            ));
+        }
+        if !self.earlier_changes.is_empty() {
+            doc = doc
+                .paragraph("Changes made by earlier runs that stopped before reporting them:")
+                .bullets(self.earlier_changes.iter().cloned());
         }
         doc = doc.bullets(self.actions.iter().map(|action| {
             let detail = match (&action.outcome, action.outcome.detail()) {

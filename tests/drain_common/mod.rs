@@ -95,6 +95,7 @@ impl DrainSite {
             only: Vec::new(),
             dry_run,
             force: true,
+            redo: None,
             journal: self.journal.clone(),
         };
         let summary = manager::run(

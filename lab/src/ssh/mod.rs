@@ -60,6 +60,9 @@ pub struct SshFaultConfig {
     /// The next this many commands run (their effects happen) and then the
     /// connection drops before their exit status is sent.
     pub drop_next_commands: u32,
+    /// The first command whose line contains this runs (its effect happens)
+    /// and then the connection drops before its exit status is sent; once.
+    pub drop_command_containing: Option<String>,
     /// Nothing listens on the host's port (connection refused).
     pub refuse_connections: bool,
     /// The host presents another host key (strict checking must refuse it).
@@ -130,11 +133,15 @@ impl SshFaults {
     }
 
     /// Whether this command's connection must drop (and counts it).
-    fn take_drop(&self, host: &str) -> bool {
+    fn take_drop(&self, host: &str, line: &str) -> bool {
         let mut inner = self.lock();
         match inner.hosts.get_mut(host) {
             Some(config) if config.drop_next_commands > 0 => {
                 config.drop_next_commands -= 1;
+                true
+            }
+            Some(config) if config.drop_command_containing.as_deref().is_some_and(|text| line.contains(text)) => {
+                config.drop_command_containing = None;
                 true
             }
             _ => false,

@@ -314,7 +314,7 @@ impl Command {
         if !outcome.delay.is_zero() {
             tokio::time::sleep(outcome.delay).await;
         }
-        if self.shared.faults.take_drop(&name) {
+        if self.shared.faults.take_drop(&name, &self.line) {
             // The command has done its work; the client never learns how it ended.
             debug!(host = %name, "dropping the connection (fault)");
             let _ = self.cutter.shutdown(std::net::Shutdown::Both);

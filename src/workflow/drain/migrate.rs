@@ -97,7 +97,11 @@ pub async fn migrate_all(
                 None => (per_host.for_new(poll).await, run.migration_slots.for_new(poll).await),
             };
             let row = if aborted.load(Ordering::SeqCst) {
-                not_started(&host, &planned)
+                not_started(&host, &planned, ABORTED_HOST)
+            } else if run.stop.is_stopping() && planned.resume.is_none() {
+                // After the first Ctrl-C (or SIGTERM) no new migration starts;
+                // those under way are still awaited.
+                not_started(&host, &planned, "not started: the operator stopped the run")
             } else {
                 move_one(&run, &host, &planned, &progress).await
             };
@@ -123,7 +127,9 @@ pub async fn migrate_all(
     rows.into_iter().map(|(_, row)| row).collect()
 }
 
-fn not_started(host: &str, planned: &PlannedMove) -> VmMove {
+const ABORTED_HOST: &str = "not started: the host's drain stopped after a failed migration (on_failure: abort_host)";
+
+fn not_started(host: &str, planned: &PlannedMove, reason: &str) -> VmMove {
     VmMove {
         id: planned.server.id.clone(),
         name: planned.server.name.clone(),
@@ -132,7 +138,7 @@ fn not_started(host: &str, planned: &PlannedMove) -> VmMove {
         outcome: VmOutcome::Blocked,
         from: host.to_owned(),
         to: None,
-        reason: Some("not started: the host's drain stopped after a failed migration (on_failure: abort_host)".into()),
+        reason: Some(reason.into()),
         duration: Duration::ZERO,
     }
 }
@@ -158,7 +164,9 @@ async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove, progress:
     };
     let known = Some(planned.known_migrations.clone());
     let mut ended = attempt(nova, settings, host, planned, planned.resume.clone(), known, progress).await;
-    if let (Attempt::Failed { reason }, OnMigrationFailure::RetryOnce) = (&ended, settings.on_failure) {
+    if let (Attempt::Failed { reason }, OnMigrationFailure::RetryOnce, false) =
+        (&ended, settings.on_failure, run.stop.is_stopping())
+    {
         tracing::warn!(host, vm = %planned.server.name, %reason, "migration failed; trying once more");
         let first = reason.clone();
         ended = match attempt(nova, settings, host, planned, None, None, progress).await {

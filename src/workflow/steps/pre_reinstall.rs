@@ -24,6 +24,7 @@ use super::{JiraStatuses, StepPlan};
 const STEP: &str = "pre-reinstall";
 const REIMPORT: &str = "aquilon-reimport";
 const MELLANOX: &str = "mellanox-uefi-pxe";
+const PXESWITCH: &str = "aquilon-pxeswitch";
 
 pub fn plan(workflow: &Workflow) -> StepPlan {
     let transitions = &workflow.transitions;
@@ -316,9 +317,12 @@ impl Action for MellanoxUefiPxe {
             }
             let observed = format!("Mellanox: {}", cards.join("; "));
             // The cards' firmware setting cannot be read from here: the journal says whether it was done.
-            if done_before(host, MELLANOX)? && !host.run.force {
+            if done_before(host, MELLANOX)? && !host.run.redo_action(MELLANOX) {
                 point.pass(host.host.as_str());
-                return Ok(Decision::done(format!("{observed}; UEFI PXE enabled by an earlier run")));
+                return Ok(Decision::done(format!(
+                    "{observed}; UEFI PXE enabled by an earlier run (again only with --redo {MELLANOX} --only {})",
+                    host.host
+                )));
             }
             Ok(Decision::act(observed, "enable UEFI PXE with the Mellanox playbook, one Kayobe run for the batch"))
         })
@@ -393,7 +397,24 @@ fn machine_of(shown: &AqHost) -> Result<String, ActionError> {
 }
 
 /// The host is deleted and re-imported from NetBox, once in the campaign.
+/// Each command is journaled: a re-run after a kill or a dropped connection
+/// finishes the sequence instead of deleting and importing again.
 struct AquilonReimport;
+
+const IMPORT: &str = "netbox2aquilon";
+const BOOT_INTERFACE: &str = "update_interface boot eth0";
+
+/// Whether an earlier attempt's import took place: finished, or started and
+/// never seen to end while Aquilon knows the host again after its deletion.
+fn earlier_import_done(host: &HostContext, aquilon_knows_host: bool) -> bool {
+    use crate::journal::ActionOutcome::{Done, Intent};
+    let attempt = &host.attempt;
+    match attempt.earlier(IMPORT) {
+        Some(Done) => true,
+        Some(Intent) => aquilon_knows_host,
+        _ => false,
+    }
+}
 
 impl Action for AquilonReimport {
     fn name(&self) -> &'static str {
@@ -407,6 +428,12 @@ impl Action for AquilonReimport {
                 let _slot = aquilon_slot(host).await;
                 aq.show_host(host.host.as_str()).await?
             };
+            if earlier_import_done(host, shown.is_some()) {
+                return Ok(Decision::act(
+                    format!("run {} imported the host and stopped before the end", host.attempt.earlier_run()),
+                    "finish the re-import: set the boot interface",
+                ));
+            }
             let Some(shown) = shown else {
                 // An earlier run stopped between the delete and the import.
                 return Ok(Decision::act("Aquilon does not know the host", "import it from NetBox"));
@@ -418,9 +445,10 @@ impl Action for AquilonReimport {
                 shown.value.os_name.as_deref().unwrap_or("?"),
                 shown.value.os_version.as_deref().unwrap_or("?")
             );
-            if done_before(host, REIMPORT)? && !host.run.force {
+            if done_before(host, REIMPORT)? && !host.run.redo_action(REIMPORT) {
                 return Ok(Decision::done(format!(
-                    "{observed}; re-imported by an earlier run (again only with --force)"
+                    "{observed}; re-imported by an earlier run (again only with --redo {REIMPORT} --only {})",
+                    host.host
                 )));
             }
             Ok(Decision::Do {
@@ -442,37 +470,55 @@ impl Action for AquilonReimport {
                 osname: settings.osname.clone(),
                 osversion: settings.osversion.clone(),
             };
-            let mut removed = String::new();
-            let slot = aquilon_slot(host).await;
-            if let Some(shown) = aq.show_host(&fqdn).await? {
-                let machine = machine_of(&shown.value)?;
-                aq.del_host(&fqdn).await?;
-                for interface in &shown.value.interfaces {
-                    for ip in &interface.ips {
-                        let environment = interface.network_environment.as_deref();
-                        aq.del_interface_address(&machine, &interface.name, ip, environment).await?;
-                    }
-                }
-                for interface in &shown.value.interfaces {
-                    aq.del_interface(&machine, &interface.name).await?;
-                }
-                aq.del_machine(&machine).await?;
-                removed = format!("deleted host and machine {machine}; ");
-                drop(slot);
-                // The record as it was, on the ticket: what the re-import replaced.
-                host.record_output("Aquilon record before the re-import", &shown.output);
-            } else {
-                drop(slot);
-            }
-            let output = {
+            let shown = {
                 let _slot = aquilon_slot(host).await;
-                let output = aq.netbox2aquilon(&fqdn, &import).await?;
-                aq.update_interface_boot(&fqdn, "eth0").await?;
-                output
+                aq.show_host(&fqdn).await?
             };
-            host.record_output("netbox2aquilon", &output);
+            let mut done = Vec::new();
+            if earlier_import_done(host, shown.is_some()) {
+                host.carried_over(IMPORT);
+                done.push(format!("imported from NetBox by run {}", host.attempt.earlier_run()));
+            } else {
+                if let Some(shown) = shown {
+                    let machine = machine_of(&shown.value)?;
+                    let slot = aquilon_slot(host).await;
+                    host.side_effect("del_host", aq.del_host(&fqdn)).await?;
+                    for interface in &shown.value.interfaces {
+                        for ip in &interface.ips {
+                            let environment = interface.network_environment.as_deref();
+                            let name = format!("del_interface_address {} {ip}", interface.name);
+                            host.side_effect(
+                                &name,
+                                aq.del_interface_address(&machine, &interface.name, ip, environment),
+                            )
+                            .await?;
+                        }
+                    }
+                    for interface in &shown.value.interfaces {
+                        let name = format!("del_interface {}", interface.name);
+                        host.side_effect(&name, aq.del_interface(&machine, &interface.name)).await?;
+                    }
+                    host.side_effect(&format!("del_machine {machine}"), aq.del_machine(&machine)).await?;
+                    drop(slot);
+                    done.push(format!("deleted host and machine {machine}"));
+                    // The record as it was, on the ticket: what the re-import replaced.
+                    host.record_output("Aquilon record before the re-import", &shown.output);
+                }
+                let output = {
+                    let _slot = aquilon_slot(host).await;
+                    host.side_effect(IMPORT, aq.netbox2aquilon(&fqdn, &import)).await?
+                };
+                host.record_output("netbox2aquilon", &output);
+                done.push("imported from NetBox".into());
+            }
+            {
+                // Safe to repeat: it sets the same boot interface again.
+                let _slot = aquilon_slot(host).await;
+                host.side_effect(BOOT_INTERFACE, aq.update_interface_boot(&fqdn, "eth0")).await?;
+            }
+            host.facts.aquilon_changed = true;
             let shown = aq_show_host(host).await?;
-            Ok(Change(format!("{removed}re-imported from NetBox as machine {}", machine_of(&shown.value)?)))
+            Ok(Change(format!("{}; machine {}", done.join("; "), machine_of(&shown.value)?)))
         })
     }
 
@@ -518,9 +564,12 @@ impl Action for AquilonInterfaces {
             for interface in &extra {
                 for ip in &interface.ips {
                     let environment = interface.network_environment.as_deref();
-                    aq.del_interface_address(&machine, &interface.name, ip, environment).await?;
+                    let name = format!("del_interface_address {} {ip}", interface.name);
+                    host.side_effect(&name, aq.del_interface_address(&machine, &interface.name, ip, environment))
+                        .await?;
                 }
-                aq.del_interface(&machine, &interface.name).await?;
+                let name = format!("del_interface {}", interface.name);
+                host.side_effect(&name, aq.del_interface(&machine, &interface.name)).await?;
             }
             let names: Vec<&str> = extra.iter().map(|i| i.name.as_str()).collect();
             Ok(Change(format!("removed {}", names.join(", "))))
@@ -567,7 +616,7 @@ impl Action for AquilonDisks {
             let aq = aquilon(host)?;
             let _slot = aquilon_slot(host).await;
             for disk in &remove {
-                aq.del_disk(&machine, disk).await?;
+                host.side_effect(&format!("del_disk {disk}"), aq.del_disk(&machine, disk)).await?;
             }
             Ok(Change(format!("removed {} from machine {machine}", remove.join(", "))))
         })
@@ -627,7 +676,7 @@ impl Action for AquilonMake {
             let aq = aquilon(host)?;
             let _slot = aquilon_slot(host).await;
             if shown.domain.as_deref() != Some(settings.domain.as_str()) {
-                aq.manage(fqdn, &settings.domain).await?;
+                host.side_effect("manage", aq.manage(fqdn, &settings.domain)).await?;
             }
             let profile = MakeProfile {
                 personality: settings.personality.clone(),
@@ -635,7 +684,9 @@ impl Action for AquilonMake {
                 osversion: settings.osversion.clone(),
                 archetype: Some(settings.archetype.clone()),
             };
-            aq.make(fqdn, &profile).await?;
+            host.side_effect("make", aq.make(fqdn, &profile)).await?;
+            drop(_slot);
+            host.facts.aquilon_changed = true;
             Ok(Change(format!(
                 "made with personality {}, OS {} {}",
                 settings.personality, settings.osname, settings.osversion
@@ -653,7 +704,7 @@ fn build_status(shown: &Observed<AqHost>) -> Option<String> {
 
 impl Action for AquilonPxeswitch {
     fn name(&self) -> &'static str {
-        "aquilon-pxeswitch"
+        PXESWITCH
     }
 
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
@@ -661,8 +712,12 @@ impl Action for AquilonPxeswitch {
             let shown = aq_show_host(host).await?;
             let status = build_status(&shown).unwrap_or_else(|| "unknown".into());
             let observed = format!("build status {status}");
-            if status == "rebuild" {
-                return Ok(Decision::done(observed));
+            // The build status does not say whether the host will PXE-install;
+            // only the journal does. A re-import or make of this run undoes it.
+            if done_before(host, PXESWITCH)? && !host.facts.aquilon_changed && !host.run.redo_action(PXESWITCH) {
+                return Ok(Decision::done(format!(
+                    "{observed}; switched by an earlier run (safe to repeat: --redo {PXESWITCH})"
+                )));
             }
             Ok(Decision::act(observed, "aq pxeswitch --install"))
         })
@@ -672,7 +727,7 @@ impl Action for AquilonPxeswitch {
         Box::pin(async move {
             let aq = aquilon(host)?;
             let _slot = aquilon_slot(host).await;
-            aq.pxeswitch_install(host.host.as_str()).await?;
+            host.side_effect("pxeswitch --install", aq.pxeswitch_install(host.host.as_str())).await?;
             Ok(Change("set to PXE-install at the next boot".into()))
         })
     }
