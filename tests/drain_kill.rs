@@ -78,3 +78,49 @@ async fn drain_resumes_after_kill_9() {
     }
     assert!(world.max_concurrent_migrations <= 3);
 }
+
+/// The first Ctrl-C during a drain: the migrations under way are awaited and
+/// recorded, and not one more starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_a_drain_starts_no_new_migration() {
+    let settings = "workflow:\n  drain:\n    poll_interval_ms: 20\n    timeout_base_secs: 30\n  limits:\n    live_migrations_global: 2\n    live_migrations_per_host: 2\n";
+    let site = DrainSite::start(plain_world(1, 10), settings, 10.0).await;
+    let logs = site.dir.path().join("logs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
+        .arg("--creds-file")
+        .arg(&site.paths.creds_file)
+        .arg("--hypervisors-file")
+        .arg(&site.paths.hypervisors_file)
+        .arg("--state")
+        .arg(&site.journal)
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(["--allow-root", "-q", "run", "--step", "drain", "--force"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let started = Instant::now();
+    loop {
+        if site.world().migrations.iter().any(|m| IN_PROGRESS.contains(&m.status.as_str())) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the drain never got going");
+        assert!(child.try_wait().unwrap().is_none(), "the drain ended before the signal");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SAFETY: a signal to the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // Once the signal is handled (well within this), nothing new may start.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let at_signal = site.world().migrations.len();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "an interrupted drain is not a success");
+    let world = site.world();
+    assert!(at_signal < 10, "interrupted in the middle");
+    assert_eq!(world.migrations.len(), at_signal, "migrations started after the signal: none");
+    for record in &world.migrations {
+        assert_eq!(record.status, "completed", "the migrations under way were awaited");
+    }
+}

@@ -242,7 +242,7 @@ async fn drain_dry_run_plans_without_moving() {
     assert_eq!(
         names,
         [
-            ("compute-disabled", "skipped (already done)"),
+            ("compute-disabled", "ok"),
             ("census", "recorded"),
             ("capacity", "recorded"),
             ("migrate", "would do"),

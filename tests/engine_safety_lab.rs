@@ -325,3 +325,31 @@ fn a_failed_audit_trail_keeps_the_gate_shut_and_is_all_the_next_run_redoes() {
     assert_eq!(jira_status(&site, host), "Ready For Reinstall");
     assert_eq!(site.world().host(host).unwrap().aquilon.reimports, 1);
 }
+
+#[test]
+fn a_refused_credential_stops_the_step_before_any_host_starts() {
+    let (site, hosts) = drained(2);
+    let creds = site.workspace.file("site/credentials.yaml");
+    let text = std::fs::read_to_string(&creds).unwrap();
+    let bad: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("  token: ") {
+                "  token: 0123456789abcdef0123456789abcdef01234567".to_owned()
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&creds, bad + "\n").unwrap();
+    let before = world_state(&site);
+    let comments: Vec<usize> = hosts.iter().map(|host| site.comments(host).len()).collect();
+    site.lab.requests().clear();
+    let out = site.hvmigrate(&["run", "--step", "pre-reinstall", "--yes", "--parallel"]).expect_code(2);
+    out.stderr_has("netbox").stderr_has("nothing was changed");
+    let writes: Vec<_> = site.lab.requests().writes().into_iter().filter(|r| r.path != "/v3/auth/tokens").collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+    assert_eq!(world_state(&site), before);
+    assert_eq!(hosts.iter().map(|host| site.comments(host).len()).collect::<Vec<_>>(), comments);
+}

@@ -29,7 +29,7 @@ fn pre_drain_acts_skips_and_blocks() {
     let healthy = report_of(&summary, &hosts[1]);
     assert_eq!(healthy["outcome"], "succeeded", "{}", out.report());
     assert_eq!(action(healthy, "disable-compute")["outcome"], "done");
-    assert_eq!(action(healthy, "os-check")["outcome"], "skipped");
+    assert_eq!(action(healthy, "os-check")["outcome"], "ok");
     assert_eq!(action(healthy, "record-state")["outcome"], "recorded");
     let missing = report_of(&summary, &hosts[0]);
     assert_eq!(missing["outcome"], "blocked");

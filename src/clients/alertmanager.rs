@@ -135,13 +135,17 @@ impl AlertmanagerClient {
         Ok(self.http.decode::<Created>(&Method::POST, path, &reply)?.silence_id)
     }
 
-    /// An active silence with exactly these matchers: an existing one is
-    /// reused, else one is created. A retry after a lost answer finds the one
-    /// it made.
+    /// An active silence with exactly these matchers, by the same author and
+    /// lasting at least as long: an existing one is reused, else one is
+    /// created. A retry after a lost answer finds the one it made.
     pub async fn ensure_silence(&self, silence: &NewSilence) -> Result<(String, Written), ServiceError> {
         self.http
             .retrying("ensure silence", || async move {
-                if let Some(found) = self.active_silences_with(&silence.matchers).await?.into_iter().next() {
+                let reusable = self.active_silences_with(&silence.matchers).await?.into_iter().find(|found| {
+                    found.created_by == silence.created_by
+                        && found.ends_at.is_some_and(|end| lasts_until(end, silence.ends_at))
+                });
+                if let Some(found) = reusable {
                     return Ok((found.id, Written::AlreadyThere));
                 }
                 Ok((self.create_silence(silence).await?, Written::Created))
@@ -154,6 +158,12 @@ impl AlertmanagerClient {
         self.http.idempotent(Method::DELETE, &format!("api/v2/silence/{id}"), Body::Empty).await?;
         Ok(())
     }
+}
+
+/// Whether a silence ending at `end` lasts until `wanted`, to the second
+/// (Alertmanager keeps its own precision of the times it is given).
+pub fn lasts_until(end: jiff::Timestamp, wanted: jiff::Timestamp) -> bool {
+    end.as_second() >= wanted.as_second()
 }
 
 #[cfg(test)]

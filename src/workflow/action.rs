@@ -22,6 +22,8 @@ pub enum Decision {
     Blocked { observed: String, reason: String },
     /// An action that only records the state for the audit trail.
     Recorded { observed: String },
+    /// A check that passed: what was seen is as it must be.
+    Passed { observed: String },
 }
 
 impl Decision {
@@ -33,6 +35,12 @@ impl Decision {
         Decision::Do { observed: observed.into(), plan: plan.into(), previous: None }
     }
 
+    /// A check that passed (`ok — <what was seen>`); `done` is for a change
+    /// found already made.
+    pub fn passed(observed: impl Into<String>) -> Self {
+        Decision::Passed { observed: observed.into() }
+    }
+
     pub fn blocked(observed: impl Into<String>, reason: impl Into<String>) -> Self {
         Decision::Blocked { observed: observed.into(), reason: reason.into() }
     }
@@ -42,7 +50,8 @@ impl Decision {
             Decision::AlreadyDone { observed }
             | Decision::Do { observed, .. }
             | Decision::Blocked { observed, .. }
-            | Decision::Recorded { observed } => observed,
+            | Decision::Recorded { observed }
+            | Decision::Passed { observed } => observed,
         }
     }
 }
@@ -109,6 +118,10 @@ pub enum Outcome {
         change: String,
     },
     Skipped,
+    /// A check passed; `seen` is what it found.
+    Ok {
+        seen: String,
+    },
     /// The state was recorded; nothing to change.
     Recorded,
     Blocked {
@@ -130,6 +143,7 @@ impl Outcome {
         match self {
             Outcome::Done { .. } => "done",
             Outcome::Skipped => "skipped (already done)",
+            Outcome::Ok { .. } => "ok",
             Outcome::Recorded => "recorded",
             Outcome::Blocked { .. } => "blocked",
             Outcome::Failed { .. } => "failed",
@@ -144,6 +158,7 @@ impl Outcome {
             Outcome::Blocked { reason } => Some(reason),
             Outcome::Failed { error } => Some(error),
             Outcome::WouldDo { plan } => Some(plan),
+            Outcome::Ok { seen } => Some(seen),
             Outcome::Skipped | Outcome::Recorded | Outcome::NotStarted => None,
         }
     }

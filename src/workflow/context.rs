@@ -132,6 +132,13 @@ impl RunContext {
         self.redo.as_deref() == Some(action)
     }
 
+    /// Who the tool's silences say made them: `workflow.silence.created_by`
+    /// with its `{initials}`. Silences are reused and expired only when
+    /// their author reads exactly so.
+    pub fn silence_author(&self) -> String {
+        self.credentials.workflow.silence.created_by.replace("{initials}", &self.initials)
+    }
+
     /// The Nova disable reason of this campaign.
     pub fn disable_reason(&self) -> String {
         self.credentials.workflow.disable_reason_for(&self.initials)

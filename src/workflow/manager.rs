@@ -97,6 +97,9 @@ pub async fn run(
         .map(Arc::new)
         .ok_or_else(|| Error::Usage(format!("step {} is not automated in this version", settings.step)))?;
     check_required_services(&plan, &credentials, settings.dry_run)?;
+    if settings.step != Step::Noops {
+        preflight(&plan, &credentials).await?;
+    }
 
     let journal = if settings.dry_run {
         Journal::open_read_only(&settings.journal)?
@@ -283,6 +286,22 @@ async fn run_one(
     let context = HostContext::new(host, key, run.clone());
     let gate = super::host_run::Gate { forced, redo: run.redo.clone() };
     run_host(context, plan, journal.filter(|_| !run.dry_run), stop, progress, gate).await
+}
+
+/// The credentials of every service the step may need are tried before any
+/// host starts: a refused token stops the run here, with nothing changed,
+/// not half-way through the hosts.
+async fn preflight(plan: &StepPlan, credentials: &Credentials) -> Result<()> {
+    let failed: Vec<String> = crate::reach::check_all(credentials)
+        .await
+        .into_iter()
+        .filter(|check| !check.ok && (check.service == "jira" || plan.services.contains(&check.service)))
+        .map(|check| format!("{}: {}", check.service, check.detail))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!("step {} cannot start; nothing was changed: {}", plan.step, failed.join("; "))))
 }
 
 fn check_required_services(plan: &StepPlan, credentials: &Credentials, dry_run: bool) -> Result<()> {

@@ -215,25 +215,24 @@ impl Action for EnableCompute {
             };
             let state = service.state.clone().unwrap_or_else(|| "unknown".into());
             let reason = service.disabled_reason.clone().unwrap_or_default();
-            let ours = host.run.disable_reason();
+            let ours = disabled_by_this_campaign(host, &reason)?;
             let decision = match (service.status.as_str(), state.as_str()) {
                 ("enabled", "up") => Decision::done("enabled and up"),
-                ("enabled", _) => Decision::blocked(format!("enabled, {state}"), format!("nova-compute is {state}")),
-                (_, _) if reason != ours => Decision::blocked(
+                ("enabled", _) => Decision::act(
+                    format!("enabled, {state}"),
+                    format!("wait (at most {} s) for nova-compute to report up", COMPUTE_UP_TIMEOUT.as_secs()),
+                ),
+                (_, _) if !ours => Decision::blocked(
                     format!("disabled: '{reason}'"),
                     format!(
                         "nova-compute was disabled by someone else ('{reason}'), not by this campaign: left as it is"
                     ),
                 ),
-                (_, "up") => Decision::Do {
-                    observed: format!("disabled ('{reason}'), up"),
-                    plan: "enable nova-compute".into(),
+                _ => Decision::Do {
+                    observed: format!("disabled ('{reason}'), {state}"),
+                    plan: "wait for nova-compute to report up, then enable it".into(),
                     previous: Some(format!("disabled: {reason}")),
                 },
-                _ => Decision::blocked(
-                    format!("disabled, {state}"),
-                    format!("nova-compute is {state}: Kolla does not run it"),
-                ),
             };
             host.facts.compute_service = Some(service);
             Ok(decision)
@@ -244,26 +243,41 @@ impl Action for EnableCompute {
         Box::pin(async move {
             let nova = host.run.nova()?;
             let service = host.facts.compute_service.clone().expect("observed before acting");
-            nova.enable_service(&service).await?;
             let started = Instant::now();
-            loop {
-                let now = nova.compute_service(host.host.as_str()).await?;
-                let state = now.as_ref().and_then(|service| service.state.clone()).unwrap_or_default();
-                if state == "up" {
-                    return Ok(Change(format!(
-                        "nova-compute enabled and up after {:.0} s",
-                        started.elapsed().as_secs_f64()
-                    )));
-                }
+            // Kayobe has just (re)started it: it reports up within its report interval, not at once.
+            let mut now = service.clone();
+            while now.state.as_deref() != Some("up") {
                 if started.elapsed() > COMPUTE_UP_TIMEOUT {
-                    return Err(ActionError(format!(
-                        "nova-compute enabled but still {state} after {COMPUTE_UP_TIMEOUT:?}"
-                    )));
+                    let state = now.state.as_deref().unwrap_or("unknown");
+                    return Err(ActionError(format!("nova-compute still {state} after {COMPUTE_UP_TIMEOUT:?}")));
                 }
                 tokio::time::sleep(Duration::from_secs(2)).await;
+                now = nova
+                    .compute_service(host.host.as_str())
+                    .await?
+                    .ok_or_else(|| ActionError("the nova-compute service of the host is gone from Nova".into()))?;
             }
+            let waited = started.elapsed().as_secs_f64();
+            if now.status == "enabled" {
+                return Ok(Change(format!("nova-compute up after {waited:.0} s")));
+            }
+            nova.enable_service(&now).await?;
+            Ok(Change(format!("nova-compute enabled, up after {waited:.0} s")))
         })
     }
+}
+
+/// Whether this campaign disabled the service with `reason`: today's
+/// reason, or the one any operator's pre-drain set (the journal says).
+fn disabled_by_this_campaign(host: &HostContext, reason: &str) -> Result<bool, ActionError> {
+    if reason == host.run.disable_reason() {
+        return Ok(true);
+    }
+    let Some(journal) = &host.run.journal else { return Ok(false) };
+    let changes = journal
+        .action_changes(host.host.as_str(), "pre-drain", "disable-compute")
+        .map_err(|err| ActionError(format!("cannot read the journal: {err}")))?;
+    Ok(!reason.is_empty() && changes.iter().any(|change| change.contains(&format!("'{reason}'"))))
 }
 
 /// The silences this tool made for the host are expired; others are left alone.
@@ -286,8 +300,8 @@ impl ExpireSilences {
                 }
             }
         }
-        let created_by = &host.run.credentials.workflow.silence.created_by;
-        Ok(found.into_iter().partition(|silence| &silence.created_by == created_by))
+        let created_by = host.run.silence_author();
+        Ok(found.into_iter().partition(|silence| silence.created_by == created_by))
     }
 }
 
@@ -298,7 +312,7 @@ impl Action for ExpireSilences {
 
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
-            let created_by = &host.run.credentials.workflow.silence.created_by;
+            let created_by = host.run.silence_author();
             let (ours, others) = Self::active(host).await?;
             let others = if others.is_empty() {
                 String::new()

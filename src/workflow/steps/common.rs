@@ -49,7 +49,7 @@ impl Action for NetBoxDevice {
             host.facts.netbox_device = Some(device);
             let allowed = &host.run.credentials.workflow.netbox.pre_drain_statuses;
             if !self.check_pre_drain_status || allowed.iter().any(|allowed| allowed.eq_ignore_ascii_case(&status)) {
-                Ok(Decision::done(observed))
+                Ok(Decision::passed(observed))
             } else {
                 Ok(Decision::blocked(observed, format!("NetBox status is {status}, not one of {}", allowed.join(", "))))
             }
@@ -103,7 +103,7 @@ impl Action for GpuCheck {
             let found = if nvidia.is_empty() { "no NVIDIA device".to_owned() } else { nvidia.join("; ") };
             let observed = format!("device type '{description}'; lspci: {found}");
             Ok(match (expects_gpu, nvidia.is_empty()) {
-                (true, false) | (false, true) => Decision::done(observed),
+                (true, false) | (false, true) => Decision::passed(observed),
                 (true, true) => Decision::blocked(
                     observed,
                     "NetBox says the device type has a GPU but lspci shows no NVIDIA device: check the hardware \

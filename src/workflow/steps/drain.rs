@@ -56,7 +56,7 @@ impl Action for ComputeDisabled {
             let disabled = service.status == "disabled";
             host.facts.compute_service = Some(service);
             if disabled {
-                Ok(Decision::done(observed))
+                Ok(Decision::passed(observed))
             } else {
                 Ok(Decision::blocked(observed, "nova-compute is enabled: run pre-drain first, or new VMs land here"))
             }
@@ -237,7 +237,7 @@ impl Action for VerifyEmpty {
                 domains.value.len()
             );
             if servers.is_empty() && moving.is_empty() && domains.value.is_empty() {
-                return Ok(Decision::done(observed));
+                return Ok(Decision::passed(observed));
             }
             if host.run.dry_run {
                 let staying: Vec<String> = host

@@ -72,7 +72,7 @@ impl Action for TargetOs {
             if !efi {
                 return Ok(Decision::blocked(observed, "the host is not EFI enabled (no /sys/firmware/efi)"));
             }
-            Ok(Decision::done(observed))
+            Ok(Decision::passed(observed))
         })
     }
 }

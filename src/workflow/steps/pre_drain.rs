@@ -39,7 +39,7 @@ impl Action for SourceOs {
             let observed = format!("{id} {version}");
             let workflow = &host.run.credentials.workflow;
             if workflow.source_os.matches(&id, &version) {
-                Ok(Decision::done(observed))
+                Ok(Decision::passed(observed))
             } else {
                 Ok(Decision::blocked(observed, format!("the host runs {id} {version}, not {}", workflow.source_os)))
             }
@@ -107,7 +107,7 @@ impl Action for UpdatePackages {
 }
 
 /// The host's nova-compute service is disabled with the campaign's reason.
-struct DisableCompute;
+pub(super) struct DisableCompute;
 
 impl Action for DisableCompute {
     fn name(&self) -> &'static str {

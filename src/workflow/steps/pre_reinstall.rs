@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::clients::alertmanager::{Matcher, NewSilence};
+use crate::clients::alertmanager::{lasts_until, Matcher, NewSilence};
 use crate::clients::netbox::DeviceChange;
 use crate::config::Workflow;
 use crate::hosts::aquilon::{AqHost, Aquilon, MakeProfile, Netbox2Aquilon};
@@ -37,6 +37,8 @@ pub fn plan(workflow: &Workflow) -> StepPlan {
                 finished: |t| &t.ready_for_reinstall,
             }),
             Box::new(HostEmpty),
+            // Still disabled: someone may have re-enabled it since pre-drain.
+            Box::new(super::pre_drain::DisableCompute),
             Box::new(NetBoxDevice { check_pre_drain_status: false }),
             Box::new(BlockDevices),
             Box::new(GpuCheck),
@@ -117,7 +119,7 @@ impl Action for HostEmpty {
                 problems.push(format!("libvirt has domains: {}", names.join(", ")));
             }
             if problems.is_empty() {
-                return Ok(Decision::done(observed));
+                return Ok(Decision::passed(observed));
             }
             if servers.is_empty() != domains.value.is_empty() {
                 problems.push("Nova and libvirt disagree: find out why before reinstalling".into());
@@ -166,10 +168,16 @@ impl Silences {
     /// Active silences found per matcher set (`None`: none yet).
     async fn find(host: &HostContext) -> Result<Vec<(Vec<Matcher>, Option<String>)>, ActionError> {
         let alertmanager = host.run.alertmanager()?;
+        let author = host.run.silence_author();
         let mut found = Vec::new();
         for matchers in silence_matchers(host) {
             let active = alertmanager.active_silences_with(&matchers).await?;
-            let description = active.first().map(|silence| {
+            // Only a silence of ours that lasts the whole window is reused:
+            // someone else's may be expired by them at any time.
+            let reusable = active.iter().find(|silence| {
+                silence.created_by == author && silence.ends_at.is_some_and(|end| lasts_until(end, host.run.window.end))
+            });
+            let description = reusable.map(|silence| {
                 let until = silence.ends_at.map(|end| end.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
                 format!("{} until {}", silence.id, until.unwrap_or_else(|| "?".into()))
             });
@@ -223,7 +231,7 @@ impl Action for Silences {
                     matchers: matchers.clone(),
                     starts_at: run.window.start,
                     ends_at: run.window.end,
-                    created_by: fill(&settings.created_by),
+                    created_by: run.silence_author(),
                     comment: fill(&settings.comment),
                 };
                 let (id, _) = alertmanager.ensure_silence(&silence).await?;
