@@ -353,3 +353,114 @@ fn a_refused_credential_stops_the_step_before_any_host_starts() {
     assert_eq!(world_state(&site), before);
     assert_eq!(hosts.iter().map(|host| site.comments(host).len()).collect::<Vec<_>>(), comments);
 }
+
+/// The commands of a disk fix that change the host, in the order an
+/// uninterrupted run gives them.
+fn disk_writes(history: &[String]) -> Vec<String> {
+    const CHANGES: [&str; 6] = ["mkfs.xfs", "sgdisk", "mdadm --create", "mkdir", "mount ", "systemctl daemon-reload"];
+    history
+        .iter()
+        .filter(|line| {
+            CHANGES.iter().any(|change| line.starts_with(change))
+                || ((line.contains("/etc/fstab") || line.contains("/etc/mdadm.conf")) && line.contains(">>"))
+        })
+        .cloned()
+        .collect()
+}
+
+/// A host's command history, with the UUIDs a new array gets each time made alike.
+fn host_history(site: &LabSite, host: &str) -> Vec<String> {
+    site.world().host(host).unwrap().shell.history.iter().map(|line| without_uuids(line)).collect()
+}
+
+fn without_uuids(text: &str) -> String {
+    let mut parts = text.split("UUID=");
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        let end = part.find(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '-')).unwrap_or(part.len());
+        out.push_str("UUID=*");
+        out.push_str(&part[end..]);
+    }
+    out
+}
+
+/// Reinstalls the host again, its extra disks blank, as pre-reinstall left it.
+fn reinstall_again(site: &LabSite, host: &str) {
+    let mut world = site.lab.world().lock();
+    world.host_mut(host).unwrap().aquilon.pxe_install = true;
+    drop(world);
+    site.lab.world().reinstall(host).expect("reinstalled");
+}
+
+fn post_reinstall_only(site: &LabSite, host: &str) -> support::Outcome {
+    site.hvmigrate(&["run", "--step", "post-reinstall", "--yes", "--only", host, "--output", "json", "-q"]).run()
+}
+
+/// Each disk fix interrupted after each of its commands, by kill -9 and by a
+/// dropped connection: the re-run ends as an uninterrupted run does, every
+/// command once.
+#[test]
+fn disk_fixes_interrupted_after_every_command_then_resumed() {
+    let (site, hosts) = reinstalled_site("", |_| true);
+    for host in [&hosts[4], &hosts[5]] {
+        let start = host_history(&site, host).len();
+        let out = post_reinstall_only(&site, host);
+        assert_eq!(report_of(&json(&out), host)["outcome"], "succeeded", "{}", out.report());
+        let sequence = disk_writes(&host_history(&site, host)[start..]);
+        let files = |site: &LabSite| {
+            let shell = site.world().host(host).unwrap().shell.clone();
+            (without_uuids(&format!("{:?}", shell.fstab)), without_uuids(&format!("{:?}", shell.mdadm_conf)))
+        };
+        let expected = files(&site);
+        assert!(sequence.len() >= 4, "{host}: {sequence:#?}");
+        for (index, command) in sequence.iter().enumerate() {
+            for by_kill in [true, false] {
+                let point =
+                    format!("{host}: {} after '{command}' (#{index})", if by_kill { "kill -9" } else { "drop" });
+                reinstall_again(&site, host);
+                let start = host_history(&site, host).len();
+                if by_kill {
+                    site.lab
+                        .ssh_faults()
+                        .set(host, SshFaultConfig { latency_ms: Some((150, 150)), ..Default::default() });
+                    let mut child = site.spawn(&["-q", "run", "--step", "post-reinstall", "--yes", "--only", host]);
+                    let started = Instant::now();
+                    while !host_history(&site, host)[start..].contains(command) {
+                        assert!(started.elapsed() < Duration::from_secs(60), "{point}: never ran");
+                        if let Some(status) = child.try_wait().unwrap() {
+                            panic!("{point}: the step ended first ({status})");
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                } else {
+                    // The part before a new array's UUID names the command.
+                    let named = command.split("UUID=*").next().unwrap().to_owned();
+                    let drop = SshFaultConfig { drop_command_containing: Some(named), ..Default::default() };
+                    site.lab.ssh_faults().set(host, drop);
+                    let out = post_reinstall_only(&site, host);
+                    assert_eq!(report_of(&json(&out), host)["outcome"], "failed", "{point}\n{}", out.report());
+                }
+                site.lab.ssh_faults().clear();
+                let out = post_reinstall_only(&site, host);
+                assert_eq!(report_of(&json(&out), host)["outcome"], "succeeded", "{point}\n{}", out.report());
+                let writes = disk_writes(&host_history(&site, host)[start..]);
+                for line in &sequence {
+                    let times = writes.iter().filter(|other| *other == line).count();
+                    // Reloading systemd's view of fstab is harmless to repeat.
+                    if !line.starts_with("systemctl") {
+                        assert_eq!(times, 1, "{point}: '{line}' ran once\n{writes:#?}");
+                    }
+                }
+                assert_eq!(
+                    files(&site),
+                    expected,
+                    "{point}: /etc/fstab and /etc/mdadm.conf as an uninterrupted run leaves them"
+                );
+                let comments = site.comments(host).join("\n");
+                assert!(comments.contains("disk-fix"), "{point}: {comments}");
+            }
+        }
+    }
+}

@@ -285,7 +285,8 @@ impl ModelFix {
         if hv.filesystem_type(device).await?.as_deref() == Some("xfs") {
             return Ok(());
         }
-        if let FixOutcome::Changed(output) = hv.make_xfs(device, Self::overwrite(host)).await? {
+        let made = host.side_effect(&format!("mkfs.xfs {device}"), hv.make_xfs(device, Self::overwrite(host))).await?;
+        if let FixOutcome::Changed(output) = made {
             host.record_output(format!("XFS on {device}"), &output);
             done.push(format!("made XFS on {device}"));
         }
@@ -306,14 +307,16 @@ impl ModelFix {
             fstype: "xfs".into(),
             options: options.to_owned(),
         };
-        if hv.ensure_fstab_entry(&entry).await?.changed() {
+        if host.side_effect(&format!("fstab line for {mount_point}"), hv.ensure_fstab_entry(&entry)).await?.changed() {
             done.push(format!("added '{}' to /etc/fstab", entry.line()));
         }
-        hv.make_dir(mount_point).await?;
-        if let FixOutcome::Changed(output) = hv.mount(mount_point).await? {
+        host.side_effect(&format!("mkdir {mount_point}"), hv.make_dir(mount_point)).await?;
+        if let FixOutcome::Changed(output) =
+            host.side_effect(&format!("mount {mount_point}"), hv.mount(mount_point)).await?
+        {
             host.record_output(format!("mount {mount_point}"), &output);
             done.push(format!("mounted {device} at {mount_point}"));
-            hv.daemon_reload().await?;
+            host.side_effect("systemctl daemon-reload", hv.daemon_reload()).await?;
         }
         Ok(())
     }
@@ -369,19 +372,29 @@ impl Action for ModelFix {
                     let partitions: Vec<String> = members.iter().map(|disk| partition_of(disk)).collect();
                     if hv.md_array(array).await?.is_none() {
                         for disk in members {
-                            if let FixOutcome::Changed(output) = hv.create_partition(disk, "fd00").await? {
+                            let made = host
+                                .side_effect(&format!("partition {disk}"), hv.create_partition(disk, "fd00"))
+                                .await?;
+                            if let FixOutcome::Changed(output) = made {
                                 host.record_output(format!("partition {disk}"), &output);
                                 done.push(format!("partitioned {disk}"));
                             }
                         }
                         let names: Vec<&str> = partitions.iter().map(String::as_str).collect();
-                        if let FixOutcome::Changed(output) = hv.create_md_array(array, "raid0", &names).await? {
+                        let made = host
+                            .side_effect(&format!("mdadm --create {array}"), hv.create_md_array(array, "raid0", &names))
+                            .await?;
+                        if let FixOutcome::Changed(output) = made {
                             host.record_output(format!("RAID0 {array}"), &output);
                             done.push(format!("created RAID0 {array} of {}", partitions.join(", ")));
                         }
                     }
                     Self::ensure_xfs(host, &hv, array, &mut done).await?;
-                    if hv.record_md_array(array).await?.changed() {
+                    if host
+                        .side_effect(&format!("{array} in /etc/mdadm.conf"), hv.record_md_array(array))
+                        .await?
+                        .changed()
+                    {
                         done.push(format!("recorded {array} in /etc/mdadm.conf"));
                     }
                     if let Some(mount_point) = mount_point {
