@@ -20,6 +20,7 @@ pub mod scc;
 pub mod secret;
 pub mod ssh;
 pub mod tickets;
+pub mod untrusted;
 pub mod workflow;
 
 pub use error::{Error, ExitCode, Result};
