@@ -52,7 +52,7 @@ fn lenovo_fix_formats_mounts_once_and_refuses_to_reformat() {
     let outcome = run(&world, &host, "mkfs.xfs -f /dev/nvme0n1");
     assert!(outcome.status != 0 && text(&outcome.stderr).contains("mounted filesystem"));
     let fstab = world.lock().host(host.name()).unwrap().shell.fstab.clone();
-    assert_eq!(fstab.iter().filter(|l| *l == line).count(), 1, "the fstab line is added once");
+    assert_eq!(fstab.lines().filter(|l| *l == line).count(), 1, "the fstab line is added once");
     let outcome = run(&world, &host, "blkid -o value -s TYPE /dev/nvme0n1");
     assert_eq!(text(&outcome.stdout), "xfs\n");
 }
@@ -79,7 +79,16 @@ fn a100_raid0_of_two_partitions() {
     let nvme = parsed["blockdevices"].as_array().unwrap().iter().find(|d| d["name"] == "nvme0n1").unwrap().clone();
     assert_eq!(nvme["children"][0]["children"][0]["name"], "md0");
     assert_eq!(nvme["children"][0]["children"][0]["fstype"], "xfs");
-    assert!(world.lock().host(host.name()).unwrap().shell.mdadm_conf[0].starts_with("ARRAY /dev/md0 metadata=1.2"));
+    assert!(world
+        .lock()
+        .host(host.name())
+        .unwrap()
+        .shell
+        .mdadm_conf
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("ARRAY /dev/md0 metadata=1.2"));
 }
 
 #[test]
@@ -183,14 +192,14 @@ fn reinstall_needs_pxeswitch_and_resets_the_host() {
         let host = state.host_mut(&fqdn).unwrap();
         host.aquilon.pxe_install = true;
         host.os = hvmigrate_lab::world::OsRelease::rocky("8.10");
-        host.shell.root_authorized_keys.push("ssh-ed25519 AAAA test".into());
+        host.shell.root_authorized_keys.append_line("ssh-ed25519 AAAA test");
     }
     world.reinstall(&fqdn).unwrap();
     let state = world.lock();
     let host = state.host(&fqdn).unwrap();
     assert!(host.os.version_id.starts_with('9'));
     assert!(host.shell.root_authorized_keys.is_empty() && !host.aquilon.pxe_install);
-    assert!(host.shell.fstab.iter().any(|l| l.contains(" / ")), "{:?}", host.shell.fstab);
+    assert!(host.shell.fstab.lines().any(|l| l.contains(" / ")), "{:?}", host.shell.fstab);
 }
 
 #[test]
@@ -203,7 +212,7 @@ fn quoting_positional_arguments_and_sudo() {
         r#"sudo -S -p '' sh -c 'grep -qxF "$1" "$2" || printf '\''%s\n'\'' "$1" >> "$2"' sh 'a b  c' /etc/fstab"#;
     let outcome = shell::run(&mut world.lock(), &host, &ops, line, b"s3cret\n");
     assert_eq!(outcome.status, 0, "{}", text(&outcome.stderr));
-    assert_eq!(world.lock().hosts[0].shell.fstab.last().unwrap(), "a b  c");
+    assert_eq!(world.lock().hosts[0].shell.fstab.lines().last().unwrap(), "a b  c");
     let wrong = shell::run(&mut world.lock(), &host, &ops, "sudo -S true", b"nope\n");
     assert_eq!(wrong.status, 1);
     let no_password = shell::run(&mut world.lock(), &host, &ops, "sudo -n true", b"");
