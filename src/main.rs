@@ -218,6 +218,8 @@ fn stop_on_ctrl_c(stop: StopSignal) {
         }
         if tokio::signal::ctrl_c().await.is_ok() {
             tracing::error!("aborted");
+            // Exiting skips destructors: stop the SSH masters first.
+            hvmigrate::ssh::close_every_master();
             std::process::exit(130);
         }
     });
