@@ -16,6 +16,7 @@ pub mod logging;
 pub mod maintenance_window;
 pub mod output;
 pub mod reach;
+pub mod redact;
 pub mod scc;
 pub mod secret;
 pub mod ssh;
