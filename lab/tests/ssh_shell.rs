@@ -222,3 +222,32 @@ fn quoting_positional_arguments_and_sudo() {
     let outcome = run(&world, &host, "echo 'unterminated");
     assert_eq!(outcome.status, 2);
 }
+
+#[test]
+fn files_keep_a_missing_final_newline_as_a_real_host_does() {
+    let world = world();
+    let host = Machine::Hypervisor(world.lock().hosts[0].fqdn.clone());
+    let fstab = world.lock().hosts[0].shell.fstab.text().trim_end_matches('\n').to_owned();
+    world.lock().hosts[0].shell.fstab = hvmigrate_lab::world::TextFile::new(fstab.clone());
+    let last = fstab.lines().last().unwrap().to_owned();
+    // `tail -c 1` shows the last byte: not a newline here.
+    assert_eq!(text(&run(&world, &host, "tail -c 1 /etc/fstab").stdout), last[last.len() - 1..]);
+    // A plain `>>` glues the new line to the last one, as on a real host.
+    run(&world, &host, "echo 'glued 0 0' >> /etc/fstab");
+    let now = world.lock().hosts[0].shell.fstab.clone();
+    assert_eq!(now.lines().last().unwrap(), format!("{last}glued 0 0"));
+    assert_eq!(text(&run(&world, &host, "tail -c 1 /etc/fstab").stdout), "\n");
+}
+
+#[test]
+fn exec_runs_the_command_and_ends_the_script_and_kill_finds_nothing_left() {
+    let world = world();
+    let host = Machine::Hypervisor(world.lock().hosts[0].fqdn.clone());
+    let outcome = run(&world, &host, "echo hvmigrate-pid:$$; exec sh -c 'echo ran; exit 3'; echo never");
+    assert_eq!((outcome.status, text(&outcome.stdout)), (3, "hvmigrate-pid:4242\nran\n".to_owned()));
+    // The history lists the command asked for.
+    assert_eq!(world.lock().hosts[0].shell.history.last().unwrap(), "sh -c 'echo ran; exit 3'; echo never");
+    let kill = run(&world, &host, "kill -s TERM -- -4242");
+    assert_eq!(kill.status, 1);
+    assert!(text(&kill.stderr).contains("No such process"));
+}
