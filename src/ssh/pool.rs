@@ -463,8 +463,9 @@ async fn stop_remote(session: &Arc<Session>, target: &Target, action: &str, pid:
         tracing::warn!(host = %target.host, action, "timed out before it reported its process id; it may still run");
         return;
     };
+    // Exit 3: nothing this login may signal (ended meanwhile, or run as another user through sudo).
     let script =
-        format!("kill -s TERM -- -{pid} 2>/dev/null || exit 0; sleep 2; kill -s KILL -- -{pid} 2>/dev/null; exit 0");
+        format!("kill -s TERM -- -{pid} 2>/dev/null || exit 3; sleep 2; kill -s KILL -- -{pid} 2>/dev/null; exit 0");
     let stop = async {
         Session::to_raw_command(session.clone(), script)
             .stdin(Stdio::null())
@@ -473,12 +474,14 @@ async fn stop_remote(session: &Arc<Session>, target: &Target, action: &str, pid:
             .status()
             .await
     };
+    let (host, detail) = (&target.host, "timed out");
     match tokio::time::timeout(Duration::from_secs(15), stop).await {
-        Ok(Ok(_)) => info!(host = %target.host, action, pid, "timed out: its remote process group was stopped"),
-        Ok(Err(err)) => {
-            tracing::warn!(host = %target.host, action, pid, "timed out; stopping it failed: {}", error_chain(&err))
+        Ok(Ok(status)) if status.success() => {
+            info!(%host, action, pid, "{detail}: its remote process group was stopped")
         }
-        Err(_) => tracing::warn!(host = %target.host, action, pid, "timed out; stopping it did not finish"),
+        Ok(Ok(_)) => tracing::warn!(%host, action, pid, "{detail}: no process of its group could be signalled"),
+        Ok(Err(err)) => tracing::warn!(%host, action, pid, "{detail}; stopping it failed: {}", error_chain(&err)),
+        Err(_) => tracing::warn!(%host, action, pid, "{detail}; stopping it did not finish"),
     }
 }
 
