@@ -318,8 +318,9 @@ async fn run_on(
     debug!(host = %target.host, user = %target.user, action = %command.action, command = %line, "running");
     let started = Instant::now();
 
-    // The remote sshd makes the login shell the leader of a new process group;
-    // its id, reported first, is what to stop if the command times out.
+    // The remote sshd makes the login shell the leader of a new session and
+    // process group (OpenSSH session.c, do_exec_no_pty: setsid()); its id,
+    // reported first, is what to stop if the command times out.
     let mut child = Session::to_raw_command(session.clone(), format!("{PID_REPORT}{line}"))
         .stdin(if command.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
