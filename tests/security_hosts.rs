@@ -323,8 +323,9 @@ fn process_running(needle: &str) -> bool {
     std::process::Command::new("pgrep").args(["-f", needle]).output().is_ok_and(|out| out.status.success())
 }
 
-#[test]
-fn sigterm_closes_the_ssh_masters_and_removes_their_folder() {
+/// Starts the binary with `args` on a slow site, sends `signal` once an SSH
+/// master is up, and checks the exit code, the folder and the masters.
+fn stop_with_a_signal_while_connected(args: &[&str], signal: i32, expected_code: i32) {
     let site = LabSite::start(WorldOptions { hosts: 2, oddities: false, ..WorldOptions::default() });
     site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
     // Slow commands keep the run going while it is stopped.
@@ -333,19 +334,15 @@ fn sigterm_closes_the_ssh_masters_and_removes_their_folder() {
     }
     let tmp = site.workspace.file("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut run =
-        site.hvmigrate(&["run", "--step", "pre-drain", "--parallel", "-q"]).env("TMPDIR", tmp.to_str().unwrap());
+    let mut run = site.hvmigrate(args).env("TMPDIR", tmp.to_str().unwrap());
     run.command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
     let mut child = run.command.spawn().expect("the binary starts");
     let deadline = Instant::now() + Duration::from_secs(60);
     let dir = loop {
-        let sockets: Vec<PathBuf> = control_dirs(&tmp)
-            .into_iter()
-            .filter(|dir| {
-                std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| entry.path().join("master").exists())
-            })
-            .collect();
-        if let Some(dir) = sockets.into_iter().next() {
+        let with_master = control_dirs(&tmp).into_iter().find(|dir| {
+            std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| entry.path().join("master").exists())
+        });
+        if let Some(dir) = with_master {
             break dir;
         }
         assert!(Instant::now() < deadline, "no master connection was opened");
@@ -355,9 +352,9 @@ fn sigterm_closes_the_ssh_masters_and_removes_their_folder() {
     let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{}", dir.display());
     // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    assert_eq!(status.code(), Some(expected_code), "{args:?}: {status:?}");
     assert!(control_dirs(&tmp).is_empty(), "the control folder outlived the run: {:?}", control_dirs(&tmp));
     // A stopped master takes a moment to go.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -365,6 +362,20 @@ fn sigterm_closes_the_ssh_masters_and_removes_their_folder() {
         assert!(Instant::now() < deadline, "an ssh master outlived the run");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn sigterm_closes_the_ssh_masters_and_removes_their_folder() {
+    stop_with_a_signal_while_connected(
+        &["run", "--step", "pre-drain", "--parallel", "-q"],
+        libc::SIGTERM,
+        128 + libc::SIGTERM,
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_collection_closes_the_ssh_masters_and_removes_their_folder() {
+    stop_with_a_signal_while_connected(&["scc", "collect", "--parallel", "2"], libc::SIGINT, 130);
 }
 
 #[test]
