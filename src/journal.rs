@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::untrusted::visible;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -343,7 +344,7 @@ impl Journal {
         self.with(|conn| {
             conn.execute(
                 "UPDATE host_steps SET ended_at = ?1, outcome = ?2, reason = ?3 WHERE id = ?4",
-                params![now(), outcome.as_str(), reason, id],
+                params![now(), outcome.as_str(), reason.map(visible), id],
             )
             .map(drop)
         })
@@ -362,7 +363,7 @@ impl Journal {
             conn.execute(
                 "INSERT INTO actions (host_step_id, host, step, action, started_at, outcome, observed, planned, previous)
                  SELECT id, host, step, ?2, ?3, 'intent', ?4, ?5, ?6 FROM host_steps WHERE id = ?1",
-                params![host_step_id, action, now(), observed, planned, previous],
+                params![host_step_id, action, now(), visible(observed), visible(planned), previous.map(visible)],
             )?;
             Ok(conn.last_insert_rowid())
         })
@@ -377,10 +378,10 @@ impl Journal {
                 params![
                     now(),
                     outcome.as_str(),
-                    result.change,
-                    result.previous,
-                    result.reason,
-                    result.output,
+                    result.change.map(visible),
+                    result.previous.map(visible),
+                    result.reason.map(visible),
+                    result.output.map(visible),
                     action_id
                 ],
             )
@@ -402,7 +403,7 @@ impl Journal {
             conn.execute(
                 "INSERT INTO actions (host_step_id, host, step, action, started_at, ended_at, outcome, observed, reason)
                  SELECT id, host, step, ?2, ?3, ?3, ?4, ?5, ?6 FROM host_steps WHERE id = ?1",
-                params![host_step_id, action, at, outcome.as_str(), observed, reason],
+                params![host_step_id, action, at, outcome.as_str(), visible(observed), reason.map(visible)],
             )
             .map(drop)
         })

@@ -16,10 +16,12 @@ pub mod logging;
 pub mod maintenance_window;
 pub mod output;
 pub mod reach;
+pub mod redact;
 pub mod scc;
 pub mod secret;
 pub mod ssh;
 pub mod tickets;
+pub mod untrusted;
 pub mod workflow;
 
 pub use error::{Error, ExitCode, Result};

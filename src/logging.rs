@@ -101,12 +101,14 @@ pub fn init(verbosity: Verbosity) -> RunLog {
         .with_writer(|| StderrWriter)
         .with_ansi(color)
         .with_target(false)
+        .fmt_fields(VisibleFields)
         .without_time()
         .with_filter(verbosity.level());
     let file = tracing_subscriber::fmt::layer()
         .with_writer(run_log.clone())
         .with_ansi(false)
         .with_target(true)
+        .fmt_fields(VisibleFields)
         .with_timer(UtcSeconds)
         .with_filter(LevelFilter::DEBUG);
     // A second init (tests calling into the library) keeps the first subscriber.
@@ -145,5 +147,23 @@ struct UtcSeconds;
 impl tracing_subscriber::fmt::time::FormatTime for UtcSeconds {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
         write!(w, "{}", jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    }
+}
+
+/// Fields as the default formatter writes them, then every control character
+/// but newline and tab made visible: a remote command's stderr or a service's
+/// error text can neither drive the terminal nor hide in the run log.
+struct VisibleFields;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for VisibleFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut text = String::new();
+        tracing_subscriber::fmt::format::DefaultFields::new()
+            .format_fields(tracing_subscriber::fmt::format::Writer::new(&mut text), fields)?;
+        writer.write_str(&crate::untrusted::visible(&text))
     }
 }

@@ -245,6 +245,20 @@ fn stop_on_ctrl_c(stop: StopSignal) {
         }
         if tokio::signal::ctrl_c().await.is_ok() {
             tracing::error!("aborted");
+            // Exiting skips destructors: stop the SSH masters first.
+            hvmigrate::ssh::close_every_master();
+            std::process::exit(130);
+        }
+    });
+}
+
+/// Ctrl-C while only reading: stop at once, but first the SSH masters
+/// (exiting skips destructors).
+fn close_ssh_and_exit_on_ctrl_c() {
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::error!("interrupted");
+            hvmigrate::ssh::close_every_master();
             std::process::exit(130);
         }
     });
@@ -281,13 +295,11 @@ fn scc(cli: &Cli, command: &SccCommand, paths: &InputPaths, output: &Output, run
         let hosts = hvmigrate::scc::listed_hosts(&hypervisors, &only)?;
         run_log.open(&global.log_dir, &paths.hypervisors_file)?;
         let parallel = args.parallel.max(1);
-        runtime()?.block_on(hvmigrate::scc::collect_listed(
-            &credentials,
-            &paths.creds_file,
-            &hosts,
-            args.group.as_deref(),
-            parallel,
-        ))
+        runtime()?.block_on(async {
+            close_ssh_and_exit_on_ctrl_c();
+            hvmigrate::scc::collect_listed(&credentials, &paths.creds_file, &hosts, args.group.as_deref(), parallel)
+                .await
+        })
     };
     let scc_client = |credentials: &hvmigrate::config::Credentials| {
         let config = credentials.scc.as_ref().ok_or_else(|| missing_section(paths, "scc"))?;

@@ -311,7 +311,7 @@ impl Output {
     /// An error that ends the command, on stderr.
     pub fn error(&self, error: &Error) {
         let mut stderr = std::io::stderr().lock();
-        for line in error.to_string().lines() {
+        for line in crate::untrusted::visible(&error.to_string()).lines() {
             let _ = writeln!(stderr, "error: {line}");
         }
     }
@@ -460,7 +460,7 @@ impl Output {
         if self.format == Format::Json {
             return self.json(&serde_json::json!({"reinstalled": host}));
         }
-        println!("{host} was reinstalled over PXE; it now runs the target OS (run post-reinstall next).");
+        self.print(&format!("{host} was reinstalled over PXE; it now runs the target OS (run post-reinstall next).\n"));
     }
 
     pub fn lab_view(&self, view: &crate::lab::LabView, raw: &serde_json::Value) {
@@ -525,7 +525,11 @@ impl Output {
         self.print(&format!("{text}\n"));
     }
 
+    /// Every printed text passes here: what came from outside (a service's
+    /// error, a remote command's output, a tenant's VM name) shows its
+    /// control characters as visible escapes.
     fn print(&self, text: &str) {
+        let text = crate::untrusted::visible(text);
         let mut stdout = std::io::stdout().lock();
         // A closed pipe (`| head`) is not an error worth a panic.
         let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
@@ -592,7 +596,7 @@ impl Progress for LiveProgress {
 
     fn action_detail(&self, host: &str, detail: &str) {
         if let Some(bar) = self.lines.lock().unwrap_or_else(|poison| poison.into_inner()).get(host) {
-            bar.set_message(format!("{host}: {detail}"));
+            bar.set_message(format!("{host}: {}", crate::untrusted::visible_line(detail)));
         }
     }
 

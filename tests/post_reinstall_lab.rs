@@ -43,7 +43,7 @@ fn every_model_then_a_rerun_that_changes_nothing() {
         let lenovo = world.host(&hosts[5]).unwrap();
         let nvme = lenovo.disks.iter().find(|disk| disk.name == "nvme0n1").unwrap();
         assert_eq!((nvme.fstype.as_deref(), nvme.mountpoint.as_deref()), (Some("xfs"), Some(INSTANCES)));
-        assert_eq!(lenovo.shell.fstab.iter().filter(|line| line.contains(INSTANCES)).count(), 1);
+        assert_eq!(lenovo.shell.fstab.lines().filter(|line| line.contains(INSTANCES)).count(), 1);
         // A100: one RAID partition per NVMe disk, md0 over both, XFS on it, recorded once.
         let a100 = world.host(&hosts[4]).unwrap();
         for disk in ["nvme0n1", "nvme1n1"] {
@@ -52,7 +52,7 @@ fn every_model_then_a_rerun_that_changes_nothing() {
             let md0 = &disk.children[0].children;
             assert!(md0.iter().any(|md| md.name == "md0" && md.fstype.as_deref() == Some("xfs")), "{disk:?}");
         }
-        assert_eq!(a100.shell.mdadm_conf.iter().filter(|line| line.starts_with("ARRAY /dev/md0")).count(), 1);
+        assert_eq!(a100.shell.mdadm_conf.lines().filter(|line| line.starts_with("ARRAY /dev/md0")).count(), 1);
     }
     let comments: Vec<usize> = hosts.iter().map(|host| site.comments(host).len()).collect();
     assert_eq!(commands(&site, &hosts[5], "mkfs.xfs").len(), 1);
@@ -193,9 +193,9 @@ fn kill_9_in_the_middle_then_resume() {
     }
     let world = site.world();
     let lenovo = world.host(&hosts[5]).unwrap();
-    assert_eq!(lenovo.shell.fstab.iter().filter(|line| line.contains(INSTANCES)).count(), 1);
+    assert_eq!(lenovo.shell.fstab.lines().filter(|line| line.contains(INSTANCES)).count(), 1);
     assert_eq!(lenovo.shell.history.iter().filter(|line| line.starts_with("mkfs.xfs")).count(), 1);
     let a100 = world.host(&hosts[4]).unwrap();
     assert_eq!(a100.shell.history.iter().filter(|line| line.starts_with("mkfs.xfs")).count(), 1);
-    assert_eq!(a100.shell.mdadm_conf.iter().filter(|line| line.starts_with("ARRAY /dev/md0")).count(), 1);
+    assert_eq!(a100.shell.mdadm_conf.lines().filter(|line| line.starts_with("ARRAY /dev/md0")).count(), 1);
 }

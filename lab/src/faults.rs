@@ -24,6 +24,8 @@ use crate::Service;
 pub enum Fault {
     /// Answer with this status (500, 503, ...) and the service's error body, doing nothing.
     Status(u16),
+    /// As `Status`, the error body carrying `message` (text a hostile or broken server chose).
+    StatusMessage { status: u16, message: String },
     /// Answer 429 with `Retry-After: <secs>`, doing nothing.
     RateLimited { retry_after_secs: u64 },
     /// Do the request (a write is committed), then drop the connection before the reply.
@@ -151,10 +153,15 @@ pub async fn apply(State(layer): State<FaultLayer>, request: Request, next: Next
     let response = match fault {
         None => next.run(request).await,
         Some(Fault::Status(status)) => {
-            error_response(layer.service, StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE))
+            error_response(layer.service, StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), None)
         }
+        Some(Fault::StatusMessage { status, message }) => error_response(
+            layer.service,
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            Some(&message),
+        ),
         Some(Fault::RateLimited { retry_after_secs }) => {
-            let mut response = error_response(layer.service, StatusCode::TOO_MANY_REQUESTS);
+            let mut response = error_response(layer.service, StatusCode::TOO_MANY_REQUESTS, None);
             response.headers_mut().insert("retry-after", HeaderValue::from(retry_after_secs));
             response
         }
@@ -166,7 +173,7 @@ pub async fn apply(State(layer): State<FaultLayer>, request: Request, next: Next
         }
         Some(Fault::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            error_response(layer.service, StatusCode::GATEWAY_TIMEOUT)
+            error_response(layer.service, StatusCode::GATEWAY_TIMEOUT, None)
         }
     };
     layer.requests.record(layer.service, &method, &path, response.status().as_u16(), false);
@@ -174,8 +181,8 @@ pub async fn apply(State(layer): State<FaultLayer>, request: Request, next: Next
 }
 
 /// The error body each service really sends for a status it chose.
-fn error_response(service: Service, status: StatusCode) -> Response {
-    let reason = status.canonical_reason().unwrap_or("Error");
+fn error_response(service: Service, status: StatusCode, message: Option<&str>) -> Response {
+    let reason = message.unwrap_or(status.canonical_reason().unwrap_or("Error"));
     let code = status.as_u16();
     let body = match service {
         Service::Jira => serde_json::json!({"errorMessages": [reason], "errors": {}}),

@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultConfig, Faults};
-pub use ssh::{SshFaultConfig, SshFaults, SshHosts, SshSettings};
+pub use ssh::{OutputFault, SshFaultConfig, SshFaults, SshHosts, SshSettings};
 pub use world::{World, WorldOptions, WorldState};
 
 /// The emulated services.

@@ -243,12 +243,12 @@ pub struct AquilonInterface {
 /// The state a shell on the host sees beyond the hardware: files and services.
 #[derive(Clone, Debug, Serialize, Default)]
 pub struct HostShell {
-    /// Public keys in /root/.ssh/authorized_keys.
-    pub root_authorized_keys: Vec<String>,
-    /// Lines of /etc/fstab.
-    pub fstab: Vec<String>,
-    /// Lines of /etc/mdadm.conf.
-    pub mdadm_conf: Vec<String>,
+    /// /root/.ssh/authorized_keys.
+    pub root_authorized_keys: TextFile,
+    /// /etc/fstab.
+    pub fstab: TextFile,
+    /// /etc/mdadm.conf.
+    pub mdadm_conf: TextFile,
     /// Package versions, updated by `dnf update`.
     pub packages: BTreeMap<String, String>,
     /// Whether `dnf` can reach its mirrors (a broken resolver fails updates).
@@ -260,6 +260,45 @@ pub struct HostShell {
     pub directories: std::collections::BTreeSet<String>,
     /// Other files written through the shell, by path.
     pub files: BTreeMap<String, String>,
+}
+
+/// A file's exact bytes: a last line without its newline stays so, as on a
+/// real host, where `echo x >> file` then glues `x` to that line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TextFile(String);
+
+impl TextFile {
+    pub fn new(text: impl Into<String>) -> Self {
+        TextFile(text.into())
+    }
+
+    /// One line per entry, each ended by a newline.
+    pub fn from_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> Self {
+        TextFile(lines.into_iter().map(|line| format!("{}\n", line.as_ref())).collect())
+    }
+
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    pub fn lines(&self) -> std::str::Lines<'_> {
+        self.0.lines()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// What `printf '%s\n' line >> file` does, missing newline or not.
+    pub fn append_line(&mut self, line: &str) {
+        self.0.push_str(line);
+        self.0.push('\n');
+    }
 }
 
 /// A hypervisor as the Kayobe host's runs see it.

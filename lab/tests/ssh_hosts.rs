@@ -139,7 +139,7 @@ async fn root_login_needs_the_key_and_ops_may_sudo() {
     let output = site.ssh(&["-l", "ops", &without_key, &script]).await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(
-        site.lab.world().lock().host(&without_key).unwrap().shell.root_authorized_keys.len(),
+        site.lab.world().lock().host(&without_key).unwrap().shell.root_authorized_keys.lines().count(),
         1,
         "appended once"
     );

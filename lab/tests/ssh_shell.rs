@@ -52,7 +52,7 @@ fn lenovo_fix_formats_mounts_once_and_refuses_to_reformat() {
     let outcome = run(&world, &host, "mkfs.xfs -f /dev/nvme0n1");
     assert!(outcome.status != 0 && text(&outcome.stderr).contains("mounted filesystem"));
     let fstab = world.lock().host(host.name()).unwrap().shell.fstab.clone();
-    assert_eq!(fstab.iter().filter(|l| *l == line).count(), 1, "the fstab line is added once");
+    assert_eq!(fstab.lines().filter(|l| *l == line).count(), 1, "the fstab line is added once");
     let outcome = run(&world, &host, "blkid -o value -s TYPE /dev/nvme0n1");
     assert_eq!(text(&outcome.stdout), "xfs\n");
 }
@@ -79,7 +79,16 @@ fn a100_raid0_of_two_partitions() {
     let nvme = parsed["blockdevices"].as_array().unwrap().iter().find(|d| d["name"] == "nvme0n1").unwrap().clone();
     assert_eq!(nvme["children"][0]["children"][0]["name"], "md0");
     assert_eq!(nvme["children"][0]["children"][0]["fstype"], "xfs");
-    assert!(world.lock().host(host.name()).unwrap().shell.mdadm_conf[0].starts_with("ARRAY /dev/md0 metadata=1.2"));
+    assert!(world
+        .lock()
+        .host(host.name())
+        .unwrap()
+        .shell
+        .mdadm_conf
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("ARRAY /dev/md0 metadata=1.2"));
 }
 
 #[test]
@@ -183,14 +192,14 @@ fn reinstall_needs_pxeswitch_and_resets_the_host() {
         let host = state.host_mut(&fqdn).unwrap();
         host.aquilon.pxe_install = true;
         host.os = hvmigrate_lab::world::OsRelease::rocky("8.10");
-        host.shell.root_authorized_keys.push("ssh-ed25519 AAAA test".into());
+        host.shell.root_authorized_keys.append_line("ssh-ed25519 AAAA test");
     }
     world.reinstall(&fqdn).unwrap();
     let state = world.lock();
     let host = state.host(&fqdn).unwrap();
     assert!(host.os.version_id.starts_with('9'));
     assert!(host.shell.root_authorized_keys.is_empty() && !host.aquilon.pxe_install);
-    assert!(host.shell.fstab.iter().any(|l| l.contains(" / ")), "{:?}", host.shell.fstab);
+    assert!(host.shell.fstab.lines().any(|l| l.contains(" / ")), "{:?}", host.shell.fstab);
 }
 
 #[test]
@@ -203,7 +212,7 @@ fn quoting_positional_arguments_and_sudo() {
         r#"sudo -S -p '' sh -c 'grep -qxF "$1" "$2" || printf '\''%s\n'\'' "$1" >> "$2"' sh 'a b  c' /etc/fstab"#;
     let outcome = shell::run(&mut world.lock(), &host, &ops, line, b"s3cret\n");
     assert_eq!(outcome.status, 0, "{}", text(&outcome.stderr));
-    assert_eq!(world.lock().hosts[0].shell.fstab.last().unwrap(), "a b  c");
+    assert_eq!(world.lock().hosts[0].shell.fstab.lines().last().unwrap(), "a b  c");
     let wrong = shell::run(&mut world.lock(), &host, &ops, "sudo -S true", b"nope\n");
     assert_eq!(wrong.status, 1);
     let no_password = shell::run(&mut world.lock(), &host, &ops, "sudo -n true", b"");
@@ -212,4 +221,33 @@ fn quoting_positional_arguments_and_sudo() {
     assert_eq!(outcome.status, 0);
     let outcome = run(&world, &host, "echo 'unterminated");
     assert_eq!(outcome.status, 2);
+}
+
+#[test]
+fn files_keep_a_missing_final_newline_as_a_real_host_does() {
+    let world = world();
+    let host = Machine::Hypervisor(world.lock().hosts[0].fqdn.clone());
+    let fstab = world.lock().hosts[0].shell.fstab.text().trim_end_matches('\n').to_owned();
+    world.lock().hosts[0].shell.fstab = hvmigrate_lab::world::TextFile::new(fstab.clone());
+    let last = fstab.lines().last().unwrap().to_owned();
+    // `tail -c 1` shows the last byte: not a newline here.
+    assert_eq!(text(&run(&world, &host, "tail -c 1 /etc/fstab").stdout), last[last.len() - 1..]);
+    // A plain `>>` glues the new line to the last one, as on a real host.
+    run(&world, &host, "echo 'glued 0 0' >> /etc/fstab");
+    let now = world.lock().hosts[0].shell.fstab.clone();
+    assert_eq!(now.lines().last().unwrap(), format!("{last}glued 0 0"));
+    assert_eq!(text(&run(&world, &host, "tail -c 1 /etc/fstab").stdout), "\n");
+}
+
+#[test]
+fn exec_runs_the_command_and_ends_the_script_and_kill_finds_nothing_left() {
+    let world = world();
+    let host = Machine::Hypervisor(world.lock().hosts[0].fqdn.clone());
+    let outcome = run(&world, &host, "echo hvmigrate-pid:$$; exec sh -c 'echo ran; exit 3'; echo never");
+    assert_eq!((outcome.status, text(&outcome.stdout)), (3, "hvmigrate-pid:4242\nran\n".to_owned()));
+    // The history lists the command asked for.
+    assert_eq!(world.lock().hosts[0].shell.history.last().unwrap(), "sh -c 'echo ran; exit 3'; echo never");
+    let kill = run(&world, &host, "kill -s TERM -- -4242");
+    assert_eq!(kill.status, 1);
+    assert!(text(&kill.stderr).contains("No such process"));
 }

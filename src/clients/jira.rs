@@ -63,8 +63,8 @@ impl Doc {
             .map(|block| match block {
                 Block::Paragraph(text) => escape_wiki(text),
                 Block::Code { title, text } => {
-                    // `{code}` inside the text would end the block early.
-                    let text = text.replace("{code}", "{ code}");
+                    // `{code}` (any case) inside the text would end the block early.
+                    let text = break_block_macros(&crate::untrusted::visible(text));
                     match title {
                         Some(title) => format!("{{code:title={}}}\n{text}\n{{code}}", wiki_title(title)),
                         None => format!("{{code}}\n{text}\n{{code}}"),
@@ -103,6 +103,7 @@ impl Doc {
 
 /// ADF refuses empty text nodes.
 fn adf_text(text: &str, strong: bool) -> Value {
+    let text = crate::untrusted::visible(text);
     if text.is_empty() {
         return json!([]);
     }
@@ -117,15 +118,84 @@ fn adf_paragraph(text: &str, strong: bool) -> Value {
     json!({"type": "paragraph", "content": adf_text(text, strong)})
 }
 
-/// Wiki markup characters shown literally.
+/// Untrusted text shown literally in wiki markup: every character that can
+/// start markup is backslash-escaped (links, images `!url!`, effects `-x-`
+/// `+x+` `*x*` `??x??`, emoticons `(/)`, lists `#`, tables, macros), a backslash becomes an
+/// entity (`\\` is a line break), and a line that would start a heading,
+/// quote or rule (`h1.`, `bq.`, `----`) loses that meaning.
 fn escape_wiki(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '{' | '}' | '[' | ']' | '|' | '*' | '_' | '^' | '~') {
-            out.push('\\');
+    // A lone carriage return would start a line too: control characters become visible first.
+    let text = crate::untrusted::visible(text);
+    let mut out = String::with_capacity(text.len() + 8);
+    for (index, line) in text.split('\n').enumerate() {
+        if index > 0 {
+            out.push('\n');
         }
-        out.push(c);
+        let indent = line.len() - line.trim_start().len();
+        let (lead, rest) = line.split_at(indent);
+        out.push_str(lead);
+        // `h1.`–`h6.` and `bq.` only count at the start of a line: escape their dot.
+        let block_prefix = ["h1.", "h2.", "h3.", "h4.", "h5.", "h6.", "bq."]
+            .iter()
+            .find(|prefix| rest.get(..3).is_some_and(|start| start.eq_ignore_ascii_case(prefix)));
+        let rest = match block_prefix {
+            Some(_) => {
+                out.push_str(&rest[..2]);
+                out.push_str("\\.");
+                &rest[3..]
+            }
+            None => rest,
+        };
+        let chars: Vec<char> = rest.chars().collect();
+        for (at, &c) in chars.iter().enumerate() {
+            let before = at.checked_sub(1).map(|i| chars[i]);
+            let after = chars.get(at + 1).copied();
+            let inside_word = before.is_some_and(char::is_alphanumeric) && after.is_some_and(char::is_alphanumeric);
+            // Between blanks (not at a line start, where `- ` makes a list item) it opens and closes nothing.
+            let between_blanks = before.is_some_and(char::is_whitespace) && after.is_none_or(char::is_whitespace);
+            let escape = match c {
+                '\\' => {
+                    out.push_str("&#92;");
+                    continue;
+                }
+                '{' | '}' | '[' | ']' | '|' | '*' | '_' | '^' | '~' | '!' | '#' | '?' => true,
+                // `-x-` and `+x+` need a non-word character before and after: `pre-drain` stays.
+                '-' | '+' => !inside_word && !between_blanks,
+                // Emoticons: `(/)`, `(x)`, `(on)`…
+                '(' => emoticon_at(&chars[at..]),
+                _ => false,
+            };
+            if escape {
+                out.push('\\');
+            }
+            out.push(c);
+        }
     }
+    out
+}
+
+/// Jira's emoticons in parentheses: `(y)`, `(/)`, `(x)`, `(on)`, `(flag)`…
+fn emoticon_at(chars: &[char]) -> bool {
+    const EMOTICONS: [&str; 18] =
+        ["y", "n", "i", "/", "x", "!", "+", "-", "?", "on", "off", "*", "*r", "*g", "*b", "*y", "flag", "flagoff"];
+    let inner: String = chars[1..].iter().take_while(|c| **c != ')').take(8).collect();
+    chars.get(inner.chars().count() + 1) == Some(&')') && EMOTICONS.contains(&inner.to_ascii_lowercase().as_str())
+}
+
+/// Text placed inside `{code}`: an opening brace before `code` or
+/// `noformat`, in any case, would end the block; a space keeps it text.
+fn break_block_macros(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let lower: String = rest.chars().take(8).map(|c| c.to_ascii_lowercase()).collect();
+        if lower.starts_with("code") || lower.starts_with("noformat") {
+            out.push(' ');
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -535,6 +605,32 @@ mod tests {
         assert_eq!(content[3]["type"], "bulletList");
         assert_eq!(content[3]["content"][1]["content"][0]["content"][0]["text"], "b_c");
         assert_eq!(Doc::new().paragraph("").to_adf()["content"][0]["content"], json!([]));
+    }
+
+    #[test]
+    fn untrusted_text_cannot_make_markup() {
+        let hostile = "!https://attacker.example/px.png! -struck- +ins+ ??cite?? [link|http://x] #1 (/) a\\\\b\nh1. Heading\n----\n bq. quote";
+        let wiki = Doc::new().paragraph(hostile).bullets([hostile]).to_wiki();
+        assert!(!wiki.contains("\nh1.") && !wiki.contains("\n----") && !wiki.contains("\n bq."), "{wiki}");
+        assert!(wiki.contains("\\!https://attacker.example/px.png\\!"), "{wiki}");
+        assert!(
+            wiki.contains("\\-struck\\- \\+ins\\+ \\?\\?cite\\?\\? \\[link\\|http://x\\] \\#1 \\(/) a&#92;&#92;b"),
+            "{wiki}"
+        );
+        assert_eq!(escape_wiki("(ON) (flag) (3) (run x)"), "\\(ON) \\(flag) (3) (run x)");
+        assert_eq!(escape_wiki("Rocky 9 - LAB\n- item -x- a -"), "Rocky 9 - LAB\n\\- item \\-x\\- a -");
+        assert!(wiki.contains("\nh1\\. Heading\n\\-\\-\\-\\-\n bq\\. quote"), "{wiki}");
+        // Ordinary words keep their hyphens.
+        assert_eq!(
+            escape_wiki("pre-drain on hv-01 (run 2026-11-29, exit 0)"),
+            "pre-drain on hv-01 (run 2026-11-29, exit 0)"
+        );
+    }
+
+    #[test]
+    fn code_blocks_cannot_be_closed_from_inside() {
+        let wiki = Doc::new().code(None, "a {CODE} b {noformat} c {Code:java}\x1b[2J").to_wiki();
+        assert_eq!(wiki, "{code}\na { CODE} b { noformat} c { Code:java}\\x1b[2J\n{code}");
     }
 
     #[test]

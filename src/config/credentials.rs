@@ -329,6 +329,24 @@ impl Credentials {
                 problem("ssh: timeouts must be at least 1 second".into());
             }
         }
+        // These reach the ssh command line: a name like `-oProxyCommand=…` must not become an option.
+        let remote_hosts = [
+            self.aquilon.as_ref().map(|a| ("aquilon", a.host.as_str(), a.username.as_str())),
+            self.kayobe.as_ref().map(|k| ("kayobe", k.host.as_str(), k.username.as_str())),
+        ];
+        for (section, host, username) in remote_hosts.into_iter().flatten() {
+            if let Err(why) = super::HostName::parse(host) {
+                problem(format!("{section}.host: {why}"));
+            }
+            if let Some(why) = login_name_problem(username) {
+                problem(format!("{section}.username: {why}"));
+            }
+        }
+        if let Some(kayobe) = &self.kayobe {
+            if let Some(why) = remote_path_problem(&kayobe.environment_path) {
+                problem(format!("kayobe.environment_path: {why}"));
+            }
+        }
         problems.extend(self.workflow.validate(path));
         problems
     }
@@ -346,6 +364,34 @@ impl Credentials {
             ("scc", self.scc.is_some()),
         ]
     }
+}
+
+/// A login name as `useradd` accepts it (letters, digits, `.`, `_`, `-`, not first `-`).
+fn login_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if name.starts_with('-') {
+        return Some(format!("invalid login name '{name}': it must not start with '-'"));
+    }
+    name.chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !matches!(c, '.' | '_' | '-'))
+        .map(|bad| format!("invalid login name '{name}': it contains '{bad}'"))
+}
+
+/// A path on a remote host: absolute, relative to the login's home, or `~/…`
+/// (expanded there as `$HOME`). `~user` is not expanded; `-…` would be an option.
+fn remote_path_problem(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if path.starts_with('~') && path != "~" && !path.starts_with("~/") {
+        return Some(format!("'{path}': only '~/' (the login's own home) is expanded; give an absolute path"));
+    }
+    if path.starts_with('-') {
+        return Some(format!("'{path}' must not start with '-'"));
+    }
+    None
 }
 
 fn openstack_problem(os: &OpenStack) -> Option<String> {

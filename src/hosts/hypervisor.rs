@@ -389,8 +389,7 @@ impl Hypervisor {
                 .remote
                 .refused(action, format!("/etc/fstab already mounts {} from {}", entry.mountpoint, existing.device))),
             None => {
-                let script = r#"printf '%s\n' "$1" >> /etc/fstab"#;
-                let command = RemoteCommand::script(action, script, &[&entry.line()]);
+                let command = RemoteCommand::script(action, &append_line_to("/etc/fstab"), &[&entry.line()]);
                 Ok(FixOutcome::Changed(self.remote.run_ok(&command).await?))
             }
         }
@@ -458,8 +457,11 @@ impl Hypervisor {
             self.remote.run_ok(&RemoteCommand::new(action, "mdadm").args(["--detail", "--scan", device])).await?;
         let line = scan.stdout.lines().find(|line| line.starts_with("ARRAY")).map(str::trim).map(ToOwned::to_owned);
         let Some(line) = line else { return Err(self.remote.unexpected(action, "no ARRAY line")) };
-        let script = r#"touch /etc/mdadm.conf && { grep -qxF "$1" /etc/mdadm.conf && echo present || printf '%s\n' "$1" >> /etc/mdadm.conf; }"#;
-        let output = self.remote.run_ok(&RemoteCommand::script(action, script, &[&line])).await?;
+        let script = format!(
+            r#"touch /etc/mdadm.conf && {{ grep -qxF "$1" /etc/mdadm.conf && echo present || {{ {}; }}; }}"#,
+            append_line_to("/etc/mdadm.conf")
+        );
+        let output = self.remote.run_ok(&RemoteCommand::script(action, &script, &[&line])).await?;
         if output.stdout.trim() == "present" {
             Ok(FixOutcome::AlreadyDone { reason: format!("/etc/mdadm.conf already lists {device}") })
         } else {
@@ -515,9 +517,12 @@ pub async fn ensure_root_access(
         return Err(login.refused(action, "the public key must be a single line"));
     }
     // The key is a positional argument, never spliced into the script.
-    let script = "umask 077 && mkdir -p /root/.ssh && chmod 700 /root/.ssh && touch /root/.ssh/authorized_keys \
-                  && chmod 600 /root/.ssh/authorized_keys \
-                  && { grep -qxF \"$1\" /root/.ssh/authorized_keys || printf '%s\\n' \"$1\" >> /root/.ssh/authorized_keys; }";
+    let keys = "/root/.ssh/authorized_keys";
+    let script = format!(
+        "umask 077 && mkdir -p /root/.ssh && chmod 700 /root/.ssh && touch {keys} && chmod 600 {keys} \
+         && {{ grep -qxF \"$1\" {keys} || {{ {}; }}; }}",
+        append_line_to(keys)
+    );
     let command = match sudo {
         Sudo::Disabled => {
             return Err(login.refused(action, "root login is refused and sudo is disabled in the settings"))
@@ -527,7 +532,7 @@ pub async fn ensure_root_access(
             .args(["-S", "-p", ""])
             .stdin(Secret::new(format!("{}\n", password.expose()))),
     };
-    let command = command.args(["sh", "-c", script, "sh", public_key]);
+    let command = command.args(["sh", "-c", &script, "sh", public_key]);
     let output = login.run_ok(&command).await?;
     let probe = shell.run(&root, &RemoteCommand::new("root-probe", "true")).await;
     login.close().await;
@@ -536,6 +541,15 @@ pub async fn ensure_root_access(
         Ok(check) => Err(login.failed("root-probe", &check)),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Shell that appends `$1` as a line of `file`: a last line without its
+/// newline is ended first, or the new line would be glued to it (a broken
+/// fstab entry, a key that never matches, and a re-run that appends again).
+fn append_line_to(file: &str) -> String {
+    format!(
+        r#"if [ -s {file} ] && [ -n "$(tail -c 1 {file})" ]; then printf '\n' >> {file}; fi; printf '%s\n' "$1" >> {file}"#
+    )
 }
 
 /// The public half of `key_path` (`<key_path>.pub`), one line.

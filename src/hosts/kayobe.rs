@@ -108,6 +108,8 @@ pub struct Kayobe {
     remote: Remote,
     environment_path: String,
     log_dir: String,
+    /// The login's home on the Kayobe host, asked once when the path starts with `~`.
+    home: tokio::sync::OnceCell<String>,
 }
 
 /// Kayobe's `--limit` form of a host list: `h1:h2`.
@@ -122,11 +124,33 @@ impl Kayobe {
             remote: Remote::new(shell, target),
             environment_path: environment_path.into(),
             log_dir: "hvmigrate-logs".into(),
+            home: tokio::sync::OnceCell::new(),
         }
     }
 
     pub fn remote(&self) -> &Remote {
         &self.remote
+    }
+
+    /// The environment file as the remote shell must open it: `~/…` (the form
+    /// the example credentials show) is under the login's home, which only the
+    /// Kayobe host knows; the path itself stays a quoted argument.
+    pub async fn environment_file(&self) -> Result<String, HostError> {
+        let Some(rest) = self.environment_path.strip_prefix('~') else { return Ok(self.environment_path.clone()) };
+        let action = "kayobe-home";
+        let home = self
+            .home
+            .get_or_try_init(|| async {
+                let output =
+                    self.remote.run_ok(&RemoteCommand::script(action, r#"printf '%s\n' "$HOME""#, &[])).await?;
+                let home = output.stdout.trim_end_matches('\n');
+                if !home.starts_with('/') || home.contains('\n') {
+                    return Err(self.remote.unexpected(action, "$HOME is not one absolute path"));
+                }
+                Ok(home.trim_end_matches('/').to_owned())
+            })
+            .await?;
+        Ok(format!("{home}{rest}"))
     }
 
     /// Builds the Kayobe inventory from NetBox with `playbook`.
@@ -183,8 +207,9 @@ mkdir -p "$(dirname "$log")" || exit 97
 . "$env_file" >"$log" 2>&1 || { cat "$log"; echo "cannot source $env_file" >&2; exit 98; }
 "$@" >>"$log" 2>&1; status=$?
 cat "$log"; exit $status"#;
+        let environment_file = self.environment_file().await?;
         let command = RemoteCommand::new(action, "bash")
-            .args(["-c", script, "bash", &self.environment_path, &log_path])
+            .args(["-c", script, "bash", &environment_file, &log_path])
             .args(program_and_args.iter().copied());
         let output = self.remote.run(&command).await?;
         if output.exit_status == 98 {
@@ -216,7 +241,9 @@ pub fn parse_log(log: &str) -> KayobeReport {
                     hosts
                 });
             let ignored = paragraph.lines().any(|line| line.trim() == "...ignoring");
-            report.fatals.push(FatalParagraph { hosts, text: paragraph, ignored });
+            // Posted on tickets and journaled: Ansible prints variables, some of them secret.
+            let text = crate::redact::secrets(&paragraph);
+            report.fatals.push(FatalParagraph { hosts, text, ignored });
         }
     }
     report
@@ -299,6 +326,29 @@ PLAY [Apply role docker] *******************************************************
 PLAY RECAP *********************************************************************
 hv01                       : ok=3    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   
 "#;
+
+    #[tokio::test]
+    async fn a_home_relative_environment_is_under_the_remote_home() {
+        let shell = Arc::new(FakeShell::new());
+        let home = RemoteCommand::script("kayobe-home", r#"printf '%s\n' "$HOME""#, &[]);
+        shell.on(&home.command_line(), Reply::ok("/home/it's me\n"));
+        let kayobe = Kayobe::new(shell.clone(), Target::new("ubuntu", "kayobe"), "~/kayobe-prod/env-vars.sh");
+        assert_eq!(kayobe.environment_file().await.unwrap(), "/home/it's me/kayobe-prod/env-vars.sh");
+        assert_eq!(kayobe.environment_file().await.unwrap(), "/home/it's me/kayobe-prod/env-vars.sh");
+        assert_eq!(shell.command_lines().len(), 1, "the home is asked once");
+        let absolute = Kayobe::new(shell.clone(), Target::new("ubuntu", "kayobe"), "/srv/env.sh");
+        assert_eq!(absolute.environment_file().await.unwrap(), "/srv/env.sh");
+        assert_eq!(shell.command_lines().len(), 1);
+    }
+
+    #[test]
+    fn secrets_in_fatal_paragraphs_are_masked() {
+        let log = "TASK [x]\nfatal: [hv01]: FAILED! => {\"changed\": false, \"msg\": \"boom\", \"db_password\": \"hunter2\"}\n";
+        let report = parse_log(log);
+        assert_eq!(report.fatals.len(), 1);
+        assert!(!report.fatals[0].text.contains("hunter2"), "{}", report.fatals[0].text);
+        assert!(report.fatals[0].text.contains(r#""db_password": "***""#));
+    }
 
     #[test]
     fn recap_and_fatal_paragraphs_per_host() {

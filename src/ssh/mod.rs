@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use error::SshError;
-pub use pool::{SshOptions, SshPool};
+pub use pool::{close_every_master, SshOptions, SshPool, OUTPUT_LIMIT_BYTES};
 
 use crate::secret::Secret;
 

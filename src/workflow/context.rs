@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 use crate::maintenance_window::MaintenanceWindow;
 use crate::ssh::{CommandOutput, RemoteCommand, RemoteShell, SshPool, Target};
 
+/// The most of one command's output a comment shows (its start and its end).
+const RECORDED_OUTPUT_LIMIT: usize = 8 * 1024;
+
 use super::action::ActionError;
 use super::Step;
 
@@ -207,6 +210,8 @@ impl HostContext {
             text.push_str(&format!("\n[stderr]\n{}", output.stderr.trim_end()));
         }
         let title = format!("{} — {} (exit {})", title.into(), output.command, output.exit_status);
+        // A Jira comment holds at most 32,767 characters: a long output keeps its start and its end.
+        let text = crate::untrusted::head_and_tail(&text, RECORDED_OUTPUT_LIMIT).into_owned();
         self.outputs.push(RecordedOutput { title, text });
     }
 }

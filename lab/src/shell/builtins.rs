@@ -130,6 +130,25 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
             }
             0
         }
+        // The simulated host has no process to replace: run the command, then end the script.
+        "exec" => {
+            let status = if args.is_empty() { 0 } else { shell.command(args, io) };
+            if !args.is_empty() {
+                shell.exit(status);
+            }
+            status
+        }
+        // Every command has ended by the time another runs: no process is left to signal.
+        "kill" => {
+            let targets: Vec<&String> = match args.iter().position(|a| a == "--") {
+                Some(end) => args[end + 1..].iter().collect(),
+                None => args.iter().filter(|a| a.parse::<i64>().is_ok()).collect(),
+            };
+            for target in &targets {
+                io.err(&format!("{}: kill: ({target}) - No such process\n", shell.program));
+            }
+            i32::from(!targets.is_empty())
+        }
         "sleep" => {
             let secs: f64 = args.first().and_then(|a| a.trim_end_matches('s').parse().ok()).unwrap_or(0.0);
             shell.delay += std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0));
@@ -465,6 +484,8 @@ fn awk(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {
 
 fn head_tail(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> i32 {
     let mut count = 10usize;
+    // `-c N`: bytes instead of lines (`tail -c 1 file` is its last byte).
+    let mut bytes: Option<usize> = None;
     let mut files = Vec::new();
     let mut index = 0;
     while index < args.len() {
@@ -472,6 +493,11 @@ fn head_tail(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) ->
         if arg == "-n" {
             index += 1;
             count = args.get(index).and_then(|n| n.parse().ok()).unwrap_or(10);
+        } else if arg == "-c" {
+            index += 1;
+            bytes = args.get(index).and_then(|n| n.parse().ok());
+        } else if let Some(n) = arg.strip_prefix("-c").filter(|n| !n.is_empty()) {
+            bytes = n.parse().ok();
         } else if let Some(n) = arg.strip_prefix("-n").or_else(|| arg.strip_prefix('-')).filter(|n| !n.is_empty()) {
             count = n.parse().unwrap_or(10);
         } else {
@@ -481,6 +507,13 @@ fn head_tail(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) ->
     }
     let (texts, ok) = inputs(shell, name, &files, io);
     for (_, text) in texts {
+        if let Some(count) = bytes {
+            let raw = text.as_bytes();
+            let chosen =
+                if name == "head" { &raw[..count.min(raw.len())] } else { &raw[raw.len().saturating_sub(count)..] };
+            io.stdout.extend_from_slice(chosen);
+            continue;
+        }
         let lines: Vec<&str> = text.lines().collect();
         let chosen =
             if name == "head" { &lines[..count.min(lines.len())] } else { &lines[lines.len().saturating_sub(count)..] };

@@ -552,7 +552,7 @@ fn findmnt(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i
     let fstab = &host.shell.fstab;
     let options_of = |target: &str, fstype: &str| {
         fstab
-            .iter()
+            .lines()
             .filter_map(|line| {
                 let fields: Vec<&str> = line.split_whitespace().collect();
                 (fields.len() >= 4 && fields[1] == target && !fields[3].contains("defaults"))
@@ -684,7 +684,7 @@ fn mkfs_xfs(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> 
 fn fstab_entries(host: &Host) -> Vec<(String, String, String)> {
     host.shell
         .fstab
-        .iter()
+        .lines()
         .filter(|line| !line.trim_start().starts_with('#'))
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();

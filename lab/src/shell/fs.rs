@@ -3,7 +3,7 @@
 //! rest live in the host's `HostShell.files` and `directories`.
 
 use super::{disks, Machine, Shell};
-use crate::world::{Host, HostShell};
+use crate::world::{Host, HostShell, TextFile};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FsError {
@@ -167,7 +167,6 @@ impl Shell<'_> {
         }
         if let Some(host) = self.hypervisor() {
             let shell = &host.shell;
-            let lines = |lines: &[String]| lines.iter().map(|line| format!("{line}\n")).collect::<String>();
             match path {
                 "/etc/os-release" => return Ok(os_release(host)),
                 "/etc/redhat-release" | "/etc/rocky-release" | "/etc/system-release" => {
@@ -177,10 +176,10 @@ impl Shell<'_> {
                     ))
                 }
                 "/etc/resolv.conf" => return Ok(shell.resolv_conf.clone()),
-                "/etc/fstab" => return Ok(lines(&shell.fstab)),
-                "/etc/mdadm.conf" if !shell.mdadm_conf.is_empty() => return Ok(lines(&shell.mdadm_conf)),
+                "/etc/fstab" => return Ok(shell.fstab.text().to_owned()),
+                "/etc/mdadm.conf" if !shell.mdadm_conf.is_empty() => return Ok(shell.mdadm_conf.text().to_owned()),
                 AUTHORIZED_KEYS if shell.directories.contains("/root/.ssh") => {
-                    return Ok(lines(&shell.root_authorized_keys))
+                    return Ok(shell.root_authorized_keys.text().to_owned())
                 }
                 "/proc/meminfo" => {
                     let kib = host.memory_mib * 1024;
@@ -223,12 +222,12 @@ impl Shell<'_> {
         text.push_str(content);
         let is_hypervisor = matches!(self.machine, Machine::Hypervisor(_));
         let Some(shell) = self.shell_state_mut() else { return Err(FsError::NotFound) };
-        let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        // Stored byte for byte: a missing final newline stays missing.
         match path.as_str() {
-            "/etc/fstab" if is_hypervisor => shell.fstab = lines(&text),
-            "/etc/mdadm.conf" if is_hypervisor => shell.mdadm_conf = lines(&text),
+            "/etc/fstab" if is_hypervisor => shell.fstab = TextFile::new(text),
+            "/etc/mdadm.conf" if is_hypervisor => shell.mdadm_conf = TextFile::new(text),
             "/etc/resolv.conf" if is_hypervisor => shell.resolv_conf = text,
-            AUTHORIZED_KEYS if is_hypervisor => shell.root_authorized_keys = lines(&text),
+            AUTHORIZED_KEYS if is_hypervisor => shell.root_authorized_keys = TextFile::new(text),
             _ => {
                 shell.files.insert(path, text);
             }

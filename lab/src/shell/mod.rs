@@ -98,12 +98,22 @@ pub struct Login {
 /// records it in the machine's history.
 pub fn run(world: &mut WorldState, machine: &Machine, login: &Login, line: &str, stdin: &[u8]) -> Outcome {
     if let Some(shell) = world.machine_shell_mut(machine) {
-        shell.history.push(line.to_owned());
+        shell.history.push(requested_command(line).to_owned());
     }
     let mut shell = Shell::new(world, machine.clone(), login);
     let mut io = Io { stdin: stdin.to_vec(), ..Io::default() };
     let status = shell.run_script(line, &mut io);
     Outcome { stdout: io.stdout, stderr: io.stderr, status: status as u32 & 0xff, delay: shell.delay }
+}
+
+/// hvmigrate starts every command as `echo hvmigrate-pid:$$; exec COMMAND`,
+/// to learn the remote process to stop if it times out.
+const PID_REPORT: &str = "echo hvmigrate-pid:$$; exec ";
+
+/// The command a line asks for, without hvmigrate's process-id report: what
+/// the history lists and what decides whether the command reads its input.
+pub fn requested_command(line: &str) -> &str {
+    line.strip_prefix(PID_REPORT).unwrap_or(line)
 }
 
 /// The three streams of a command. Output is collected, then sent.

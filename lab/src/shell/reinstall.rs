@@ -102,5 +102,5 @@ pub fn fill_base_fstab(host: &mut crate::world::Host) {
             }
         }
     }
-    host.shell.fstab = lines;
+    host.shell.fstab = crate::world::TextFile::from_lines(lines);
 }

@@ -67,6 +67,45 @@ pub struct SshFaultConfig {
     pub refuse_connections: bool,
     /// The host presents another host key (strict checking must refuse it).
     pub changed_host_key: bool,
+    /// Hostile output: commands whose line contains this text print more
+    /// (escape sequences, huge output), as a compromised or broken host would.
+    pub output: Option<OutputFault>,
+}
+
+/// What a matching command adds to its output after it ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputFault {
+    /// Commands whose line contains this (empty: every command).
+    pub command_contains: String,
+    /// Appended to standard output: `stdout_first`, `stdout` this many
+    /// times, then `stdout_last`.
+    pub stdout_first: String,
+    pub stdout: String,
+    pub stdout_repeat: usize,
+    pub stdout_last: String,
+    /// Appended to standard error.
+    pub stderr: String,
+    /// Replaces the exit status.
+    pub status: Option<u32>,
+}
+
+impl OutputFault {
+    /// Adds the fault's output to what `line` printed.
+    pub fn apply(&self, line: &str, outcome: &mut crate::shell::Outcome) {
+        if !line.contains(&self.command_contains) {
+            return;
+        }
+        outcome.stdout.extend_from_slice(self.stdout_first.as_bytes());
+        for _ in 0..self.stdout_repeat {
+            outcome.stdout.extend_from_slice(self.stdout.as_bytes());
+        }
+        outcome.stdout.extend_from_slice(self.stdout_last.as_bytes());
+        outcome.stderr.extend_from_slice(self.stderr.as_bytes());
+        if let Some(status) = self.status {
+            outcome.status = status;
+        }
+    }
 }
 
 /// The SSH faults of every host, shared with the running servers.
@@ -130,6 +169,11 @@ impl SshFaults {
         let Some((low, high)) = inner.hosts.get(host).and_then(|c| c.latency_ms) else { return Duration::ZERO };
         let ms = if high > low { inner.rng.random_range(low..=high) } else { low };
         Duration::from_millis(ms)
+    }
+
+    /// The hostile output configured for this host, if any.
+    fn output(&self, host: &str) -> Option<OutputFault> {
+        self.lock().hosts.get(host).and_then(|config| config.output.clone())
     }
 
     /// Whether this command's connection must drop (and counts it).
@@ -249,8 +293,8 @@ pub fn prepare_world(state: &mut WorldState, settings: &SshSettings) {
             campaign_index += 1;
             settings.root_key_missing_every > 0 && campaign_index % settings.root_key_missing_every == 0
         };
-        if !skip_root_key && !host.shell.root_authorized_keys.iter().any(|line| line == client_key_line) {
-            host.shell.root_authorized_keys.push(client_key_line.to_owned());
+        if !skip_root_key && !host.shell.root_authorized_keys.lines().any(|line| line == client_key_line) {
+            host.shell.root_authorized_keys.append_line(client_key_line);
             host.shell.directories.insert("/root/.ssh".into());
         }
         let home = format!("/home/{}", settings.username);

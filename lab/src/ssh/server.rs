@@ -162,7 +162,7 @@ impl Connection {
         let Machine::Hypervisor(fqdn) = &self.machine else { return false };
         world
             .host(fqdn)
-            .is_some_and(|host| host.shell.root_authorized_keys.iter().any(|line| keys::line_matches(line, key)))
+            .is_some_and(|host| host.shell.root_authorized_keys.lines().any(|line| keys::line_matches(line, key)))
     }
 }
 
@@ -268,6 +268,7 @@ struct Command {
 /// Whether a command line reads the client's standard input: `sudo -S`
 /// (the password), or a `tee`, `cat` or shell fed from it.
 fn reads_stdin(line: &str) -> bool {
+    let line = shell::requested_command(line);
     let words: Vec<&str> = line.split_whitespace().collect();
     let mut rest = &words[..];
     let mut password = false;
@@ -306,10 +307,13 @@ impl Command {
         while let Ok(Input::Data(bytes)) = input.try_recv() {
             stdin.extend(bytes);
         }
-        let outcome = {
+        let mut outcome = {
             let mut world = self.shared.world.lock();
             shell::run(&mut world, &self.machine, &self.login, &self.line, &stdin)
         };
+        if let Some(fault) = self.shared.faults.output(&name) {
+            fault.apply(&self.line, &mut outcome);
+        }
         debug!(host = %name, user = %self.login.user, command = %self.line, status = outcome.status, "ran");
         if !outcome.delay.is_zero() {
             tokio::time::sleep(outcome.delay).await;

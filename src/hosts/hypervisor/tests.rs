@@ -225,7 +225,7 @@ async fn fstab_entry_is_appended_once() {
     let shell = Arc::new(FakeShell::new());
     shell.on("cat /etc/fstab", Reply::ok("/dev/mapper/rl-root / xfs defaults 0 0\n"));
     shell.on("cat /etc/fstab", Reply::ok(format!("/dev/mapper/rl-root / xfs defaults 0 0\n{}\n", entry.line())));
-    let append = RemoteCommand::script("fstab-append", r#"printf '%s\n' "$1" >> /etc/fstab"#, &[&entry.line()]);
+    let append = RemoteCommand::script("fstab-append", &super::append_line_to("/etc/fstab"), &[&entry.line()]);
     shell.on(&append.command_line(), Reply::ok(""));
     let hv = hypervisor(&shell);
     assert!(hv.ensure_fstab_entry(&entry).await.expect("appended").changed());
