@@ -238,6 +238,7 @@ fn snapshot_filters() -> Vec<(&'static str, &'static str)> {
         (r"/[^\s]*/(state|logs)/", "[DIR]/$1/"),
         (r"hypervisors\.txt\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}", "hypervisors.txt.[STAMP]"),
         (r#"\\"duration\\":\d+"#, r#"\"duration\":[N]"#),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
     ]
 }
 

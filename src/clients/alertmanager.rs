@@ -160,10 +160,12 @@ impl AlertmanagerClient {
     }
 }
 
-/// Whether a silence ending at `end` lasts until `wanted`, to the second
-/// (Alertmanager keeps its own precision of the times it is given).
+/// Whether a silence ending at `end` lasts until `wanted`, to the day: the
+/// window of a re-run ends as many seconds later as the re-run started, and
+/// a silence of the same day still covers the maintenance.
 pub fn lasts_until(end: jiff::Timestamp, wanted: jiff::Timestamp) -> bool {
-    end.as_second() >= wanted.as_second()
+    let day = |at: jiff::Timestamp| at.to_zoned(jiff::tz::TimeZone::UTC).date();
+    day(end) >= day(wanted)
 }
 
 #[cfg(test)]
