@@ -11,13 +11,9 @@ use hvmigrate::workflow::report::HostOutcome;
 
 const IN_PROGRESS: [&str; 4] = ["queued", "preparing", "running", "post-migrating"];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drain_resumes_after_kill_9() {
-    let settings = "workflow:\n  drain:\n    poll_interval_ms: 20\n    timeout_base_secs: 30\n  limits:\n    live_migrations_global: 3\n    live_migrations_per_host: 2\n";
-    // 4 to 10 simulated seconds per migration: 0.4 to 1 s of real time.
-    let site = DrainSite::start(plain_world(2, 5), settings, 10.0).await;
-    let logs = site.dir.path().join("logs");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
+/// The binary's drain over the site in the background, its output discarded.
+fn spawn_drain(site: &DrainSite, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
         .arg("--creds-file")
         .arg(&site.paths.creds_file)
         .arg("--hypervisors-file")
@@ -25,13 +21,22 @@ async fn drain_resumes_after_kill_9() {
         .arg("--state")
         .arg(&site.journal)
         .arg("--log-dir")
-        .arg(&logs)
-        .args(["--allow-root", "-q", "run", "--step", "drain", "--force", "--parallel"])
+        .arg(site.dir.path().join("logs"))
+        .args(["--allow-root", "-q", "run", "--step", "drain", "--force"])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("the binary starts");
+        .expect("the binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_resumes_after_kill_9() {
+    let settings = "workflow:\n  drain:\n    poll_interval_ms: 20\n    timeout_base_secs: 30\n  limits:\n    live_migrations_global: 3\n    live_migrations_per_host: 2\n";
+    // 4 to 10 simulated seconds per migration: 0.4 to 1 s of real time.
+    let site = DrainSite::start(plain_world(2, 5), settings, 10.0).await;
+    let mut child = spawn_drain(&site, &["--parallel"]);
 
     // Kill it once some migrations are done and others under way.
     let started = Instant::now();
@@ -85,22 +90,7 @@ async fn drain_resumes_after_kill_9() {
 async fn ctrl_c_during_a_drain_starts_no_new_migration() {
     let settings = "workflow:\n  drain:\n    poll_interval_ms: 20\n    timeout_base_secs: 30\n  limits:\n    live_migrations_global: 2\n    live_migrations_per_host: 2\n";
     let site = DrainSite::start(plain_world(1, 10), settings, 10.0).await;
-    let logs = site.dir.path().join("logs");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hvmigrate"))
-        .arg("--creds-file")
-        .arg(&site.paths.creds_file)
-        .arg("--hypervisors-file")
-        .arg(&site.paths.hypervisors_file)
-        .arg("--state")
-        .arg(&site.journal)
-        .arg("--log-dir")
-        .arg(&logs)
-        .args(["--allow-root", "-q", "run", "--step", "drain", "--force"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
+    let mut child = spawn_drain(&site, &[]);
     let started = Instant::now();
     loop {
         if site.world().migrations.iter().any(|m| IN_PROGRESS.contains(&m.status.as_str())) {

@@ -8,26 +8,14 @@
 mod post_reinstall_common;
 mod support;
 
-use std::time::{Duration, Instant};
-
 use hvmigrate_lab::{Service, SshFaultConfig, WorldOptions};
 use post_reinstall_common::*;
-use support::lab_site::LabSite;
+use support::lab_site::{kill_when, LabSite};
 
 /// `hosts` standard hosts, emptied and disabled, through setup and drain.
 fn drained(hosts: usize) -> (LabSite, Vec<String>) {
     let site =
-        LabSite::start(WorldOptions { hosts, vms_per_host: Some(0), oddities: false, ..WorldOptions::default() });
-    {
-        let mut world = site.world();
-        world.servers.clear();
-        for host in world.hosts.iter_mut().filter(|host| host.in_campaign) {
-            host.compute.status = "disabled".into();
-            host.compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
-        }
-    }
-    site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
-    site.hvmigrate(&["run", "--step", "drain", "--force", "--parallel", "-q"]).expect_code(0);
+        LabSite::drained(WorldOptions { hosts, vms_per_host: Some(0), oddities: false, ..WorldOptions::default() }, "");
     let hosts = site.campaign_hosts();
     (site, hosts)
 }
@@ -122,16 +110,7 @@ fn kill_9_after_every_aquilon_side_effect_then_resume() {
         let host = &hosts[index + 1];
         let wanted = command_for(&site, command, host);
         let mut child = site.spawn(&["-q", "run", "--step", "pre-reinstall", "--yes", "--only", host]);
-        let started = Instant::now();
-        while !has_run(&site, &wanted) {
-            assert!(started.elapsed() < Duration::from_secs(60), "{wanted} never ran");
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the step ended ({status}) before {wanted}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        kill_when(&mut child, &wanted, || has_run(&site, &wanted));
         assert_finished_once(&site, host, &format!("killed after {wanted}"));
     }
 }
@@ -424,16 +403,7 @@ fn disk_fixes_interrupted_after_every_command_then_resumed() {
                         .ssh_faults()
                         .set(host, SshFaultConfig { latency_ms: Some((150, 150)), ..Default::default() });
                     let mut child = site.spawn(&["-q", "run", "--step", "post-reinstall", "--yes", "--only", host]);
-                    let started = Instant::now();
-                    while !host_history(&site, host)[start..].contains(command) {
-                        assert!(started.elapsed() < Duration::from_secs(60), "{point}: never ran");
-                        if let Some(status) = child.try_wait().unwrap() {
-                            panic!("{point}: the step ended first ({status})");
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    child.kill().unwrap();
-                    child.wait().unwrap();
+                    kill_when(&mut child, &point, || host_history(&site, host)[start..].contains(command));
                 } else {
                     // The part before a new array's UUID names the command.
                     let named = command.split("UUID=*").next().unwrap().to_owned();

@@ -7,25 +7,15 @@ use serde_json::Value;
 
 pub use crate::support::lab_site::{action, json, report_of, LabSite};
 use crate::support::Outcome;
-use hvmigrate_lab::{LabOptions, WorldOptions};
+use hvmigrate_lab::WorldOptions;
 
 /// Six hosts: [0] missing from NetBox, [1] standard, [2] GPU, [3] Mellanox,
 /// [4] A100, [5] Lenovo. Every host is emptied, goes through setup, drain and
 /// pre-reinstall; `reinstall` says which of [1..] are then reinstalled.
 pub fn reinstalled_site(workflow_yaml: &str, reinstall: impl Fn(usize) -> bool) -> (LabSite, Vec<String>) {
     let world = WorldOptions { hosts: 6, vms_per_host: Some(0), ..WorldOptions::default() };
-    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, workflow_yaml);
+    let site = LabSite::drained(world, workflow_yaml);
     let hosts = site.campaign_hosts();
-    {
-        let mut world = site.world();
-        world.servers.clear();
-        for host in world.hosts.iter_mut().filter(|host| host.in_campaign) {
-            host.compute.status = "disabled".into();
-            host.compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
-        }
-    }
-    site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
-    site.hvmigrate(&["run", "--step", "drain", "--force", "--parallel", "-q"]).expect_code(0);
     site.hvmigrate(&["run", "--step", "pre-reinstall", "--yes", "--parallel", "-q"]).expect_code(1);
     for (index, host) in hosts.iter().enumerate().skip(1) {
         if reinstall(index) {

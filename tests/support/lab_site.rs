@@ -15,6 +15,21 @@ pub fn json(out: &Outcome) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|err| panic!("not JSON ({err})\n{}", out.report()))
 }
 
+/// Kills the binary (SIGKILL) as soon as `happened` is true; fails the test
+/// if it ends first or `what` never happens.
+pub fn kill_when(child: &mut Child, what: &str, mut happened: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !happened() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{what} never happened");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before {what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+}
+
 /// One host's report in a summary.
 pub fn report_of<'a>(summary: &'a Value, host: &str) -> &'a Value {
     summary["hosts"].as_array().unwrap().iter().find(|report| report["host"] == host).expect("a report per host")
@@ -92,6 +107,23 @@ impl LabSite {
                 other => other.to_string(),
             })
             .collect()
+    }
+
+    /// A site whose campaign hosts are empty, disabled with the campaign's
+    /// reason, and through setup and drain.
+    pub fn drained(world: WorldOptions, workflow_yaml: &str) -> Self {
+        let site = Self::start_with(LabOptions { world, ..LabOptions::default() }, workflow_yaml);
+        {
+            let mut world = site.world();
+            world.servers.clear();
+            for host in world.hosts.iter_mut().filter(|host| host.in_campaign) {
+                host.compute.status = "disabled".into();
+                host.compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
+            }
+        }
+        site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
+        site.hvmigrate(&["run", "--step", "drain", "--force", "--parallel", "-q"]).expect_code(0);
+        site
     }
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
