@@ -247,7 +247,7 @@ impl JiraClient {
             }
             JiraAuth::Bearer(token) => Auth::Scheme { scheme: "Bearer", token: token.clone() },
         };
-        let http = HttpService::new("jira", config.url.as_url(), auth, policy)?;
+        let http = HttpService::new("jira", config.url.as_url(), auth, policy, &config.transport)?;
         Ok(JiraClient { http, flavour: config.flavour })
     }
 
