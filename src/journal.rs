@@ -184,12 +184,11 @@ impl Journal {
     /// Opens (creating if needed) the journal at `path`; its folder is made private.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
-                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                    .map_err(|err| Error::io(dir, err))?;
-            }
+            crate::fs_security::private_dir(dir)?;
         }
+        // Created 0600 before SQLite opens it (SQLite would use the umask, and
+        // gives its -wal and -shm files the database's mode); never through a link.
+        drop(crate::fs_security::open_private_append(path)?);
         let conn = Connection::open(path).map_err(|err| journal_error(path, err))?;
         // WAL with synchronous NORMAL: every committed write survives the
         // process being killed (the crash the journal must tell the truth
