@@ -291,3 +291,90 @@ async fn plain_http_is_refused_by_the_client_too() {
     assert!(err.contains("'openstack' section"), "{err}");
     assert!(NetBoxClient::new(creds.netbox.as_ref().unwrap()).is_ok());
 }
+
+/// An https server on 127.0.0.1 whose certificate a private CA signed
+/// (`tests/fixtures/private-ca`: made for these tests, valid until 2126);
+/// it answers every request with NetBox's status document.
+async fn private_ca_server() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/private-ca");
+    let certificate = rustls::pki_types::CertificateDer::from(std::fs::read(fixtures.join("server.der")).unwrap());
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(std::fs::read(fixtures.join("server-key.der")).unwrap().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that does not trust the CA ends the handshake: nothing to answer.
+                let Ok(mut tls) = acceptor.accept(socket).await else { return };
+                let mut request = [0u8; 4096];
+                let _ = tls.read(&mut request).await;
+                let body = r#"{"netbox-version": "4.1.0"}"#;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// `ca_file`, in the section or in `general`, adds a private CA to the
+/// system's roots; without it the server is not trusted.
+#[tokio::test]
+async fn a_private_ca_is_trusted_through_ca_file() {
+    let url = private_ca_server().await;
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/private-ca/ca.pem");
+    let ca = ca.display();
+    let policy = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+    let section = format!("netbox:\n  url: {url}\n  token: {NETBOX_TOKEN}\n");
+    let trusted =
+        [format!("{section}  ca_file: {ca}\n"), format!("general:\n  initials: AB\n  ca_file: {ca}\n{section}")];
+    for yaml in trusted {
+        let creds = credentials(&yaml);
+        let client = NetBoxClient::with_policy(creds.netbox.as_ref().unwrap(), policy).unwrap();
+        assert_eq!(client.version().await.unwrap(), "4.1.0", "{yaml}");
+    }
+    let creds = credentials(&section);
+    let client = NetBoxClient::with_policy(creds.netbox.as_ref().unwrap(), policy).unwrap();
+    let err = client.version().await.unwrap_err().to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
+
+/// A Jira Cloud search whose `nextPageToken` never changes: an error after
+/// one page, not a loop.
+#[tokio::test]
+async fn a_repeating_jira_page_token_ends_with_an_error() {
+    let seen = Seen::default();
+    let url = serve({
+        let seen = seen.clone();
+        move |request: Request| {
+            seen.record(&request);
+            async {
+                Json(json!({"issues": [{"key": "MH-1", "fields": {"summary": "hv01"}}], "nextPageToken": "again"}))
+                    .into_response()
+            }
+        }
+    })
+    .await;
+    let creds = credentials(&format!(
+        "jira:\n  url: {url}\n  allow_insecure_http: true\n  flavour: cloud\n  personal_access_token: pat\n  project: MH\n"
+    ));
+    let policy = RetryPolicy { max_attempts: 1, ..RetryPolicy::default() };
+    let jira = hvmigrate::clients::jira::JiraClient::with_policy(creds.jira.as_ref().unwrap(), policy).unwrap();
+    let err = jira.search("project = MH").await.unwrap_err().to_string();
+    assert!(err.contains("repeats an earlier page"), "{err}");
+    assert_eq!(seen.all().len(), 2, "{:?}", seen.all());
+}
