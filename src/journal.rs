@@ -189,6 +189,16 @@ impl Journal {
         // Created 0600 before SQLite opens it (SQLite would use the umask, and
         // gives its -wal and -shm files the database's mode); never through a link.
         drop(crate::fs_security::open_private_append(path)?);
+        // Side files left by an older version (0644) are tightened too.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if std::fs::symlink_metadata(&side).is_ok_and(|meta| meta.is_file()) {
+                std::fs::set_permissions(&side, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .map_err(|err| Error::io(&side, err))?;
+            }
+        }
         let conn = Connection::open(path).map_err(|err| journal_error(path, err))?;
         // WAL with synchronous NORMAL: every committed write survives the
         // process being killed (the crash the journal must tell the truth

@@ -23,9 +23,12 @@ const NETBOX_TOKEN: &str = "nb-token-never-elsewhere";
 const OS_PASSWORD: &str = "os-password-never-elsewhere";
 const OS_TOKEN: &str = "os-token-never-elsewhere";
 
-/// Every request a server saw: `path?query` and the credential headers it carried.
+/// One request a server saw: `path?query` and the credential headers it carried.
+type SeenRequest = (String, Vec<String>);
+
+/// Every request a server saw.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Vec<String>)>>>);
+struct Seen(Arc<Mutex<Vec<SeenRequest>>>);
 
 impl Seen {
     fn record(&self, request: &Request) {
@@ -37,7 +40,7 @@ impl Seen {
         self.0.lock().unwrap().push((request.uri().to_string(), credentials));
     }
 
-    fn all(&self) -> Vec<(String, Vec<String>)> {
+    fn all(&self) -> Vec<SeenRequest> {
         self.0.lock().unwrap().clone()
     }
 }

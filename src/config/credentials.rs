@@ -369,25 +369,25 @@ impl Credentials {
         }
     }
 
-    /// The URL and transport of each service section present.
-    fn service_urls(&self) -> Vec<(&HttpUrl, &Transport)> {
+    /// The URL key, URL and transport of each service section present.
+    fn service_urls(&self) -> Vec<(&'static str, &HttpUrl, &Transport)> {
         let mut urls = Vec::new();
         if let Some(jira) = &self.jira {
-            urls.push((&jira.url, &jira.transport));
+            urls.push(("url", &jira.url, &jira.transport));
         }
         if let Some(netbox) = &self.netbox {
-            urls.push((&netbox.url, &netbox.transport));
+            urls.push(("url", &netbox.url, &netbox.transport));
         }
         if let Some(openstack) = &self.openstack {
             if let Some(url) = &openstack.auth_url {
-                urls.push((url, &openstack.transport));
+                urls.push(("auth_url", url, &openstack.transport));
             }
         }
         if let Some(alertmanager) = &self.alertmanager {
-            urls.push((&alertmanager.url, &alertmanager.transport));
+            urls.push(("url", &alertmanager.url, &alertmanager.transport));
         }
         if let Some(scc) = &self.scc {
-            urls.push((&scc.url, &scc.transport));
+            urls.push(("url", &scc.url, &scc.transport));
         }
         urls
     }
@@ -445,11 +445,11 @@ impl Credentials {
                 problem("ssh: timeouts must be at least 1 second".into());
             }
         }
-        for (url, transport) in self.service_urls() {
+        for (key, url, transport) in self.service_urls() {
             let section = transport.section;
             if url.as_url().scheme() == "http" && !transport.allow_insecure_http {
                 problem(format!(
-                    "{section}.url: plain http:// would send the credentials unencrypted; use https://, or set \
+                    "{section}.{key}: plain http:// would send the credentials unencrypted; use https://, or set \
                      'allow_insecure_http: true' in the '{section}' section if this network is trusted"
                 ));
             }
