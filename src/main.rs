@@ -278,6 +278,10 @@ fn scc(cli: &Cli, command: &SccCommand, paths: &InputPaths, output: &Output, run
             Ok(ExitCode::Success)
         }
         SccCommand::Collect(args) => {
+            // Refused before the hosts are read, not after.
+            if let Some(file) = &args.output_file {
+                fs_security::refuse_symlink(file)?;
+            }
             let results = collect(&args.collection)?;
             match &args.output_file {
                 Some(file) => {

@@ -208,6 +208,25 @@ fn scc_results_are_never_written_through_a_link() {
     assert_eq!(ws.files(), ["results.yaml", "saved.yaml", "victim.txt"]);
 }
 
+/// `scc collect --output-file` at a planted link: refused before the hosts
+/// are read; the link's target keeps its content and mode.
+#[test]
+fn scc_collect_refuses_an_output_file_that_is_a_link() {
+    let site = support::lab_site::LabSite::start(hvmigrate_lab::WorldOptions {
+        hosts: 1,
+        oddities: false,
+        ..hvmigrate_lab::WorldOptions::default()
+    });
+    let victim = site.workspace.write("victim.txt", "precious\n");
+    site.workspace.chmod("victim.txt", 0o644);
+    std::os::unix::fs::symlink(&victim, site.workspace.file("results.yaml")).unwrap();
+    let out = site.hvmigrate(&["scc", "collect", "--output-file", "results.yaml"]).expect_code(2);
+    out.stderr_has("results.yaml: is a symbolic link; refusing to write through it");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{}", out.report());
+    assert_eq!(mode(&victim), 0o644);
+    assert!(site.lab.requests().all().is_empty(), "no HTTP service was asked anything\n{}", out.report());
+}
+
 /// A Jira for `create-tickets` that, while the ticket is being created, runs
 /// `during_create` (an operator editing the list).
 fn ticket_jira(runtime: &tokio::runtime::Runtime, during_create: impl Fn() + Send + Sync + 'static) -> String {

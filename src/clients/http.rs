@@ -287,9 +287,12 @@ impl HttpService {
 
     /// A follow-up link from a reply (`next`, `*_links`) as a URL to fetch
     /// with our credentials: only on the configured origin (scheme, host and
-    /// port). A link naming another origin (a service behind a TLS-terminating
-    /// proxy names itself `http://internal:8000`) keeps only its path and query,
-    /// on the configured origin: the credentials never go anywhere else.
+    /// port). A link naming another origin keeps only its path and query, on
+    /// the configured origin: the credentials never go anywhere else. Both
+    /// services build these links from what they were told, not from our URL
+    /// (NetBox: DRF's `request.build_absolute_uri()`, so a TLS-terminating
+    /// proxy yields `http://…`; Nova: `[api] compute_link_prefix` or the
+    /// request's host), so a foreign origin is a real case, not only an attack.
     pub fn follow_link(&self, path: &str, link: &str) -> Result<Url, ServiceError> {
         let url = self
             .base
