@@ -87,10 +87,13 @@ fn credentials_errors_never_show_a_secret() {
 }
 
 #[test]
-fn dev_zero_as_hypervisors_file_ends_with_a_clear_error() {
+fn dev_zero_as_an_input_file_ends_with_a_clear_error() {
     let ws = Workspace::with_examples();
     let out = check_config(&ws, "/dev/zero", "credentials.yaml").expect_code(2);
     out.stderr_has("/dev/zero: the hypervisors file is larger than 1 MiB; is this the right file?");
+    assert_eq!(ws.files(), ["credentials.yaml", "hypervisors.txt"], "{}", out.report());
+    let out = ws.hvmigrate(&["comment", "--file", "/dev/zero"]).expect_code(2);
+    out.stderr_has("/dev/zero: the comment file is larger than 1 MiB; is this the right file?");
     assert_eq!(ws.files(), ["credentials.yaml", "hypervisors.txt"], "{}", out.report());
 }
 

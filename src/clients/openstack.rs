@@ -146,7 +146,9 @@ pub fn from_clouds_yaml(name: Option<&str>, paths: &[PathBuf]) -> crate::Result<
         )));
     };
     let problem = |message: String| Error::input(InputProblem::new(path, message));
-    let text = std::fs::read_to_string(path).map_err(|err| problem(format!("cannot read: {err}")))?;
+    let bytes = crate::config::input::read_capped(path, "clouds.yaml").map_err(Error::input)?;
+    let text = String::from_utf8(bytes).map_err(|_| problem("not valid UTF-8".into()))?;
+    crate::config::input::check_yaml_expansion(path, "clouds.yaml", &text).map_err(Error::input)?;
     let file: CloudsFile = serde_yaml_ng::from_str(&text)
         .map_err(|err| problem(crate::config::credentials::yaml_message_without_values(&err)))?;
     let Some(entry) = file.clouds.get(&name) else {
