@@ -271,10 +271,19 @@ impl Journal {
     /// Opens (creating if needed) the journal at `path`; its folder is made private.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
-                std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                    .map_err(|err| Error::io(dir, err))?;
+            crate::fs_security::private_dir(dir)?;
+        }
+        // Created 0600 before SQLite opens it (SQLite would use the umask, and
+        // gives its -wal and -shm files the database's mode); never through a link.
+        drop(crate::fs_security::open_private_append(path)?);
+        // Side files left by an older version (0644) are tightened too.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if std::fs::symlink_metadata(&side).is_ok_and(|meta| meta.is_file()) {
+                std::fs::set_permissions(&side, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .map_err(|err| Error::io(&side, err))?;
             }
         }
         let conn = Connection::open(path).map_err(|err| journal_error(path, err))?;

@@ -12,7 +12,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How much goes to stderr: `-q` lowers it, each `-v` raises it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,15 +51,16 @@ pub struct RunLog {
 
 impl RunLog {
     /// Opens `<dir>/<hypervisors-file-name>.<YYYY_MM_DD_HH_MM>` for appending,
-    /// creating the folder. Returns the path.
+    /// creating the folder. Both are private (0700, 0600): the log names every
+    /// host and what was done to it. Returns the path.
     pub fn open(&self, dir: &Path, hypervisors_file: &Path) -> Result<PathBuf> {
-        std::fs::create_dir_all(dir).map_err(|err| Error::io(dir, err))?;
+        crate::fs_security::private_dir(dir)?;
         let name = hypervisors_file.file_name().map_or_else(|| "hypervisors".into(), |name| name.to_string_lossy());
         let stamp = jiff::Timestamp::now().strftime("%Y_%m_%d_%H_%M");
         let path = dir.join(format!("{name}.{stamp}"));
         // Appending: two runs in the same minute share the file, losing nothing.
-        let file =
-            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|err| Error::io(&path, err))?;
+        // The name is predictable, so a planted link is refused, never followed.
+        let file = crate::fs_security::open_private_append(&path)?;
         *self.file.lock().unwrap_or_else(|poison| poison.into_inner()) = Some((path.clone(), file));
         Ok(path)
     }

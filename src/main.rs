@@ -81,8 +81,12 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
             fs_security::check_not_root(global.allow_root)?;
             let text = match (&args.text, &args.file) {
                 (Some(text), _) => text.clone(),
-                (None, Some(file)) => std::fs::read_to_string(file)
-                    .map_err(|err| Error::input(InputProblem::new(file, format!("cannot read the comment: {err}"))))?,
+                (None, Some(file)) => {
+                    let bytes =
+                        hvmigrate::config::input::read_capped(file, "the comment file").map_err(Error::input)?;
+                    String::from_utf8(bytes)
+                        .map_err(|_| Error::input(InputProblem::new(file, "the comment file is not valid UTF-8")))?
+                }
                 (None, None) => unreachable!("clap requires --text or --file"),
             };
             if text.trim().is_empty() {
@@ -317,6 +321,10 @@ fn scc(cli: &Cli, command: &SccCommand, paths: &InputPaths, output: &Output, run
             Ok(ExitCode::Success)
         }
         SccCommand::Collect(args) => {
+            // Refused before the hosts are read, not after.
+            if let Some(file) = &args.output_file {
+                fs_security::refuse_symlink(file)?;
+            }
             let results = collect(&args.collection)?;
             match &args.output_file {
                 Some(file) => {

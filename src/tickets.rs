@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clients::jira::{CommentOptions, Doc, JiraClient, Written};
-use crate::config::{HypervisorList, JiraKey};
-use crate::error::{Error, Result};
+use crate::config::{HostName, HypervisorList, JiraKey};
+use crate::error::{Error, InputProblem, Result};
 
 /// What happened for one host.
 #[derive(Clone, Debug, Serialize)]
@@ -57,7 +57,7 @@ pub async fn create_tickets(
     // Unreachable Jira or bad credentials: stop before anything changes.
     jira.myself().await?;
     let mut entries = Vec::new();
-    let mut new_keys: Vec<(usize, String)> = Vec::new();
+    let mut new_keys: Vec<(HostName, String)> = Vec::new();
     for hypervisor in &list.hypervisors {
         let host = hypervisor.host.as_str();
         let mut entry =
@@ -83,7 +83,7 @@ pub async fn create_tickets(
                 if let Some(key) = &key {
                     tracing::info!(host, key, outcome, "ticket");
                     if !settings.dry_run {
-                        new_keys.push((hypervisor.line, key.clone()));
+                        new_keys.push((hypervisor.host.clone(), key.clone()));
                     }
                 }
                 entry.key = key;
@@ -100,63 +100,103 @@ pub async fn create_tickets(
     let mut report =
         TicketReport { command: "create-tickets", dry_run: settings.dry_run, entries, rewritten: None, backup: None };
     if !new_keys.is_empty() {
-        let backup = rewrite_with_keys(&list.path, &new_keys)?;
+        let backup = rewrite_with_keys(list, &new_keys)?;
         report.rewritten = Some(list.path.clone());
         report.backup = Some(backup);
     }
     Ok(report)
 }
 
-/// Adds `key` after the host name on each given line, keeping everything
-/// else (comments, blank lines, order, line ends). Writes a backup first,
-/// then replaces the file atomically. Returns the backup's path.
-pub fn rewrite_with_keys(path: &Path, keys: &[(usize, String)]) -> Result<PathBuf> {
-    let text = std::fs::read_to_string(path).map_err(|err| Error::io(path, err))?;
-    let rewritten = insert_keys(&text, keys);
-    let backup = backup_path(path);
-    std::fs::copy(path, &backup).map_err(|err| Error::io(&backup, err))?;
-    let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let temp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        std::fs::write(&temp, &rewritten)?;
-        let permissions = std::fs::metadata(path)?.permissions();
-        std::fs::set_permissions(&temp, permissions)?;
-        std::fs::File::open(&temp)?.sync_all()?;
-        std::fs::rename(&temp, path)
+/// Adds each key after its host's name, keeping everything else (comments,
+/// blank lines, order, line ends). The file must still hold the bytes read
+/// at the start: the network phase is long, and an edit made meanwhile is
+/// the operator's, not ours to overwrite (nothing is written; a re-run finds
+/// the tickets just made). The backup holds those original bytes; the new
+/// file is written under an unpredictable name in the same folder, then
+/// moved into place. Returns the backup's path.
+pub fn rewrite_with_keys(list: &HypervisorList, keys: &[(HostName, String)]) -> Result<PathBuf> {
+    let path = &list.path;
+    let now = crate::config::input::read_capped(path, "the hypervisors file").map_err(Error::input)?;
+    if now != list.original {
+        let hosts: Vec<String> = keys.iter().map(|(host, key)| format!("{host} {key}")).collect();
+        return Err(Error::input(InputProblem::new(
+            path,
+            format!(
+                "the file changed while the tickets were being made, so the new keys were not written \
+                 (nothing was): {}; run create-tickets again, it finds these tickets",
+                hosts.join(", ")
+            ),
+        )));
+    }
+    let text =
+        std::str::from_utf8(&list.original).map_err(|_| Error::input(InputProblem::new(path, "not valid UTF-8")))?;
+    let rewritten = insert_keys(text, keys);
+    let permissions = std::fs::metadata(path).map_err(|err| Error::io(path, err))?.permissions();
+    let backup = write_backup(path, &list.original, &permissions)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     };
-    write().map_err(|err| {
-        let _ = std::fs::remove_file(&temp);
-        Error::io(path, err)
-    })?;
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut temp = tempfile::Builder::new().prefix(".hvmigrate-").suffix(".tmp").tempfile_in(dir)?;
+        temp.write_all(rewritten.as_bytes())?;
+        temp.as_file().set_permissions(permissions.clone())?;
+        temp.as_file().sync_all()?;
+        temp.persist(path).map_err(|err| err.error)?;
+        Ok(())
+    };
+    write().map_err(|err| Error::io(path, err))?;
     Ok(backup)
 }
 
-/// `<file>.bak`, or a timestamped name when that exists already.
-fn backup_path(path: &Path) -> PathBuf {
+/// `<file>.bak` (else a timestamped name) holding `bytes`, created new:
+/// never through a link planted under that name, never over another file.
+fn write_backup(path: &Path, bytes: &[u8], permissions: &std::fs::Permissions) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    let plain = path.with_file_name(format!("{name}.bak"));
-    if !plain.exists() {
-        return plain;
-    }
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
-    let mut candidate = path.with_file_name(format!("{name}.{stamp}.bak"));
-    let mut n = 1;
-    while candidate.exists() {
-        candidate = path.with_file_name(format!("{name}.{stamp}-{n}.bak"));
-        n += 1;
+    let candidates = std::iter::once(format!("{name}.bak"))
+        .chain(std::iter::once(format!("{name}.{stamp}.bak")))
+        .chain((1..1000).map(|n| format!("{name}.{stamp}-{n}.bak")));
+    for candidate in candidates {
+        let backup = path.with_file_name(candidate);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(permissions.mode() & 0o777)
+            .open(&backup);
+        match opened {
+            Ok(mut file) => {
+                file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|err| Error::io(&backup, err))?;
+                return Ok(backup);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(Error::io(&backup, err)),
+        }
     }
-    candidate
+    Err(Error::io(path, std::io::Error::other("no free name for the backup")))
 }
 
-fn insert_keys(text: &str, keys: &[(usize, String)]) -> String {
+/// Adds each key after its host on the line that lists that host alone
+/// (matched by name as the list's reader does: first column, any case).
+fn insert_keys(text: &str, keys: &[(HostName, String)]) -> String {
     let mut out = String::with_capacity(text.len() + keys.len() * 12);
-    for (index, line) in text.split_inclusive('\n').enumerate() {
-        let Some((_, key)) = keys.iter().find(|(number, _)| *number == index + 1) else {
+    for line in text.split_inclusive('\n') {
+        // The host is the first word (after a byte-order mark on line 1).
+        let start = line.len() - line.trim_start_matches(['\u{feff}', ' ', '\t']).len();
+        let content = line[start..].split('#').next().unwrap_or_default();
+        let columns: Vec<&str> = content.split_whitespace().collect();
+        let key = match columns.as_slice() {
+            [host] => keys.iter().find(|(name, _)| name.as_str().eq_ignore_ascii_case(host)).map(|(_, key)| key),
+            _ => None,
+        };
+        let Some(key) = key else {
             out.push_str(line);
             continue;
         };
-        // The host is the first word (after a byte-order mark on line 1).
-        let start = line.len() - line.trim_start_matches(['\u{feff}', ' ', '\t']).len();
         let end = line[start..].find(|c: char| c.is_whitespace() || c == '#').map_or(line.len(), |at| start + at);
         out.push_str(&line[..end]);
         out.push(' ');
@@ -249,11 +289,16 @@ mod tests {
 
     #[test]
     fn keys_go_after_the_host_and_nothing_else_moves() {
-        let text = "\u{feff}# fleet\r\nhv01.example.org\r\n\nhv02.example.org MH-2\n  hv03.example.org\t# spare\nhv04.example.org";
-        let keys = [(2, "MH-10".to_owned()), (5, "MH-11".to_owned()), (6, "MH-12".to_owned())];
+        let text = "\u{feff}# fleet\r\nHV01.example.org\r\n\nhv02.example.org MH-2\n  hv03.example.org\t# spare\nhv04.example.org";
+        let host = |name: &str| HostName::parse(name).unwrap();
+        let keys = [
+            (host("hv04.example.org"), "MH-12".to_owned()),
+            (host("hv01.example.org"), "MH-10".to_owned()),
+            (host("hv03.example.org"), "MH-11".to_owned()),
+        ];
         assert_eq!(
             insert_keys(text, &keys),
-            "\u{feff}# fleet\r\nhv01.example.org MH-10\r\n\nhv02.example.org MH-2\n  hv03.example.org MH-11\t# spare\nhv04.example.org MH-12"
+            "\u{feff}# fleet\r\nHV01.example.org MH-10\r\n\nhv02.example.org MH-2\n  hv03.example.org MH-11\t# spare\nhv04.example.org MH-12"
         );
     }
 

@@ -91,7 +91,7 @@ fn credentials_errors_are_located() {
         ("jira:\n  url: https://j\n  usrname: a\n", "(did you mean `username`?)"),
         ("netbx:\n  url: https://n\n", "(did you mean `netbox`?)"),
         ("netbox:\n  url: not a url\n  token: t\n", "credentials.yaml:2:"),
-        ("netbox:\n  url: not a url\n  token: t\n", "invalid URL 'not a url'"),
+        ("netbox:\n  url: not a url\n  token: t\n", "netbox.url: not a valid URL"),
         ("ssh:\n  username: [a, b]\n", "credentials.yaml:2:"),
         ("general: {initials: AB\n", "credentials.yaml:"),
         (

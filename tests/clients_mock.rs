@@ -149,9 +149,9 @@ fn credentials(yaml: &str) -> Credentials {
 fn jira_yaml(url: &str, flavour: &str) -> String {
     match flavour {
         "cloud" => {
-            format!("jira:\n  url: {url}\n  flavour: cloud\n  personal_access_token: pat-secret\n  project: MH\n")
+            format!("jira:\n  url: {url}\n  allow_insecure_http: true\n  flavour: cloud\n  personal_access_token: pat-secret\n  project: MH\n")
         }
-        _ => format!("jira:\n  url: {url}\n  flavour: server\n  username: ops\n  api_token: tok\n  project: MH\n"),
+        _ => format!("jira:\n  url: {url}\n  allow_insecure_http: true\n  flavour: server\n  username: ops\n  api_token: tok\n  project: MH\n"),
     }
 }
 
@@ -368,7 +368,7 @@ async fn netbox_patches_only_changed_fields_with_the_version_s_role_field() {
         }
     })
     .await;
-    let creds = credentials(&format!("netbox:\n  url: {}\n  token: 0123abcd\n", mock.url));
+    let creds = credentials(&format!("netbox:\n  url: {}\n  allow_insecure_http: true\n  token: 0123abcd\n", mock.url));
     let client = NetBoxClient::with_policy(creds.netbox.as_ref().unwrap(), fast_policy()).unwrap();
 
     let device = client.device("hv01").await.unwrap();
@@ -450,7 +450,7 @@ async fn openstack_mock(max: Option<&'static str>) -> Mock {
 
 fn keystone(mock: &Mock) -> Arc<Keystone> {
     let creds = credentials(&format!(
-        "openstack:\n  auth_url: {}/v3\n  username: admin\n  password: os-secret\n  project_name: admin\n  region_name: RegionOne\n",
+        "openstack:\n  auth_url: {}/v3\n  allow_insecure_http: true\n  username: admin\n  password: os-secret\n  project_name: admin\n  region_name: RegionOne\n",
         mock.url
     ));
     let settings = KeystoneSettings::from_config(creds.openstack.as_ref().unwrap()).unwrap();
@@ -536,7 +536,7 @@ async fn alertmanager_silence_is_created_once_even_when_the_reply_is_lost() {
         }
     })
     .await;
-    let creds = credentials(&format!("alertmanager:\n  url: {}\n", mock.url));
+    let creds = credentials(&format!("alertmanager:\n  url: {}\n  allow_insecure_http: true\n", mock.url));
     let client = AlertmanagerClient::with_policy(creds.alertmanager.as_ref().unwrap(), fast_policy()).unwrap();
     let start: jiff::Timestamp = "2026-11-21T04:39:09Z".parse().unwrap();
     let silence = NewSilence {
@@ -573,7 +573,10 @@ async fn scc_upload_is_gzip_json_with_basic_auth() {
         _ => Reply::Empty(404),
     })
     .await;
-    let creds = credentials(&format!("scc:\n  url: {}\n  username: org\n  password: scc-pass\n", mock.url));
+    let creds = credentials(&format!(
+        "scc:\n  url: {}\n  allow_insecure_http: true\n  username: org\n  password: scc-pass\n",
+        mock.url
+    ));
     let client = SccClient::with_policy(creds.scc.as_ref().unwrap(), fast_policy()).unwrap();
     client.check_credentials().await.unwrap();
     let hosts = VirtualizationHosts {
@@ -626,7 +629,8 @@ async fn a_slow_answer_times_out_and_is_retried_and_errors_hold_no_secret() {
         }
     })
     .await;
-    let creds = credentials(&format!("netbox:\n  url: {}\n  token: supersecrettoken\n", mock.url));
+    let creds =
+        credentials(&format!("netbox:\n  url: {}\n  allow_insecure_http: true\n  token: supersecrettoken\n", mock.url));
     let client = NetBoxClient::with_policy(creds.netbox.as_ref().unwrap(), fast_policy()).unwrap();
     assert_eq!(client.version().await.unwrap(), "4.1.3");
     assert_eq!(*calls.lock().unwrap(), 2);
@@ -637,7 +641,8 @@ async fn a_slow_answer_times_out_and_is_retried_and_errors_hold_no_secret() {
     assert!(!text.contains("supersecrettoken") && !text.contains("limit="), "{text}");
 
     // Nobody listening: a transport error, retried, then given up.
-    let creds = credentials("netbox:\n  url: http://127.0.0.1:9\n  token: supersecrettoken\n");
+    let creds =
+        credentials("netbox:\n  url: http://127.0.0.1:9\n  allow_insecure_http: true\n  token: supersecrettoken\n");
     let client = NetBoxClient::with_policy(creds.netbox.as_ref().unwrap(), fast_policy()).unwrap();
     let err = client.version().await.unwrap_err();
     assert!(err.is_transient() && err.status().is_none(), "{err}");
@@ -787,7 +792,7 @@ async fn reach_checks_every_configured_service() {
     *url.lock().unwrap() = mock.url.clone();
     let u = &mock.url;
     let creds = credentials(&format!(
-        "{}netbox:\n  url: {u}\n  token: t\nopenstack:\n  auth_url: {u}/v3\n  username: a\n  password: p\n  project_name: a\nalertmanager:\n  url: {u}\nscc:\n  url: {u}\n  username: s\n  password: wrong\n",
+        "{}netbox:\n  url: {u}\n  allow_insecure_http: true\n  token: t\nopenstack:\n  auth_url: {u}/v3\n  allow_insecure_http: true\n  username: a\n  password: p\n  project_name: a\nalertmanager:\n  url: {u}\n  allow_insecure_http: true\nscc:\n  url: {u}\n  allow_insecure_http: true\n  username: s\n  password: wrong\n",
         jira_yaml(u, "server")
     ));
     let results = hvmigrate::reach::check_all(&creds).await;

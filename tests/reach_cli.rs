@@ -39,8 +39,8 @@ fn workspace(jira_url: &str) -> Workspace {
     ws.write_secret(
         "credentials.yaml",
         format!(
-            "jira:\n  url: {jira_url}\n  username: ops\n  api_token: tok-secret\n  project: MH\n\
-             netbox:\n  url: http://127.0.0.1:9\n  token: nb-secret\n"
+            "jira:\n  url: {jira_url}\n  allow_insecure_http: true\n  username: ops\n  api_token: tok-secret\n  project: MH\n\
+             netbox:\n  url: http://127.0.0.1:9\n  allow_insecure_http: true\n  token: nb-secret\n"
         ),
     );
     ws

@@ -140,7 +140,7 @@ async fn scc_429_retry_after_as_an_http_date_is_waited_out() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
-    let yaml = format!("scc:\n  url: {url}\n  username: org\n  password: pass\n");
+    let yaml = format!("scc:\n  url: {url}\n  allow_insecure_http: true\n  username: org\n  password: pass\n");
     let credentials = Credentials::parse(Path::new("credentials.yaml"), &yaml).unwrap();
     let policy = RetryPolicy { max_attempts: 3, max_delay: Duration::from_secs(10), ..RetryPolicy::default() };
     let client = SccClient::with_policy(credentials.scc.as_ref().unwrap(), policy).unwrap();

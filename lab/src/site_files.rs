@@ -55,13 +55,14 @@ impl Lab {
         let secrets = self.secrets();
         let project = self.world().lock().jira.project_key.clone();
         format!(
-            "# Written by the simulated site; every service is on 127.0.0.1.\n\
+            "# Written by the simulated site; every service is on 127.0.0.1, over plain http\n\
+             # (allow_insecure_http: true), which a real site must not need.\n\
              general:\n  initials: LAB\n\
-             jira:\n  url: {jira}\n  flavour: server\n  username: {jira_user}\n  api_token: {jira_token}\n  project: {project}\n  issue_type: HyperVisor\n\
-             netbox:\n  url: {netbox}\n  token: {netbox_token}\n\
-             openstack:\n  auth_url: {keystone}\n  username: {os_user}\n  password: {os_password}\n  project_name: {os_project}\n  user_domain_name: Default\n  project_domain_name: Default\n  region_name: RegionOne\n  interface: public\n\
-             alertmanager:\n  url: {alertmanager}\n\
-             scc:\n  url: {scc}\n  username: {scc_user}\n  password: {scc_password}\n",
+             jira:\n  url: {jira}\n  allow_insecure_http: true\n  flavour: server\n  username: {jira_user}\n  api_token: {jira_token}\n  project: {project}\n  issue_type: HyperVisor\n\
+             netbox:\n  url: {netbox}\n  allow_insecure_http: true\n  token: {netbox_token}\n\
+             openstack:\n  auth_url: {keystone}\n  allow_insecure_http: true\n  username: {os_user}\n  password: {os_password}\n  project_name: {os_project}\n  user_domain_name: Default\n  project_domain_name: Default\n  region_name: RegionOne\n  interface: public\n\
+             alertmanager:\n  url: {alertmanager}\n  allow_insecure_http: true\n\
+             scc:\n  url: {scc}\n  allow_insecure_http: true\n  username: {scc_user}\n  password: {scc_password}\n",
             jira = urls.jira,
             jira_user = secrets.jira_username,
             jira_token = secrets.jira_api_token,

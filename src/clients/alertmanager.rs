@@ -99,7 +99,9 @@ impl AlertmanagerClient {
             (Some(username), Some(password)) => Auth::Basic { username: username.clone(), password: password.clone() },
             _ => Auth::None,
         };
-        Ok(AlertmanagerClient { http: HttpService::new("alertmanager", config.url.as_url(), auth, policy)? })
+        Ok(AlertmanagerClient {
+            http: HttpService::new("alertmanager", config.url.as_url(), auth, policy, &config.transport)?,
+        })
     }
 
     /// `GET /api/v2/status`: the Alertmanager version.

@@ -2,6 +2,7 @@
 //! timeouts and our User-Agent, retries with backoff that honours
 //! `Retry-After`, and [`ServiceError`], which never carries a secret.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,21 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::config::credentials::Transport;
 use crate::secret::Secret;
 
 pub const USER_AGENT: &str = concat!("hvmigrate/", env!("CARGO_PKG_VERSION"));
+
+/// The most bytes read of one response body: the biggest page we ask for
+/// (1000 NetBox devices, 1000 Nova servers) is a few MiB; a hostile or broken
+/// service must not make us hold gigabytes.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// The most pages followed for one list: 1000 pages of 1000 items.
+pub const MAX_PAGES: usize = 1000;
+
+/// The most bytes read of a `ca_file`.
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
 
 /// A failed request, described without secrets: the path never carries its
 /// query string, and no header value is ever kept.
@@ -198,17 +211,42 @@ pub struct HttpService {
 }
 
 impl HttpService {
-    pub fn new(name: &'static str, base: &Url, auth: Auth, policy: RetryPolicy) -> Result<Self, ServiceError> {
+    /// Refuses a plain `http://` base unless the section allows it (every
+    /// service we talk to gets a credential, in a header or in the body).
+    pub fn new(
+        name: &'static str,
+        base: &Url,
+        auth: Auth,
+        policy: RetryPolicy,
+        transport: &Transport,
+    ) -> Result<Self, ServiceError> {
         install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let refuse = |message: String| ServiceError::new(name, &Method::GET, base.path(), ErrorKind::Unusable(message));
+        if base.scheme() != "https" && !transport.allow_insecure_http {
+            return Err(refuse(format!(
+                "refusing to send credentials over plain {}:// to {}; use https:// or set \
+                 'allow_insecure_http: true' in the '{}' section",
+                base.scheme(),
+                base.host_str().unwrap_or_default(),
+                transport.section
+            )));
+        }
+        let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(policy.request_timeout)
             .connect_timeout(policy.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|err| {
-                ServiceError::new(name, &Method::GET, "", ErrorKind::Transport(error_chain(&err.without_url())))
-            })?;
+            .redirect(reqwest::redirect::Policy::none());
+        let mut extra_roots = Vec::new();
+        for file in &transport.ca_files {
+            extra_roots.extend(load_ca_file(file).map_err(refuse)?);
+        }
+        if !extra_roots.is_empty() {
+            // Added to the system's roots, not instead of them.
+            builder = builder.tls_certs_merge(extra_roots);
+        }
+        let client = builder.build().map_err(|err| {
+            ServiceError::new(name, &Method::GET, "", ErrorKind::Transport(error_chain(&err.without_url())))
+        })?;
         // Paths are joined to the base: make sure it ends in '/'.
         let mut base = base.clone();
         if !base.path().ends_with('/') {
@@ -245,6 +283,35 @@ impl HttpService {
             url.query_pairs_mut().extend_pairs(query);
         }
         Ok(url)
+    }
+
+    /// A follow-up link from a reply (`next`, `*_links`) as a URL to fetch
+    /// with our credentials: only on the configured origin (scheme, host and
+    /// port). A link naming another origin keeps only its path and query, on
+    /// the configured origin: the credentials never go anywhere else. Both
+    /// services build these links from what they were told, not from our URL
+    /// (NetBox: DRF's `request.build_absolute_uri()`, so a TLS-terminating
+    /// proxy yields `http://…`; Nova: `[api] compute_link_prefix` or the
+    /// request's host), so a foreign origin is a real case, not only an attack.
+    pub fn follow_link(&self, path: &str, link: &str) -> Result<Url, ServiceError> {
+        let url = self
+            .base
+            .join(link)
+            .map_err(|err| self.unusable(&Method::GET, path, format!("bad follow-up link: {err}")))?;
+        if url.origin() == self.base.origin() {
+            return Ok(url);
+        }
+        tracing::warn!(
+            service = self.name,
+            path,
+            link_origin = %url.origin().ascii_serialization(),
+            "a follow-up link names another origin; following its path on the configured one"
+        );
+        let mut rebuilt = self.base.clone();
+        rebuilt.set_path(url.path());
+        rebuilt.set_query(url.query());
+        rebuilt.set_fragment(None);
+        Ok(rebuilt)
     }
 
     /// One attempt, no retry. Any status other than 2xx is an error.
@@ -284,11 +351,7 @@ impl HttpService {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| error(ErrorKind::Transport(error_chain(&err.without_url()))))?
-            .to_vec();
+        let body = read_body(response, MAX_BODY_BYTES).await.map_err(error)?;
         tracing::debug!(service = self.name, %method, path, status = status.as_u16(), elapsed_ms = ms(start), "request");
         if !status.is_success() {
             let retry_after =
@@ -365,6 +428,83 @@ impl HttpService {
 
     pub fn unusable(&self, method: &Method, path: &str, message: impl Into<String>) -> ServiceError {
         ServiceError::new(self.name, method, path, ErrorKind::Unusable(message.into()))
+    }
+}
+
+/// The body, read as it arrives and abandoned past `limit` bytes: a huge
+/// or endless body costs at most `limit` bytes of memory.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ErrorKind> {
+    let too_large =
+        || ErrorKind::Decode(format!("the body is larger than {} (the limit); stopped reading it", bytes_shown(limit)));
+    if response.content_length().is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|err| ErrorKind::Transport(error_chain(&err.without_url())))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn bytes_shown(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// The certificates of a PEM bundle, for a `ca_file`; the error starts
+/// with `ca_file <path>:`.
+pub fn load_ca_file(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    use std::io::Read;
+    let shown = file.display();
+    let mut pem = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|opened| opened.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(|err| format!("ca_file {shown}: {err}"))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(format!("ca_file {shown}: larger than 1 MiB; a PEM bundle is far smaller"));
+    }
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|err| format!("ca_file {shown}: not a PEM bundle: {err}"))?;
+    if certificates.is_empty() {
+        return Err(format!("ca_file {shown}: holds no PEM certificate"));
+    }
+    Ok(certificates)
+}
+
+/// The pages of one list: at most [`MAX_PAGES`], and never the same one twice
+/// (a `next` link that points back would loop forever).
+#[derive(Debug, Default)]
+pub struct Pages {
+    seen: HashSet<Url>,
+}
+
+impl Pages {
+    /// Records `url` as the next page to fetch; an error when it was fetched
+    /// already or when there are too many.
+    pub fn visit(&mut self, http: &HttpService, path: &str, url: &Url) -> Result<(), ServiceError> {
+        if self.seen.len() >= MAX_PAGES {
+            return Err(http.unusable(
+                &Method::GET,
+                path,
+                format!("more than {MAX_PAGES} pages; stopped following the next links"),
+            ));
+        }
+        if !self.seen.insert(url.clone()) {
+            return Err(http.unusable(
+                &Method::GET,
+                path,
+                format!("the next link after page {} repeats an earlier page; stopped", self.seen.len()),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -514,7 +654,14 @@ mod tests {
     async fn requests_in_flight_are_limited() {
         let (url, most) = counting_server().await;
         let policy = RetryPolicy { max_in_flight: 3, ..RetryPolicy::default() };
-        let service = HttpService::new("test", &url, Auth::None, policy).unwrap();
+        let service = HttpService::new(
+            "test",
+            &url,
+            Auth::None,
+            policy,
+            &Transport { section: "test", allow_insecure_http: true, ca_files: Vec::new() },
+        )
+        .unwrap();
         let mut requests = tokio::task::JoinSet::new();
         for _ in 0..12 {
             let service = service.clone();

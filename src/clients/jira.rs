@@ -317,7 +317,7 @@ impl JiraClient {
             }
             JiraAuth::Bearer(token) => Auth::Scheme { scheme: "Bearer", token: token.clone() },
         };
-        let http = HttpService::new("jira", config.url.as_url(), auth, policy)?;
+        let http = HttpService::new("jira", config.url.as_url(), auth, policy, &config.transport)?;
         Ok(JiraClient { http, flavour: config.flavour })
     }
 
@@ -528,6 +528,7 @@ impl JiraClient {
         }
         let mut found = Vec::new();
         let mut next_token: Option<String> = None;
+        let mut pages = super::http::Pages::default();
         loop {
             let start = found.len().to_string();
             let mut query = vec![("jql", jql), ("fields", "summary,status"), ("maxResults", "100")];
@@ -543,6 +544,8 @@ impl JiraClient {
                     self.api("search/jql")
                 }
             };
+            // Never the same page twice, never more than the cap of pages.
+            pages.visit(&self.http, &path, &self.http.url(&path, &query)?)?;
             let page: Page = self.http.get_json(&path, &query).await?;
             let got = page.issues.len();
             found.extend(page.issues.into_iter().filter_map(issue_from_json));

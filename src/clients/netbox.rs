@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::http::{Auth, Body, HttpService, RetryPolicy, ServiceError};
+use super::http::{Auth, Body, HttpService, Pages, RetryPolicy, ServiceError};
 use crate::config::credentials::NetBox as NetBoxConfig;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -145,7 +145,7 @@ impl NetBoxClient {
         // v2 tokens (4.5+) are `nbt_…` and go as Bearer.
         let scheme = if config.token.expose().starts_with("nbt_") { "Bearer" } else { "Token" };
         let auth = Auth::Scheme { scheme, token: config.token.clone() };
-        Ok(NetBoxClient { http: HttpService::new("netbox", config.url.as_url(), auth, policy)? })
+        Ok(NetBoxClient { http: HttpService::new("netbox", config.url.as_url(), auth, policy, &config.transport)? })
     }
 
     /// `GET /api/status/`: the NetBox version.
@@ -171,16 +171,16 @@ impl NetBoxClient {
         let mut query = query.to_vec();
         query.push(("limit", "1000"));
         let mut url = self.http.url(path, &query)?;
+        let mut pages = Pages::default();
         let mut found = Vec::new();
         loop {
+            pages.visit(&self.http, path, &url)?;
             let reply = self.http.get_url(url.clone()).await?;
             let page: Page<T> = self.http.decode(&Method::GET, path, &reply)?;
             found.extend(page.results);
-            match page.next.map(|next| url::Url::parse(&next)) {
-                Some(Ok(next)) => url = next,
-                Some(Err(err)) => {
-                    return Err(self.http.unusable(&Method::GET, path, format!("bad next link: {err}")));
-                }
+            match page.next {
+                // The token goes with the next request: only to our own NetBox.
+                Some(next) => url = self.http.follow_link(path, &next)?,
                 None => return Ok(found),
             }
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use url::Url;
 
-use super::http::{Auth, Body, HttpService, ServiceError};
+use super::http::{Auth, Body, HttpService, Pages, ServiceError};
 use super::openstack::Keystone;
 
 /// The microversion we would like: 2.53+ gives service UUIDs and the
@@ -173,7 +173,7 @@ impl NovaClient {
     /// Finds the compute endpoint in the catalog and negotiates the microversion.
     pub async fn connect(keystone: Arc<Keystone>) -> Result<Self, ServiceError> {
         let endpoint = keystone.endpoint("compute").await?;
-        let mut http = HttpService::new("nova", &endpoint, Auth::None, keystone.policy())?;
+        let mut http = HttpService::new("nova", &endpoint, Auth::None, keystone.policy(), keystone.transport())?;
         http.set_auth(token_auth(&keystone.token(false).await?.value));
         let range = discover(&http, &endpoint).await?;
         let version = match range {
@@ -214,8 +214,10 @@ impl NovaClient {
     ) -> Result<Vec<T>, ServiceError> {
         let http = self.http().await?;
         let mut url = http.url(path, query)?;
+        let mut pages = Pages::default();
         let mut found = Vec::new();
         loop {
+            pages.visit(&http, path, &url)?;
             let reply = http.get_url(url.clone()).await?;
             let mut page: Value = http.decode(&Method::GET, path, &reply)?;
             let items: Vec<T> = serde_json::from_value(page[collection].take())
@@ -225,10 +227,10 @@ impl NovaClient {
             let next = page[format!("{collection}_links")]
                 .as_array()
                 .and_then(|links| links.iter().find(|link| link["rel"] == "next"))
-                .and_then(|link| link["href"].as_str())
-                .and_then(|href| Url::parse(href).ok());
+                .and_then(|link| link["href"].as_str());
             match next {
-                Some(next) if got > 0 => url = next,
+                // The token goes with the next request: only to our own Nova.
+                Some(next) if got > 0 => url = http.follow_link(path, next)?,
                 _ => return Ok(found),
             }
         }

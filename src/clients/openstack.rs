@@ -12,7 +12,7 @@ use serde_json::json;
 use url::Url;
 
 use super::http::{Auth, Body, HttpService, RetryPolicy, ServiceError};
-use crate::config::credentials::{OpenStack as OpenStackConfig, OpenStackAuth};
+use crate::config::credentials::{OpenStack as OpenStackConfig, OpenStackAuth, Transport};
 use crate::error::{Error, InputProblem};
 use crate::secret::Secret;
 
@@ -42,6 +42,8 @@ pub struct KeystoneSettings {
     pub identity: Identity,
     pub region: Option<String>,
     pub interface: String,
+    /// The `openstack` section's `allow_insecure_http` and `ca_file`.
+    pub transport: Transport,
 }
 
 impl KeystoneSettings {
@@ -59,15 +61,18 @@ impl KeystoneSettings {
                 },
                 region: config.region_name.clone(),
                 interface: config.interface.clone(),
+                transport: config.transport.clone(),
             },
             OpenStackAuth::ApplicationCredential { auth_url, id, secret } => KeystoneSettings {
                 auth_url: auth_url.as_url().clone(),
                 identity: Identity::ApplicationCredential { id: id.to_owned(), secret: secret.clone() },
                 region: config.region_name.clone(),
                 interface: config.interface.clone(),
+                transport: config.transport.clone(),
             },
             OpenStackAuth::Cloud(name) => {
                 let mut settings = from_clouds_yaml(Some(name), &clouds_yaml_paths())?;
+                settings.transport = config.transport.clone();
                 // The section's own region and interface win over the file's.
                 if config.region_name.is_some() {
                     settings.region = config.region_name.clone();
@@ -141,8 +146,11 @@ pub fn from_clouds_yaml(name: Option<&str>, paths: &[PathBuf]) -> crate::Result<
         )));
     };
     let problem = |message: String| Error::input(InputProblem::new(path, message));
-    let text = std::fs::read_to_string(path).map_err(|err| problem(format!("cannot read: {err}")))?;
-    let file: CloudsFile = serde_yaml_ng::from_str(&text).map_err(|err| problem(err.to_string()))?;
+    let bytes = crate::config::input::read_capped(path, "clouds.yaml").map_err(Error::input)?;
+    let text = String::from_utf8(bytes).map_err(|_| problem("not valid UTF-8".into()))?;
+    crate::config::input::check_yaml_expansion(path, "clouds.yaml", &text).map_err(Error::input)?;
+    let file: CloudsFile = serde_yaml_ng::from_str(&text)
+        .map_err(|err| problem(crate::config::credentials::yaml_message_without_values(&err)))?;
     let Some(entry) = file.clouds.get(&name) else {
         let known: Vec<&str> = file.clouds.keys().map(String::as_str).collect();
         return Err(problem(format!("no cloud '{name}' (clouds here: {})", known.join(", "))));
@@ -174,6 +182,7 @@ pub fn from_clouds_yaml(name: Option<&str>, paths: &[PathBuf]) -> crate::Result<
         identity,
         region: entry.region_name.clone(),
         interface: entry.interface.clone().unwrap_or_else(|| "public".into()),
+        transport: Transport::for_section("openstack"),
     })
 }
 
@@ -236,7 +245,7 @@ impl Keystone {
         if !trimmed.ends_with("/v3") {
             base.set_path(&format!("{trimmed}/v3"));
         }
-        let http = HttpService::new("keystone", &base, Auth::None, policy)?;
+        let http = HttpService::new("keystone", &base, Auth::None, policy, &settings.transport)?;
         Ok(Keystone { http, settings, token: tokio::sync::Mutex::new(None) })
     }
 
@@ -246,6 +255,11 @@ impl Keystone {
 
     pub fn policy(&self) -> RetryPolicy {
         self.http.policy()
+    }
+
+    /// How the OpenStack services are reached (`allow_insecure_http`, `ca_file`).
+    pub fn transport(&self) -> &Transport {
+        &self.settings.transport
     }
 
     /// A valid token: the current one, or a new one when it is close to expiry

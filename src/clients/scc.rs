@@ -70,7 +70,7 @@ impl SccClient {
 
     pub fn with_policy(config: &SccConfig, policy: RetryPolicy) -> Result<Self, ServiceError> {
         let auth = Auth::Basic { username: config.username.clone(), password: config.password.clone() };
-        Ok(SccClient { http: HttpService::new("scc", config.url.as_url(), auth, policy)? })
+        Ok(SccClient { http: HttpService::new("scc", config.url.as_url(), auth, policy, &config.transport)? })
     }
 
     /// `GET /connect/organizations/repositories`: 200 means the credentials work.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+use crate::config::input::{check_yaml_expansion, read_capped};
 use crate::config::workflow::Workflow;
 use crate::error::{Error, InputProblem, Result};
 use crate::secret::Secret;
@@ -30,6 +31,26 @@ pub struct Credentials {
 pub struct General {
     /// The operator's initials, used in disable reasons and silence comments.
     pub initials: String,
+    /// A PEM bundle of private CAs trusted by every service, on top of the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How a service's section says it is reached, beyond its URL.
+#[derive(Clone, Debug, Default)]
+pub struct Transport {
+    /// The section, for messages.
+    pub section: &'static str,
+    /// `allow_insecure_http: true`: credentials may go over plain `http://`.
+    pub allow_insecure_http: bool,
+    /// PEM bundles added to the system's roots: `general.ca_file`, then the section's.
+    pub ca_files: Vec<PathBuf>,
+}
+
+impl Transport {
+    /// https only, the system's roots only.
+    pub fn for_section(section: &'static str) -> Self {
+        Transport { section, ..Transport::default() }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -57,6 +78,12 @@ pub struct Jira {
     pub url: HttpUrl,
     #[serde(default)]
     pub flavour: JiraFlavour,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    pub ca_file: Option<PathBuf>,
+    /// Resolved from the keys above and `general.ca_file` when the file is loaded.
+    #[serde(skip)]
+    pub transport: Transport,
     pub username: Option<String>,
     pub api_token: Option<Secret>,
     pub personal_access_token: Option<Secret>,
@@ -90,6 +117,12 @@ fn default_issue_type() -> String {
 #[serde(deny_unknown_fields)]
 pub struct NetBox {
     pub url: HttpUrl,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    pub ca_file: Option<PathBuf>,
+    /// Resolved from the keys above and `general.ca_file` when the file is loaded.
+    #[serde(skip)]
+    pub transport: Transport,
     pub token: Secret,
 }
 
@@ -97,6 +130,12 @@ pub struct NetBox {
 #[serde(deny_unknown_fields)]
 pub struct OpenStack {
     pub auth_url: Option<HttpUrl>,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    pub ca_file: Option<PathBuf>,
+    /// Resolved from the keys above and `general.ca_file` when the file is loaded.
+    #[serde(skip)]
+    pub transport: Transport,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub project_name: Option<String>,
@@ -151,6 +190,12 @@ fn default_interface() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Alertmanager {
     pub url: HttpUrl,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    pub ca_file: Option<PathBuf>,
+    /// Resolved from the keys above and `general.ca_file` when the file is loaded.
+    #[serde(skip)]
+    pub transport: Transport,
     pub username: Option<String>,
     pub password: Option<Secret>,
 }
@@ -219,6 +264,12 @@ pub struct Kayobe {
 #[serde(deny_unknown_fields)]
 pub struct Scc {
     pub url: HttpUrl,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    pub ca_file: Option<PathBuf>,
+    /// Resolved from the keys above and `general.ca_file` when the file is loaded.
+    #[serde(skip)]
+    pub transport: Transport,
     pub username: String,
     pub password: Secret,
 }
@@ -244,15 +295,22 @@ impl std::fmt::Display for HttpUrl {
 }
 
 impl<'de> Deserialize<'de> for HttpUrl {
+    /// The URL's text is never quoted back: it may hold a password.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        let url = Url::parse(&text).map_err(|err| serde::de::Error::custom(format!("invalid URL '{text}': {err}")))?;
+        let url = Url::parse(&text).map_err(|err| serde::de::Error::custom(format!("not a valid URL ({err})")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(serde::de::Error::custom(format!("invalid URL '{text}': the scheme must be http or https")));
+            return Err(serde::de::Error::custom("not a valid URL: the scheme must be http or https"));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(serde::de::Error::custom(
                 "a URL must not carry a user name or password; use the section's own keys",
+            ));
+        }
+        // A query or fragment would be dropped or mangled when paths are joined to the URL.
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(serde::de::Error::custom(
+                "a service URL must not have a query (?…) or fragment (#…); give the base URL only",
             ));
         }
         Ok(HttpUrl(url))
@@ -263,14 +321,9 @@ impl Credentials {
     /// Reads and validates the file. Permissions are checked separately
     /// ([`crate::fs_security`]) before this is called.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|err| {
-            let reason = if err.kind() == std::io::ErrorKind::InvalidData {
-                "not valid UTF-8".to_owned()
-            } else {
-                crate::config::hypervisors::io_reason(&err)
-            };
-            Error::input(InputProblem::new(path, format!("cannot read the credentials file: {reason}")))
-        })?;
+        let bytes = read_capped(path, "the credentials file").map_err(Error::input)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::input(InputProblem::new(path, "cannot read the credentials file: not valid UTF-8")))?;
         Self::parse(path, &text)
     }
 
@@ -279,14 +332,77 @@ impl Credentials {
         if text.trim().is_empty() {
             return Err(Error::input(InputProblem::new(path, "the credentials file is empty")));
         }
-        let credentials: Credentials =
-            serde_yaml_ng::from_str(text).map_err(|err| Error::input(yaml_problem(path, &err)))?;
+        check_yaml_expansion(path, "the credentials file", text).map_err(Error::input)?;
+        let mut credentials: Credentials =
+            serde_yaml_ng::from_str(text).map_err(|err| Error::input(yaml_problem(path, text, &err)))?;
+        credentials.resolve_transports();
         let problems = credentials.validate(path);
         if problems.is_empty() {
             Ok(credentials)
         } else {
             Err(Error::Input(problems))
         }
+    }
+
+    /// Each service's [`Transport`] from its own keys and `general.ca_file`.
+    fn resolve_transports(&mut self) {
+        let global = self.general.as_ref().and_then(|general| general.ca_file.clone());
+        let resolve = |section: &'static str, allow_insecure_http: bool, own: &Option<PathBuf>| Transport {
+            section,
+            allow_insecure_http,
+            ca_files: global.iter().chain(own).map(|file| expand_home(file)).collect(),
+        };
+        if let Some(jira) = &mut self.jira {
+            jira.transport = resolve("jira", jira.allow_insecure_http, &jira.ca_file);
+        }
+        if let Some(netbox) = &mut self.netbox {
+            netbox.transport = resolve("netbox", netbox.allow_insecure_http, &netbox.ca_file);
+        }
+        if let Some(openstack) = &mut self.openstack {
+            openstack.transport = resolve("openstack", openstack.allow_insecure_http, &openstack.ca_file);
+        }
+        if let Some(alertmanager) = &mut self.alertmanager {
+            alertmanager.transport = resolve("alertmanager", alertmanager.allow_insecure_http, &alertmanager.ca_file);
+        }
+        if let Some(scc) = &mut self.scc {
+            scc.transport = resolve("scc", scc.allow_insecure_http, &scc.ca_file);
+        }
+    }
+
+    /// The URL key, URL and transport of each service section present.
+    fn service_urls(&self) -> Vec<(&'static str, &HttpUrl, &Transport)> {
+        let mut urls = Vec::new();
+        if let Some(jira) = &self.jira {
+            urls.push(("url", &jira.url, &jira.transport));
+        }
+        if let Some(netbox) = &self.netbox {
+            urls.push(("url", &netbox.url, &netbox.transport));
+        }
+        if let Some(openstack) = &self.openstack {
+            if let Some(url) = &openstack.auth_url {
+                urls.push(("auth_url", url, &openstack.transport));
+            }
+        }
+        if let Some(alertmanager) = &self.alertmanager {
+            urls.push(("url", &alertmanager.url, &alertmanager.transport));
+        }
+        if let Some(scc) = &self.scc {
+            urls.push(("url", &scc.url, &scc.transport));
+        }
+        urls
+    }
+
+    /// Every `ca_file` key given, with its section.
+    fn ca_files(&self) -> Vec<(&'static str, &PathBuf)> {
+        let keys = [
+            ("general", self.general.as_ref().and_then(|general| general.ca_file.as_ref())),
+            ("jira", self.jira.as_ref().and_then(|jira| jira.ca_file.as_ref())),
+            ("netbox", self.netbox.as_ref().and_then(|netbox| netbox.ca_file.as_ref())),
+            ("openstack", self.openstack.as_ref().and_then(|openstack| openstack.ca_file.as_ref())),
+            ("alertmanager", self.alertmanager.as_ref().and_then(|alertmanager| alertmanager.ca_file.as_ref())),
+            ("scc", self.scc.as_ref().and_then(|scc| scc.ca_file.as_ref())),
+        ];
+        keys.into_iter().filter_map(|(section, file)| Some((section, file?))).collect()
     }
 
     /// Rules that span several keys, which serde cannot express.
@@ -345,6 +461,20 @@ impl Credentials {
         if let Some(kayobe) = &self.kayobe {
             if let Some(why) = remote_path_problem(&kayobe.environment_path) {
                 problem(format!("kayobe.environment_path: {why}"));
+            }
+        }
+        for (key, url, transport) in self.service_urls() {
+            let section = transport.section;
+            if url.as_url().scheme() == "http" && !transport.allow_insecure_http {
+                problem(format!(
+                    "{section}.{key}: plain http:// would send the credentials unencrypted; use https://, or set \
+                     'allow_insecure_http: true' in the '{section}' section if this network is trusted"
+                ));
+            }
+        }
+        for (section, file) in self.ca_files() {
+            if let Err(message) = crate::clients::http::load_ca_file(&expand_home(file)) {
+                problem(format!("{section}.{message}"));
             }
         }
         problems.extend(self.workflow.validate(path));
@@ -422,23 +552,92 @@ fn openstack_problem(os: &OpenStack) -> Option<String> {
     None
 }
 
-/// Turns a YAML or schema error into a located problem, with a suggestion
-/// for a misspelt key.
-fn yaml_problem(path: &Path, err: &serde_yaml_ng::Error) -> InputProblem {
+/// `~/…` under the user's home folder, as a shell would.
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => path.to_owned(),
+    }
+}
+
+/// A YAML or schema error without the values it quotes: serde's messages
+/// quote the offending value (`invalid type: string "<the token>"`), and in
+/// this file any value may be a secret. What stays: the key's path, what was
+/// found (a string, a number…) and what was wanted.
+pub fn yaml_message_without_values(err: &serde_yaml_ng::Error) -> String {
     let mut message = err.to_string();
     // The location is reported separately; drop serde_yaml's own suffix.
     if let Some(at) = message.rfind(" at line ") {
         message.truncate(at);
     }
+    without_values(&message)
+}
+
+fn without_values(message: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        let Some(start) = message.find(marker).map(|at| at + marker.len()) else { continue };
+        // What comes after the value is serde's own text: the last ", expected".
+        let Some(end) = message.rfind(", expected ").filter(|end| *end >= start) else {
+            return format!("{}a value that does not fit", &message[..start]);
+        };
+        let found = &message[start..end];
+        let kind = [
+            ("string", "a string"),
+            ("integer", "an integer"),
+            ("floating point", "a number"),
+            ("boolean", "a boolean"),
+            ("char", "a character"),
+        ]
+        .iter()
+        .find(|(prefix, _)| found.starts_with(prefix))
+        .map_or(if found.contains(['"', '`', '\'']) { "a value" } else { found }, |(_, kind)| kind);
+        return format!("{}{kind}{}", &message[..start], &message[end..]);
+    }
+    if let Some(start) = message.find("unknown variant `").map(|at| at + "unknown variant ".len()) {
+        if let Some(end) = message.rfind("`, expected ").filter(|end| *end >= start) {
+            return format!("{}value{}", &message[..start], &message[end + 1..]);
+        }
+    }
+    message.to_owned()
+}
+
+/// Turns a YAML or schema error into a located problem, with a suggestion
+/// for a misspelt key; the key's full path is named (`jira.url`), never its value.
+fn yaml_problem(path: &Path, text: &str, err: &serde_yaml_ng::Error) -> InputProblem {
+    let mut message = yaml_message_without_values(err);
     if let Some(suggestion) = suggest_key(&message) {
         message.push_str(&suggestion);
     }
-    let message = message.replace("unknown field", "unknown key").replace("missing field", "missing key");
+    let mut message = message
+        .replace("unknown field", "unknown key")
+        .replace("missing field", "missing key")
+        .replace("duplicate field", "duplicate key")
+        .replace("expected struct ", "expected a map of keys: ")
+        .replace("expected u64", "expected a whole number")
+        .replace("expected f64", "expected a number");
     let (line, column) = match err.location() {
         Some(location) => (Some(location.line()), Some(location.column())),
         None => (None, None),
     };
+    // A check of a value (a URL) is reported at its key, under the section's path: add the key.
+    if let Some(key) = line.and_then(|line| key_on_line(text, line)) {
+        if let Some((key_path, rest)) = message.split_once(": ") {
+            let is_path =
+                !key_path.is_empty() && key_path.chars().all(|c| c.is_ascii_alphanumeric() || "._".contains(c));
+            let named = key_path == key || key_path.ends_with(&format!(".{key}")) || rest.contains(&format!("`{key}`"));
+            if is_path && !named {
+                message = format!("{key_path}.{key}: {rest}");
+            }
+        }
+    }
     InputProblem { file: path.to_owned(), line, column, message }
+}
+
+/// The key at the start of a line (`  url: …` gives `url`).
+fn key_on_line(text: &str, line: usize) -> Option<&str> {
+    let content = text.lines().nth(line.checked_sub(1)?)?.trim_start();
+    let key = content.split_once(':')?.0;
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(key)
 }
 
 /// From "unknown field `x`, expected one of `a`, `b`", the closest valid key.
@@ -494,6 +693,93 @@ mod tests {
         assert!(found[0].contains("give exactly one of"), "{}", found[0]);
         let creds = Credentials::parse(Path::new("c.yaml"), "openstack:\n  cloud: prod\n").unwrap();
         assert!(matches!(creds.openstack.unwrap().auth(), OpenStackAuth::Cloud("prod")));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_never_quote_a_value() {
+        let cases = [
+            (
+                "ssh:\n  username: ops\n  key_path: k\n  known_hosts: kh\n  sudo: SECRET1\n",
+                "c.yaml:5:9: ssh.sudo: invalid type: a string, expected a map of keys: Sudo",
+            ),
+            (
+                "jira:\n  url: https://ops:SECRET2@jira.example.org:99999\n  project: MH\n",
+                "c.yaml:2:3: jira.url: not a valid URL (invalid port number)",
+            ),
+            (
+                "jira:\n  url: https://ops:SECRET3@jira.example.org\n  project: MH\n",
+                "c.yaml:2:3: jira.url: a URL must not carry a user name or password",
+            ),
+            (
+                "netbox:\n  url: https://n\n  token: [SECRET4]\n",
+                "c.yaml:3:10: netbox.token: invalid type: sequence, expected a string",
+            ),
+            (
+                "jira:\n  url: https://j\n  flavour: SECRET5\n",
+                "c.yaml:3:12: jira.flavour: unknown variant value, expected `server` or `cloud`",
+            ),
+            (
+                "ssh:\n  username: ops\n  key_path: k\n  known_hosts: kh\n  connect_timeout_secs: SECRET6\n",
+                "ssh.connect_timeout_secs: invalid type: a string, expected a whole number",
+            ),
+            (
+                "netbox:\n  url: ftp://SECRET7@x\n  token: t\n",
+                "netbox.url: not a valid URL: the scheme must be http or https",
+            ),
+            (
+                "netbox:\n  url: https://n/api?token=SECRET8\n  token: t\n",
+                "netbox.url: a service URL must not have a query",
+            ),
+            ("netbox:\n  url: https://n/#SECRET9\n  token: t\n", "netbox.url: a service URL must not have a query"),
+            ("netbox: SECRET10\n", "c.yaml:1:9: netbox: invalid type: a string, expected a map of keys: NetBox"),
+            (
+                "netbox:\n  url: https://n\n  token: {SECRET11: 1}\n",
+                "netbox.token: invalid type: map, expected a string",
+            ),
+            ("netbox:\n  url: https://n\n  token: \"SECRET12\n", "c.yaml:4:1: found unexpected end of stream"),
+        ];
+        for (text, expected) in cases {
+            let found = problems(text).join("\n");
+            assert!(found.contains(expected), "{text:?}: {found}");
+            assert!(!found.contains("SECRET"), "{text:?}: {found}");
+        }
+        assert_eq!(
+            without_values(r#"x: invalid value: string "a, expected b", expected c"#),
+            "x: invalid value: a string, expected c"
+        );
+        assert_eq!(
+            without_values("x: invalid type: integer `123`, expected a string"),
+            "x: invalid type: an integer, expected a string"
+        );
+    }
+
+    #[test]
+    fn plain_http_needs_the_section_to_allow_it() {
+        let found = problems("netbox:\n  url: http://netbox.example.org\n  token: t\n");
+        assert!(found[0].contains("netbox.url: plain http:// would send the credentials unencrypted"), "{}", found[0]);
+        assert!(found[0].contains("'allow_insecure_http: true' in the 'netbox' section"), "{}", found[0]);
+        let creds = Credentials::parse(
+            Path::new("c.yaml"),
+            "netbox:\n  url: http://netbox.example.org\n  allow_insecure_http: true\n  token: t\n",
+        )
+        .unwrap();
+        assert!(creds.netbox.unwrap().transport.allow_insecure_http);
+    }
+
+    #[test]
+    fn ca_files_are_checked_and_merged_with_the_global_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let text = format!(
+            "general:\n  initials: AB\n  ca_file: {}\nnetbox:\n  url: https://n\n  token: t\n",
+            missing.display()
+        );
+        let found = problems(&text);
+        assert!(found[0].starts_with(&format!("c.yaml: general.ca_file {}:", missing.display())), "{}", found[0]);
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let text = format!("netbox:\n  url: https://n\n  token: t\n  ca_file: {}\n", empty.display());
+        assert!(problems(&text)[0].contains("holds no PEM certificate"), "{:?}", problems(&text));
     }
 
     #[test]

@@ -111,13 +111,14 @@ pub enum KeyMode {
 pub struct HypervisorList {
     pub path: PathBuf,
     pub hypervisors: Vec<Hypervisor>,
+    /// The file's bytes as read: `create-tickets` writes its keys only if the
+    /// file still holds exactly these, and backs them up.
+    pub original: Vec<u8>,
 }
 
 impl HypervisorList {
     pub fn load(path: &Path, mode: KeyMode) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|err| {
-            Error::input(InputProblem::new(path, format!("cannot read the hypervisors file: {}", io_reason(&err))))
-        })?;
+        let bytes = crate::config::input::read_capped(path, "the hypervisors file").map_err(Error::input)?;
         Self::parse(path, &bytes, mode)
     }
 
@@ -203,7 +204,7 @@ impl HypervisorList {
                 "no hypervisors listed (every line is blank or a comment)",
             )));
         }
-        Ok(HypervisorList { path: path.to_owned(), hypervisors })
+        Ok(HypervisorList { path: path.to_owned(), hypervisors, original: bytes.to_vec() })
     }
 
     pub fn len(&self) -> usize {

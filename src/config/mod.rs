@@ -2,6 +2,7 @@
 
 pub mod credentials;
 pub mod hypervisors;
+pub mod input;
 pub mod workflow;
 
 pub use credentials::Credentials;

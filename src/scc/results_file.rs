@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::collect::HostResult;
+use crate::config::input::{check_yaml_expansion_at, read_capped_at};
 use crate::error::{Error, InputProblem, Result};
 use crate::fs_security;
 
@@ -18,6 +19,10 @@ pub struct ResultsFile {
     pub collected_at: String,
     pub hosts: Vec<HostResult>,
 }
+
+/// Thousands of hosts with dozens of VMs each fit well within these.
+const MAX_RESULTS_BYTES: u64 = 64 << 20;
+const MAX_RESULTS_VALUES: usize = 5_000_000;
 
 const HEADER: &str =
     "# SCC hypervisor details collected by hvmigrate; upload with: hvmigrate scc upload --input <this file>\n";
@@ -32,6 +37,8 @@ impl ResultsFile {
 
     /// Writes the file with mode 0600; an existing file must be the user's.
     pub fn save(&self, path: &Path) -> Result<()> {
+        // Saving through a planted link would replace the file it points to.
+        fs_security::refuse_symlink(path)?;
         if path.exists() {
             check_private_file(path).or_else(|err| if is_mode_problem(path) { Ok(()) } else { Err(err) })?;
         }
@@ -46,7 +53,10 @@ impl ResultsFile {
             return Err(Error::input(InputProblem::new(path, "no such results file")));
         }
         check_private_file(path)?;
-        let text = std::fs::read_to_string(path).map_err(|err| Error::io(path, err))?;
+        let bytes = read_capped_at(path, "the results file", MAX_RESULTS_BYTES).map_err(Error::input)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::input(InputProblem::new(path, "the results file is not valid UTF-8")))?;
+        check_yaml_expansion_at(path, "the results file", &text, MAX_RESULTS_VALUES).map_err(Error::input)?;
         let results: ResultsFile = serde_yaml_ng::from_str(&text).map_err(|err| {
             let mut problem = InputProblem::new(path, format!("not a results file: {err}"));
             if let Some(location) = err.location() {
