@@ -135,15 +135,14 @@ pub async fn run(
     }
     tracing::info!(run = %run.run_id, step = %settings.step, hosts = hosts.len(), parallel = settings.parallel, dry_run = settings.dry_run, "run starts");
 
-    let limit = Arc::new(Semaphore::new(settings.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (host, key)) in hosts.into_iter().enumerate() {
-        let (limit, plan, journal, run, stop, progress) =
-            (limit.clone(), plan.clone(), journal.clone(), run.clone(), stop.clone(), progress.clone());
+        let (plan, journal, run, stop, progress) =
+            (plan.clone(), journal.clone(), run.clone(), stop.clone(), progress.clone());
         tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
             let name = host.to_string();
-            run.batches.host_started(&name);
+            // One of the `--parallel` slots (given back while the host waits at a batch point).
+            run.batches.start_host(&name).await;
             let report = run_one(host, key, &plan, journal.as_deref(), &run, &stop, progress.as_ref()).await;
             run.batches.host_finished(&name);
             // The host's work is done: its master connection goes now, not after every host.
