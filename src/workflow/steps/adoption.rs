@@ -2,12 +2,10 @@
 //! host of the run that gets there), Nova takes it back, its silences end,
 //! and SCC learns about it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clients::alertmanager::{Matcher, Silence};
 use crate::hosts::kayobe::{HostOutcome as KayobeOutcome, Kayobe, KayobeRun};
-use crate::ssh::{RemoteShell, Target};
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::{HostContext, RecordedOutput};
 use crate::workflow::Step;
@@ -85,14 +83,9 @@ impl KayobeBatch {
 
 /// Runs Kayobe once for `hosts`: the inventory from NetBox, host configure,
 /// service deploy for those configured, then the controllers' common services.
-async fn run_kayobe_batch(
-    shell: Arc<dyn RemoteShell>,
-    target: Target,
-    environment: String,
-    settings: KayobeArgs,
-    hosts: Vec<String>,
-) -> KayobeBatch {
-    let kayobe = Kayobe::new(shell.clone(), target.clone(), environment);
+/// Each run is a detached job on the Kayobe host; one an earlier run left
+/// running is awaited instead of started again.
+async fn run_kayobe_batch(kayobe: Kayobe, settings: KayobeArgs, hosts: Vec<String>) -> KayobeBatch {
     let mut runs = Vec::new();
     tracing::info!(hosts = hosts.len(), "kayobe: one batch for the run");
     let inventory = kayobe.build_inventory(&settings.inventory_playbook).await.map_err(|err| err.to_string());
@@ -120,7 +113,7 @@ async fn run_kayobe_batch(
             }
         }
     }
-    shell.close(&target).await;
+    kayobe.remote().close().await;
     KayobeBatch { runs }
 }
 
@@ -161,22 +154,18 @@ impl Action for KayobeDeploy {
     fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
         Box::pin(async move {
             let run = host.run.clone();
-            let Some(config) = run.credentials.kayobe.as_ref() else {
-                return Err(ActionError("the 'kayobe' section is missing from the credentials file".into()));
-            };
+            let kayobe = run.kayobe()?;
             let settings = &run.credentials.workflow.kayobe;
             let args = KayobeArgs {
                 inventory_playbook: settings.inventory_playbook.clone(),
                 extra_vars: settings.host_configure_extra_vars.clone(),
                 controller_tags: settings.controller_tags.clone(),
             };
-            let (shell, target) = (run.shell()?.clone(), Target::new(&config.username, &config.host));
-            let environment = config.environment_path.clone();
             let point = run.batches.point::<(), KayobeResult>("adoption-kayobe");
             let result = point
                 .join(host.host.as_str(), (), move |batch| async move {
                     let hosts: Vec<String> = batch.into_iter().map(|(host, ())| host).collect();
-                    let done = run_kayobe_batch(shell, target, environment, args, hosts.clone()).await;
+                    let done = run_kayobe_batch(kayobe, args, hosts.clone()).await;
                     hosts.into_iter().map(|host| (host.clone(), done.outcome_of(&host))).collect()
                 })
                 .await
