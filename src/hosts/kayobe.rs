@@ -100,6 +100,8 @@ pub struct KayobeRun {
     /// The log on the Kayobe host (in the job's folder), relative to the login's home.
     pub log_path: String,
     pub report: KayobeReport,
+    /// The job an earlier run started and left running, awaited by this one.
+    pub reattached: Option<String>,
 }
 
 pub struct Kayobe {
@@ -203,7 +205,8 @@ impl Kayobe {
             return Err(self.remote().failed(action, &job.output));
         }
         let report = parse_log(&job.output.stdout);
-        Ok(KayobeRun { output: job.output, log_path: job.log_path, report })
+        let reattached = job.reattached.then(|| job.id.clone());
+        Ok(KayobeRun { output: job.output, log_path: job.log_path, report, reattached })
     }
 }
 

@@ -48,6 +48,9 @@ else echo missing; fi"#;
 /// this run (the job keeps running; the next run re-attaches).
 const POLL_FAILURES: u32 = 5;
 
+/// The first pause between two looks at a running job.
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+
 /// What to run, and for how long at most.
 #[derive(Clone, Debug)]
 pub struct JobSpec {
@@ -177,6 +180,8 @@ impl RemoteJobs {
         let mut failures = 0;
         let mut gone_once = false;
         let mut started_here = false;
+        // Short jobs end soon: look again after a short pause, doubling up to the poll interval.
+        let mut pause = self.context.poll_interval.min(FIRST_PAUSE);
         loop {
             let state = match self.poll(job, spec).await {
                 Ok(state) => {
@@ -236,8 +241,8 @@ impl RemoteJobs {
                     ),
                 ));
             }
-            tokio::time::sleep(self.context.poll_interval.min(deadline.saturating_duration_since(Instant::now())))
-                .await;
+            tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+            pause = (pause * 2).min(self.context.poll_interval);
         }
     }
 

@@ -193,7 +193,11 @@ impl<I: Send + 'static, O: Clone + Send + 'static> BatchPoint<I, O> {
                     && self.roster.settled(&waiting, &state.passed);
                 if ready {
                     state.batch_running = true;
-                    Some(std::mem::take(&mut state.waiting))
+                    let mut batch = std::mem::take(&mut state.waiting);
+                    // In name order, whatever order the hosts came in: the same hosts
+                    // make the same command, which a re-run recognises.
+                    batch.sort_by(|(a, _), (b, _)| a.cmp(b));
+                    Some(batch)
                 } else {
                     None
                 }

@@ -56,6 +56,9 @@ impl KayobeBatch {
         let mut summary = Vec::new();
         for (what, run) in &self.runs {
             let run = run.as_ref().map_err(|err| (format!("{what}: {err}"), Vec::new()))?;
+            if let Some(job) = &run.reattached {
+                summary.push(format!("{what}: awaited job {job}, started by an interrupted run"));
+            }
             if *what == "inventory" || *what == "controllers" {
                 let fatals: Vec<String> = run.report.fatals.iter().map(|fatal| fatal.text.clone()).collect();
                 if run.output.exit_status != 0 {

@@ -1,0 +1,95 @@
+//! Kayobe as detached remote jobs, through the real binary against the
+//! simulated site: a run longer than the SSH command timeout, a kill -9 of
+//! the tool in the middle of it and a re-run that waits for it instead of
+//! starting another; and one batch for every host with `--parallel 1`.
+
+mod post_reinstall_common;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use hvmigrate_lab::world::KayobeRuns;
+use post_reinstall_common::*;
+
+/// Looks at running jobs often: the lab's Kayobe minutes are short.
+const QUICK_POLLS: &str = "workflow:\n  remote_jobs:\n    poll_interval_ms: 100\n";
+
+/// Sets the SSH command timeout of the site's credentials file.
+fn ssh_command_timeout(site: &LabSite, secs: u64) {
+    let path = site.workspace.file("site/credentials.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\nssh:\n"), "an ssh section:\n{text}");
+    let text = text.replacen("\nssh:\n", &format!("\nssh:\n  command_timeout_secs: {secs}\n"), 1);
+    std::fs::write(&path, text).unwrap();
+}
+
+fn kayobe_runs(site: &LabSite) -> KayobeRuns {
+    site.world().kayobe_runs.clone()
+}
+
+#[test]
+fn a_kayobe_run_outlasting_the_ssh_timeout_survives_a_kill_and_is_awaited_by_the_rerun() {
+    let (site, hosts) = reinstalled_site(QUICK_POLLS, |_| true);
+    post_reinstall(&site, &[]);
+    let before = kayobe_runs(&site);
+    // Host configure: 30 simulated minutes of 100 ms, 3 s; every SSH command may take 1 s.
+    site.world().remote_job_minute = Duration::from_millis(100);
+    ssh_command_timeout(&site, 1);
+
+    let mut child = site.spawn(&["-q", "run", "--step", "adoption", "--yes", "--parallel"]);
+    let started = Instant::now();
+    while kayobe_runs(&site).host_configure == before.host_configure {
+        assert!(started.elapsed() < Duration::from_secs(60), "host configure never started");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the step ended before it could be killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert_eq!(site.world().jobs.running(), 1, "the job outlives the tool");
+
+    let out = adoption(&site, &[]);
+    let summary = json(&out);
+    for host in &hosts[1..] {
+        let report = report_of(&summary, host);
+        assert_eq!(report["outcome"], "succeeded", "{host}\n{}", out.report());
+        let kayobe = action(report, "kayobe-deploy");
+        let change = kayobe["change"].as_str().unwrap_or_default();
+        assert!(change.contains("host configure: awaited job kayobe-host-configure-"), "{host}: {kayobe}");
+        assert_eq!(jira_status(&site, host), "Ready For Test");
+        let world = site.world();
+        assert_eq!(world.host(host).unwrap().kayobe.host_configures, 1, "{host}");
+        assert_eq!(world.host(host).unwrap().compute.status, "enabled", "{host}");
+    }
+    let runs = kayobe_runs(&site);
+    assert_eq!(runs.host_configure - before.host_configure, 1, "one host configure: the re-run re-attached");
+    assert_eq!(runs.service_deploy - before.service_deploy, 1);
+    assert_eq!(runs.controllers_common - before.controllers_common, 1);
+    let comment = site.comments(&hosts[1]).into_iter().find(|c| c.contains("hvmigrate adoption")).unwrap();
+    assert!(comment.contains("awaited job kayobe-host-configure-"), "the ticket says so: {comment}");
+}
+
+#[test]
+fn three_hosts_with_parallel_1_make_one_kayobe_batch() {
+    // [1] standard, [2] GPU and [5] Lenovo are reinstalled; the others stop before adoption.
+    let (site, hosts) = reinstalled_site(QUICK_POLLS, |index| [1, 2, 5].contains(&index));
+    post_reinstall(&site, &[]);
+    let before = kayobe_runs(&site);
+    let out =
+        site.hvmigrate(&["run", "--step", "adoption", "--yes", "--parallel", "1", "--output", "json", "-q"]).run();
+    let summary = json(&out);
+    for index in [1, 2, 5] {
+        let report = report_of(&summary, &hosts[index]);
+        assert_eq!(report["outcome"], "succeeded", "{}\n{}", hosts[index], out.report());
+    }
+    let runs = kayobe_runs(&site);
+    assert_eq!(runs.host_configure - before.host_configure, 1, "one host configure for the three hosts");
+    assert_eq!(runs.controllers_common - before.controllers_common, 1, "one common deploy");
+    assert_eq!(runs.service_deploy - before.service_deploy, 1);
+    let configure = kayobe_commands(&site, "overcloud host configure");
+    assert_eq!(configure.len(), 1, "{configure:#?}");
+    for index in [1, 2, 5] {
+        assert!(configure[0].contains(hosts[index].as_str()), "{}", configure[0]);
+    }
+}
