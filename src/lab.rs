@@ -223,6 +223,8 @@ pub struct HostView {
     pub jira_key: Option<String>,
     pub jira_status: Option<String>,
     pub last_comment: Option<String>,
+    /// Files attached to the ticket: `name (size bytes)`.
+    pub attachments: Vec<String>,
     /// Active silences whose matchers name the host.
     pub silences: usize,
 }
@@ -253,6 +255,12 @@ pub fn view(world: &Value, control: &str) -> LabView {
         let last_comment = issue
             .and_then(|i| i["comments"].as_array().and_then(|c| c.last().cloned()))
             .map(|comment| one_line(&rich_text(&comment["body"]), 60));
+        let attachments = issue
+            .and_then(|i| i["attachments"].as_array())
+            .into_iter()
+            .flatten()
+            .map(|a| format!("{} ({} bytes)", a["filename"].as_str().unwrap_or("?"), a["size"].as_u64().unwrap_or(0)))
+            .collect();
         let silences = silences
             .iter()
             .filter(|s| {
@@ -277,6 +285,7 @@ pub fn view(world: &Value, control: &str) -> LabView {
             jira_key,
             jira_status: issue.and_then(|i| i["status"].as_str()).map(str::to_owned),
             last_comment,
+            attachments,
             silences,
         }
     };

@@ -417,6 +417,10 @@ pub struct JiraState {
     pub workflow: BTreeMap<String, Vec<String>>,
     pub initial_status: String,
     pub next_issue_number: u64,
+    /// The most characters a comment body may have (`None`: no limit). Jira
+    /// refuses longer ones with 400: its `jira.text.field.character.limit`,
+    /// 32,767 by default (Atlassian, "Configuring advanced settings").
+    pub comment_limit: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -430,6 +434,22 @@ pub struct JiraIssue {
     pub comments: Vec<JiraComment>,
     pub created: String,
     pub updated: String,
+    /// Files attached to the issue, oldest first.
+    pub attachments: Vec<JiraAttachment>,
+}
+
+/// A file attached to an issue.
+#[derive(Clone, Debug, Serialize)]
+pub struct JiraAttachment {
+    pub id: String,
+    pub filename: String,
+    /// Its length in bytes.
+    pub size: usize,
+    pub mime_type: String,
+    pub author: String,
+    pub created: String,
+    /// What was uploaded, as text (lossy for binary files).
+    pub content: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -557,6 +577,7 @@ impl WorldState {
                 workflow: jira_workflow(),
                 initial_status: "To Do".into(),
                 next_issue_number: 101,
+                comment_limit: Some(32_767),
             },
             silences: Vec::new(),
             scc: SccRegistry::default(),
@@ -644,6 +665,7 @@ impl WorldState {
             comments: Vec::new(),
             created: now.clone(),
             updated: now,
+            attachments: Vec::new(),
         });
         self.jira.issues.last().expect("just pushed")
     }

@@ -239,7 +239,7 @@ async fn finish_in_jira(host: &HostContext, plan: &StepPlan, report: &mut HostRe
                 return Ok::<_, crate::clients::http::ServiceError>("already on the ticket from an earlier run".into());
             }
         }
-        let doc = report.jira_comment(&run.run_id, &run.initials);
+        let doc = super::trail::comment_with_attachments(jira, key, report, &run.run_id, &run.initials).await?;
         let (_, written) =
             jira.add_comment_once(key, &doc, &report.marker(&run.run_id), &CommentOptions::default()).await?;
         Ok(match written {

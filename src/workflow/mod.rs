@@ -9,6 +9,7 @@ pub mod host_run;
 pub mod manager;
 pub mod report;
 pub mod steps;
+pub mod trail;
 
 use std::fmt;
 
