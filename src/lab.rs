@@ -368,4 +368,15 @@ mod tests {
         assert_eq!(one_line("a\nb", 60), "a b");
         assert_eq!(one_line("abcdef", 4), "abc…");
     }
+
+    #[test]
+    fn the_view_lists_each_tickets_attachments() {
+        let world = serde_json::json!({
+            "hosts": [{"fqdn": "hv01.lab.example.org", "in_campaign": true, "jira_key": "MH-101"}],
+            "jira": {"issues": [{"key": "MH-101", "status": "To Do", "comments": [], "attachments": [
+                {"filename": "adoption-hv01-kayobe-fatal-1a2b3c4d.txt", "size": 40123, "content": "…"}]}]},
+        });
+        let view = view(&world, "http://127.0.0.1:1");
+        assert_eq!(view.campaign[0].attachments, ["adoption-hv01-kayobe-fatal-1a2b3c4d.txt (40123 bytes)"]);
+    }
 }

@@ -470,4 +470,19 @@ mod tests {
         assert!(!rocky9.matches("rocky", "90.1"));
         assert!(!rocky9.matches("almalinux", "9.4"));
     }
+
+    #[test]
+    fn remote_job_settings_are_checked() {
+        let path = Path::new("credentials.yaml");
+        assert!(RemoteJobSettings::default().validate(path).is_empty());
+        let bad = RemoteJobSettings {
+            folder: "../elsewhere; rm -rf".into(),
+            kayobe_timeout_secs: 0,
+            ..RemoteJobSettings::default()
+        };
+        let problems: Vec<String> = bad.validate(path).iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("workflow.remote_jobs.kayobe_timeout_secs must be at least 1"), "{problems:?}");
+        assert!(problems[1].contains("workflow.remote_jobs.folder '../elsewhere; rm -rf'"), "{problems:?}");
+    }
 }
