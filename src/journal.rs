@@ -411,20 +411,32 @@ impl Journal {
                  FROM remote_jobs WHERE target = ?1 AND action = ?2 AND state = 'running'
                  ORDER BY started_at DESC, rowid DESC LIMIT 1",
                 params![target, action],
-                |row| {
-                    Ok(RemoteJob {
-                        id: row.get(0)?,
-                        run_id: row.get(1)?,
-                        target: row.get(2)?,
-                        action: row.get(3)?,
-                        command: row.get(4)?,
-                        folder: row.get(5)?,
-                        started_at: row.get(6)?,
-                        ended_at: row.get(7)?,
-                        exit_status: row.get(8)?,
-                        state: row.get(9)?,
-                    })
-                },
+                job_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// A job of `action` on `target` that ran `command` to its end in a run
+    /// killed before it could use the result (the run never ended), and is
+    /// the latest job of that action there: its result stands, it is not run again.
+    pub fn reusable_job(
+        &self,
+        target: &str,
+        action: &str,
+        command: &str,
+        current_run: &str,
+    ) -> Result<Option<RemoteJob>> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT j.id, j.run_id, j.target, j.action, j.command, j.folder, j.started_at, j.ended_at,
+                        j.exit_status, j.state
+                 FROM remote_jobs j JOIN runs r ON r.id = j.run_id
+                 WHERE j.target = ?1 AND j.action = ?2 AND j.command = ?3 AND j.state = 'finished'
+                   AND r.ended_at IS NULL AND j.run_id != ?4
+                   AND j.rowid = (SELECT MAX(rowid) FROM remote_jobs WHERE target = ?1 AND action = ?2)",
+                params![target, action, command, current_run],
+                job_from_row,
             )
             .optional()
         })
@@ -490,6 +502,21 @@ impl Journal {
             rows.collect()
         })
     }
+}
+
+fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteJob> {
+    Ok(RemoteJob {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        target: row.get(2)?,
+        action: row.get(3)?,
+        command: row.get(4)?,
+        folder: row.get(5)?,
+        started_at: row.get(6)?,
+        ended_at: row.get(7)?,
+        exit_status: row.get(8)?,
+        state: row.get(9)?,
+    })
 }
 
 /// The journal's time stamp for now.
@@ -571,6 +598,39 @@ mod tests {
             None,
             "a lost job is over"
         );
+    }
+
+    #[test]
+    fn a_job_finished_in_a_killed_run_is_reused_until_a_later_one_runs() {
+        let (_dir, journal) = journal();
+        run(&journal, "killed");
+        run(&journal, "ended");
+        journal.finish_run("ended", "succeeded").unwrap();
+        let (target, action) = ("stack@kayobe", "kayobe-host-configure");
+        let command = "kayobe overcloud host configure --limit hv01";
+        let job = |id: &str, run_id: &str| RemoteJob {
+            id: id.into(),
+            run_id: run_id.into(),
+            target: target.into(),
+            action: action.into(),
+            command: command.into(),
+            folder: format!("hvmigrate-jobs/{id}"),
+            started_at: now(),
+            ended_at: None,
+            exit_status: None,
+            state: "running".into(),
+        };
+        journal.job_started(&job("j1", "killed")).unwrap();
+        assert_eq!(journal.reusable_job(target, action, command, "now").unwrap(), None, "not finished");
+        journal.job_ended("j1", Some(0)).unwrap();
+        let found = journal.reusable_job(target, action, command, "now").unwrap();
+        assert_eq!(found.map(|job| (job.id, job.exit_status)), Some(("j1".into(), Some(0))));
+        let other = "kayobe overcloud host configure --limit hv02";
+        assert_eq!(journal.reusable_job(target, action, other, "now").unwrap(), None, "another command");
+        assert_eq!(journal.reusable_job(target, action, command, "killed").unwrap(), None, "not in its own run");
+        journal.job_started(&job("j2", "ended")).unwrap();
+        journal.job_ended("j2", Some(0)).unwrap();
+        assert_eq!(journal.reusable_job(target, action, command, "now").unwrap(), None, "a later job ran and was used");
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn a_kayobe_run_outlasting_the_ssh_timeout_survives_a_kill_and_is_awaited_by_the
         assert_eq!(report["outcome"], "succeeded", "{host}\n{}", out.report());
         let kayobe = action(report, "kayobe-deploy");
         let change = kayobe["change"].as_str().unwrap_or_default();
-        assert!(change.contains("host configure: awaited job kayobe-host-configure-"), "{host}: {kayobe}");
+        assert!(change.contains("host configure: job kayobe-host-configure-"), "{host}: {kayobe}");
         assert_eq!(jira_status(&site, host), "Ready For Test");
         let world = site.world();
         assert_eq!(world.host(host).unwrap().kayobe.host_configures, 1, "{host}");
@@ -67,7 +67,47 @@ fn a_kayobe_run_outlasting_the_ssh_timeout_survives_a_kill_and_is_awaited_by_the
     assert_eq!(runs.service_deploy - before.service_deploy, 1);
     assert_eq!(runs.controllers_common - before.controllers_common, 1);
     let comment = site.comments(&hosts[1]).into_iter().find(|c| c.contains("hvmigrate adoption")).unwrap();
-    assert!(comment.contains("awaited job kayobe-host-configure-"), "the ticket says so: {comment}");
+    assert!(comment.contains("host configure: job kayobe-host-configure-"), "the ticket says so: {comment}");
+}
+
+/// Which counter a stage of the batch moves.
+fn stage_count(runs: &KayobeRuns, stage: usize) -> u32 {
+    [runs.inventory, runs.host_configure, runs.service_deploy, runs.controllers_common][stage]
+}
+
+#[test]
+fn killed_during_every_job_of_the_batch_each_runs_once() {
+    let (site, hosts) = reinstalled_site(QUICK_POLLS, |_| true);
+    post_reinstall(&site, &[]);
+    let before = kayobe_runs(&site);
+    // Inventory 0.2 s, host configure 3 s, service deploy 2 s, controllers 1 s.
+    site.world().remote_job_minute = Duration::from_millis(100);
+    // One run killed as each job starts: the next run awaits that job, uses
+    // what the killed runs finished, and starts only what is left.
+    for stage in 0..4 {
+        let mut child = site.spawn(&["-q", "run", "--step", "adoption", "--yes", "--parallel"]);
+        let started = Instant::now();
+        while stage_count(&kayobe_runs(&site), stage) == stage_count(&before, stage) {
+            assert!(started.elapsed() < Duration::from_secs(90), "stage {stage} never started");
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the run ended before stage {stage} started: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+    }
+    let out = adoption(&site, &[]);
+    let summary = json(&out);
+    for host in &hosts[1..] {
+        assert_eq!(report_of(&summary, host)["outcome"], "succeeded", "{host}\n{}", out.report());
+        assert_eq!(jira_status(&site, host), "Ready For Test");
+    }
+    let runs = kayobe_runs(&site);
+    for stage in 0..4 {
+        assert_eq!(stage_count(&runs, stage) - stage_count(&before, stage), 1, "stage {stage}: {runs:?}");
+    }
+    assert_eq!(site.world().jobs.running(), 0);
 }
 
 #[test]

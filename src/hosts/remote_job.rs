@@ -131,6 +131,23 @@ impl RemoteJobs {
                 }
             }
         }
+        // The same job ended in a run killed before it could use the result: the result stands.
+        if let Some(journal) = &self.context.journal {
+            let ended = journal
+                .reusable_job(&target, &spec.action, &command, &self.context.run_id)
+                .map_err(|err| self.failed(spec, err))?;
+            if let Some(job) = ended {
+                match self.log(&job).await {
+                    Ok(log) => {
+                        tracing::info!(job = %job.id, "the result of a job an interrupted run saw end");
+                        return Ok(self.finished(&job, job.exit_status.unwrap_or(-1), log, true));
+                    }
+                    Err(err) => {
+                        tracing::warn!(job = %job.id, %err, "the log of an earlier job is gone: running it again")
+                    }
+                }
+            }
+        }
         let id = new_job_id(&spec.action);
         let job = RemoteJob {
             folder: format!("{}/{id}", self.context.folder.trim_end_matches('/')),
@@ -268,11 +285,14 @@ impl RemoteJobs {
     async fn finish(&self, job: &RemoteJob, status: i32) -> Result<FinishedJob, HostError> {
         let log = self.log(job).await?;
         self.record_end(job, Some(status));
-        let duration = jiff::Timestamp::now()
-            .duration_since(job.started_at.parse().unwrap_or_else(|_| jiff::Timestamp::now()))
-            .unsigned_abs();
         tracing::info!(job = %job.id, exit = status, "remote job ended");
-        Ok(FinishedJob {
+        Ok(self.finished(job, status, log, false))
+    }
+
+    fn finished(&self, job: &RemoteJob, status: i32, log: String, reattached: bool) -> FinishedJob {
+        let ended = job.ended_at.as_deref().and_then(|at| at.parse().ok()).unwrap_or_else(jiff::Timestamp::now);
+        let duration = ended.duration_since(job.started_at.parse().unwrap_or(ended)).unsigned_abs();
+        FinishedJob {
             id: job.id.clone(),
             log_path: format!("{}/log", job.folder),
             output: CommandOutput {
@@ -282,8 +302,8 @@ impl RemoteJobs {
                 stderr: String::new(),
                 duration,
             },
-            reattached: false,
-        })
+            reattached,
+        }
     }
 
     fn record_end(&self, job: &RemoteJob, status: Option<i32>) {

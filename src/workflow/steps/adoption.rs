@@ -57,7 +57,7 @@ impl KayobeBatch {
         for (what, run) in &self.runs {
             let run = run.as_ref().map_err(|err| (format!("{what}: {err}"), Vec::new()))?;
             if let Some(job) = &run.reattached {
-                summary.push(format!("{what}: awaited job {job}, started by an interrupted run"));
+                summary.push(format!("{what}: job {job} of an interrupted run, awaited or its result read"));
             }
             if *what == "inventory" || *what == "controllers" {
                 let fatals: Vec<String> = run.report.fatals.iter().map(|fatal| fatal.text.clone()).collect();
