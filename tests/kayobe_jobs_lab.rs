@@ -111,6 +111,41 @@ fn killed_during_every_job_of_the_batch_each_runs_once() {
 }
 
 #[test]
+fn a_dropped_connection_during_every_job_of_the_batch_repeats_nothing() {
+    let (site, hosts) = reinstalled_site(QUICK_POLLS, |_| true);
+    post_reinstall(&site, &[]);
+    let before = kayobe_runs(&site);
+    site.world().remote_job_minute = Duration::from_millis(100);
+    let kayobe = site.world().kayobe_host_name();
+    let mut drops = 0;
+    let out = std::thread::scope(|scope| {
+        let run = scope.spawn(|| adoption(&site, &[]));
+        // As each job starts, the Kayobe host's next command loses its answer.
+        for stage in 0..4 {
+            let started = Instant::now();
+            while stage_count(&kayobe_runs(&site), stage) == stage_count(&before, stage) && !run.is_finished() {
+                assert!(started.elapsed() < Duration::from_secs(90), "stage {stage} never started");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let drop = hvmigrate_lab::SshFaultConfig { drop_next_commands: 1, ..Default::default() };
+            site.lab.ssh_faults().set(&kayobe, drop);
+            drops += 1;
+        }
+        run.join().expect("the run")
+    });
+    assert_eq!(drops, 4);
+    assert_eq!(site.lab.ssh_faults().get(&kayobe).drop_next_commands, 0, "the last drop happened");
+    let summary = json(&out);
+    for host in &hosts[1..] {
+        assert_eq!(report_of(&summary, host)["outcome"], "succeeded", "{host}\n{}", out.report());
+    }
+    let runs = kayobe_runs(&site);
+    for stage in 0..4 {
+        assert_eq!(stage_count(&runs, stage) - stage_count(&before, stage), 1, "stage {stage}: {runs:?}");
+    }
+}
+
+#[test]
 fn three_hosts_with_parallel_1_make_one_kayobe_batch() {
     // [1] standard, [2] GPU and [5] Lenovo are reinstalled; the others stop before adoption.
     let (site, hosts) = reinstalled_site(QUICK_POLLS, |index| [1, 2, 5].contains(&index));

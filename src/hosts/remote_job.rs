@@ -165,7 +165,12 @@ impl RemoteJobs {
         if let Some(journal) = &self.context.journal {
             journal.job_started(&job).map_err(|err| self.failed(spec, err))?;
         }
-        self.start(&job, spec).await?;
+        match self.start(&job, spec).await {
+            Ok(()) => {}
+            // The answer was lost, not necessarily the start: look, and start it if it is not there.
+            Err(HostError::Ssh(err)) => tracing::info!(job = %job.id, %err, "no answer to the start; looking"),
+            Err(err) => return Err(err),
+        }
         match self.wait(&job, spec, true).await? {
             Some(finished) => Ok(finished),
             None => Err(self.unfinished(spec, &job, "it did not start".into())),
