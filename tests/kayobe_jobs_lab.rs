@@ -145,6 +145,42 @@ fn a_dropped_connection_during_every_job_of_the_batch_repeats_nothing() {
     }
 }
 
+/// Sets `workflow.remote_jobs.kayobe_timeout_secs` in the site's credentials file.
+fn kayobe_timeout(site: &LabSite, secs: u64) {
+    let path = site.workspace.file("site/credentials.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut kept: Vec<&str> = text.lines().filter(|line| !line.contains("kayobe_timeout_secs")).collect();
+    let at = kept.iter().position(|line| *line == "  remote_jobs:").expect("a remote_jobs section") + 1;
+    let setting = format!("    kayobe_timeout_secs: {secs}");
+    kept.insert(at, &setting);
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_kayobe_job_past_its_timeout_is_left_running_and_awaited_next_time() {
+    let (site, hosts) = reinstalled_site(QUICK_POLLS, |index| index == 1);
+    post_reinstall(&site, &[]);
+    let before = kayobe_runs(&site);
+    // Host configure takes 3 s; Kayobe runs may take 1 s.
+    site.world().remote_job_minute = Duration::from_millis(100);
+    kayobe_timeout(&site, 1);
+    let out = adoption(&site, &["--only", &hosts[1]]);
+    let report = report_of(&json(&out), &hosts[1]).clone();
+    assert_eq!(report["outcome"], "failed", "{}", out.report());
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("host configure") && reason.contains("still running after 1 s"), "{reason}");
+    assert_eq!(site.world().jobs.running(), 1, "left running");
+
+    kayobe_timeout(&site, 3600);
+    let out = adoption(&site, &["--only", &hosts[1]]);
+    let report = report_of(&json(&out), &hosts[1]).clone();
+    assert_eq!(report["outcome"], "succeeded", "{}", out.report());
+    assert!(action(&report, "kayobe-deploy")["change"].as_str().unwrap().contains("host configure: job"), "{report}");
+    let runs = kayobe_runs(&site);
+    assert_eq!(runs.host_configure - before.host_configure, 1, "awaited, not started again");
+    assert_eq!(runs.service_deploy - before.service_deploy, 1);
+}
+
 #[test]
 fn three_hosts_with_parallel_1_make_one_kayobe_batch() {
     // [1] standard, [2] GPU and [5] Lenovo are reinstalled; the others stop before adoption.
