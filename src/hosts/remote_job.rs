@@ -390,6 +390,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_job_recorded_but_never_started_is_started_under_its_own_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(&dir.path().join("j.db")).unwrap());
+        let earlier = RemoteJob {
+            id: "j0".into(),
+            run_id: "r0".into(),
+            target: "stack@kayobe".into(),
+            action: "kayobe-host-configure".into(),
+            command: spec().command_line(),
+            folder: "hvmigrate-jobs/j0".into(),
+            started_at: crate::journal::now(),
+            ended_at: None,
+            exit_status: None,
+            state: "running".into(),
+        };
+        journal.job_started(&earlier).unwrap();
+        let shell = Arc::new(FakeShell::new());
+        let poll = poll_line("hvmigrate-jobs/j0");
+        shell.on(&poll, Reply::ok("missing\n")).on(&poll, Reply::ok("exit 0\n"));
+        let start = RemoteCommand::new("x", "bash")
+            .args(["-c", START, "bash", "hvmigrate-jobs/j0", "env.sh", JOB])
+            .args(spec().command)
+            .command_line();
+        shell.on(&start, Reply::ok("started\n"));
+        shell.on("cat hvmigrate-jobs/j0/log", Reply::ok("done\n"));
+        let finished = jobs(shell.clone(), Some(journal.clone())).run(&spec()).await.expect("started, then ended");
+        assert_eq!((finished.id.as_str(), finished.output.exit_status), ("j0", 0));
+        let lines = shell.command_lines();
+        assert_eq!(lines.iter().filter(|line| **line == start).count(), 1, "{lines:#?}");
+        assert_eq!(lines.len(), 4, "look, start, look, log: {lines:#?}");
+    }
+
+    #[tokio::test]
     async fn an_unfinished_job_is_awaited_not_started_again() {
         let dir = tempfile::tempdir().unwrap();
         let journal = Arc::new(Journal::open(&dir.path().join("j.db")).unwrap());
@@ -432,12 +465,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = Arc::new(Journal::open(&dir.path().join("j.db")).unwrap());
         let shell = Arc::new(FakeShell::new());
-        // Any start answers "started"; every poll says running.
+        // The folder has a time stamp: one answer for every line. The start
+        // succeeds, and every look says running.
+        shell.on_user("stack", Reply::ok("running\n"));
         let jobs = jobs(shell.clone(), Some(journal.clone()));
         let spec = JobSpec { timeout: Duration::from_millis(20), ..spec() };
-        let shell_for_rules = shell.clone();
-        // The folder has a time stamp: answer by user for the start, then by line for polls.
-        shell_for_rules.on_user("stack", Reply::ok("running\n"));
         let err = jobs.run(&spec).await.expect_err("times out");
         let message = err.to_string();
         assert!(
