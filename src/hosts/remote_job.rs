@@ -49,7 +49,7 @@ else echo missing; fi"#;
 const POLL_FAILURES: u32 = 5;
 
 /// The first pause between two looks at a running job.
-const FIRST_PAUSE: Duration = Duration::from_millis(250);
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
 
 /// What to run, and for how long at most.
 #[derive(Clone, Debug)]

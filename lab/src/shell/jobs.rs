@@ -23,6 +23,8 @@ pub enum Change {
     HostConfigured(String),
     /// `kayobe overcloud service deploy` finished on this host: nova-compute runs.
     ServiceDeployed(String),
+    /// `dnf update` finished on this hypervisor: the packages at their new versions.
+    PackagesUpgraded { host: String, packages: Vec<(String, String)> },
 }
 
 #[derive(Clone, Debug)]
@@ -123,6 +125,11 @@ fn apply(world: &mut WorldState, machine: &Machine, change: Change) {
         Change::HostConfigured(fqdn) => {
             if let Some(host) = world.host_mut(&fqdn) {
                 host.kayobe.host_configures += 1;
+            }
+        }
+        Change::PackagesUpgraded { host, packages } => {
+            if let Some(host) = world.host_mut(&host) {
+                host.shell.packages.extend(packages);
             }
         }
         Change::ServiceDeployed(fqdn) => {
