@@ -442,6 +442,20 @@ impl Journal {
         })
     }
 
+    /// Every job on `target`, oldest first, each with whether its run ended
+    /// (a run killed with kill -9 never does).
+    pub fn jobs_on(&self, target: &str) -> Result<Vec<(RemoteJob, bool)>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT j.id, j.run_id, j.target, j.action, j.command, j.folder, j.started_at, j.ended_at,
+                        j.exit_status, j.state, r.ended_at IS NOT NULL
+                 FROM remote_jobs j JOIN runs r ON r.id = j.run_id WHERE j.target = ?1 ORDER BY j.rowid",
+            )?;
+            let rows = query.query_map(params![target], |row| Ok((job_from_row(row)?, row.get(10)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Records how a remote job ended: its exit status, or `None` when it was lost.
     pub fn job_ended(&self, id: &str, exit_status: Option<i32>) -> Result<()> {
         let state = if exit_status.is_some() { "finished" } else { "lost" };

@@ -145,6 +145,49 @@ fn a_dropped_connection_during_every_job_of_the_batch_repeats_nothing() {
     }
 }
 
+#[test]
+fn killed_once_the_hosts_are_deployed_the_rerun_still_deploys_the_controllers() {
+    let (site, hosts) = reinstalled_site(QUICK_POLLS, |_| true);
+    post_reinstall(&site, &[]);
+    let before = kayobe_runs(&site);
+    site.world().remote_job_minute = Duration::from_millis(100);
+    let mut child = site.spawn(&["-q", "run", "--step", "adoption", "--yes", "--parallel"]);
+    let started = Instant::now();
+    while kayobe_runs(&site).service_deploy == before.service_deploy {
+        assert!(started.elapsed() < Duration::from_secs(90), "service deploy never started");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before service deploy");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    // The deploy ends while no one looks: nova-compute is up before the re-run.
+    while site.world().jobs.running() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(90), "the deploy never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    site.world().advance_jobs();
+    for host in &hosts[1..] {
+        assert_eq!(site.world().host(host).unwrap().compute.state, "up", "{host}");
+    }
+
+    let out = adoption(&site, &[]);
+    let summary = json(&out);
+    for host in &hosts[1..] {
+        assert_eq!(report_of(&summary, host)["outcome"], "succeeded", "{host}\n{}", out.report());
+    }
+    let runs = kayobe_runs(&site);
+    assert_eq!(runs.controllers_common - before.controllers_common, 1, "the batch was finished: {runs:?}");
+    assert_eq!(runs.service_deploy - before.service_deploy, 1, "{runs:?}");
+    assert_eq!(runs.host_configure - before.host_configure, 1, "{runs:?}");
+
+    // Done: another run starts no Kayobe.
+    let again = json(&adoption(&site, &[]));
+    for host in &hosts[1..] {
+        assert_eq!(action(report_of(&again, host), "kayobe-deploy")["outcome"], "skipped", "{host}: {again}");
+    }
+    assert_eq!(kayobe_runs(&site), runs);
+}
+
 /// Sets `workflow.remote_jobs.kayobe_timeout_secs` in the site's credentials file.
 fn kayobe_timeout(site: &LabSite, secs: u64) {
     let path = site.workspace.file("site/credentials.yaml");

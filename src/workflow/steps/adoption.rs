@@ -120,6 +120,25 @@ async fn run_kayobe_batch(kayobe: Kayobe, settings: KayobeArgs, hosts: Vec<Strin
     KayobeBatch { runs }
 }
 
+/// The last Kayobe job for this host, when a killed run started it and no
+/// controllers' deploy finished after it: nova-compute may be up already,
+/// but that batch is not done.
+fn interrupted_batch(host: &HostContext) -> Result<Option<String>, ActionError> {
+    let (Some(journal), Some(config)) = (&host.run.journal, &host.run.credentials.kayobe) else { return Ok(None) };
+    let target = format!("{}@{}", config.username, config.host);
+    let jobs = journal.jobs_on(&target).map_err(|err| ActionError(err.to_string()))?;
+    let names_host = |command: &str| command.split([' ', ':']).any(|word| word == host.host.as_str());
+    let Some(last) = jobs.iter().rposition(|(job, _)| {
+        matches!(job.action.as_str(), "kayobe-host-configure" | "kayobe-service-deploy") && names_host(&job.command)
+    }) else {
+        return Ok(None);
+    };
+    let (job, run_ended) = &jobs[last];
+    let finished_after =
+        jobs[last..].iter().any(|(later, _)| later.action == "kayobe-controllers" && later.state == "finished");
+    Ok((!run_ended && !finished_after).then(|| job.id.clone()))
+}
+
 /// The Kayobe settings a batch needs, owned (the batch outlives the host's borrow).
 struct KayobeArgs {
     inventory_playbook: String,
@@ -141,6 +160,12 @@ impl Action for KayobeDeploy {
             let observed = format!("nova-compute is {state}");
             host.facts.compute_service = Some(service);
             // After the reinstall nova-compute is down until Kolla runs it again.
+            if let Some(job) = interrupted_batch(host)? {
+                return Ok(Decision::act(
+                    format!("{observed}; the Kayobe batch of an interrupted run did not finish (job {job})"),
+                    "finish that batch: its finished jobs are read, its running one awaited, the rest run",
+                ));
+            }
             if state == "up" {
                 // Nothing to do here: the run's Kayobe batch need not wait for this host.
                 host.run.batches.point::<(), KayobeResult>("adoption-kayobe").pass(host.host.as_str());
