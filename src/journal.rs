@@ -66,6 +66,19 @@ CREATE TABLE IF NOT EXISTS sub_commands (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS sub_commands_by_action ON sub_commands(action_id);
+CREATE TABLE IF NOT EXISTS remote_jobs (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    action TEXT NOT NULL,
+    command TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    exit_status INTEGER,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS remote_jobs_by_action ON remote_jobs(target, action, state);
 ";
 
 /// When the host reached its position `p` (a host step row): the first
@@ -260,6 +273,25 @@ pub struct ActionResult<'a> {
     pub previous: Option<&'a str>,
     pub reason: Option<&'a str>,
     pub output: Option<&'a str>,
+}
+
+/// A long job detached on a remote host (Kayobe, a playbook, a package update).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RemoteJob {
+    pub id: String,
+    pub run_id: String,
+    /// `user@host` it runs on.
+    pub target: String,
+    pub action: String,
+    /// The command line it runs.
+    pub command: String,
+    /// Its folder on the host (pid, log, exit status), relative to the login's home.
+    pub folder: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub exit_status: Option<i32>,
+    /// `running` until the tool saw it end: `finished`, or `lost` (it ended without an exit status).
+    pub state: String,
 }
 
 pub struct Journal {
@@ -646,6 +678,83 @@ impl Journal {
         })
     }
 
+    /// Records a remote job before it starts, so a crash right after still knows it.
+    pub fn job_started(&self, job: &RemoteJob) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO remote_jobs (id, run_id, target, action, command, folder, started_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running')",
+                params![job.id, job.run_id, job.target, job.action, job.command, job.folder, job.started_at],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The latest job of `action` on `target` that no run saw end.
+    pub fn unfinished_job(&self, target: &str, action: &str) -> Result<Option<RemoteJob>> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT id, run_id, target, action, command, folder, started_at, ended_at, exit_status, state
+                 FROM remote_jobs WHERE target = ?1 AND action = ?2 AND state = 'running'
+                 ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                params![target, action],
+                job_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// A job of `action` on `target` that ran `command` to its end in a run
+    /// killed before it could use the result (the run never ended), and is
+    /// the latest job of that action there: its result stands, it is not run again.
+    pub fn reusable_job(
+        &self,
+        target: &str,
+        action: &str,
+        command: &str,
+        current_run: &str,
+    ) -> Result<Option<RemoteJob>> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT j.id, j.run_id, j.target, j.action, j.command, j.folder, j.started_at, j.ended_at,
+                        j.exit_status, j.state
+                 FROM remote_jobs j JOIN runs r ON r.id = j.run_id
+                 WHERE j.target = ?1 AND j.action = ?2 AND j.command = ?3 AND j.state = 'finished'
+                   AND r.ended_at IS NULL AND j.run_id != ?4
+                   AND j.rowid = (SELECT MAX(rowid) FROM remote_jobs WHERE target = ?1 AND action = ?2)",
+                params![target, action, command, current_run],
+                job_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// Every job on `target`, oldest first, each with whether its run ended
+    /// (a run killed with kill -9 never does).
+    pub fn jobs_on(&self, target: &str) -> Result<Vec<(RemoteJob, bool)>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT j.id, j.run_id, j.target, j.action, j.command, j.folder, j.started_at, j.ended_at,
+                        j.exit_status, j.state, r.ended_at IS NOT NULL
+                 FROM remote_jobs j JOIN runs r ON r.id = j.run_id WHERE j.target = ?1 ORDER BY j.rowid",
+            )?;
+            let rows = query.query_map(params![target], |row| Ok((job_from_row(row)?, row.get(10)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Records how a remote job ended: its exit status, or `None` when it was lost.
+    pub fn job_ended(&self, id: &str, exit_status: Option<i32>) -> Result<()> {
+        let state = if exit_status.is_some() { "finished" } else { "lost" };
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE remote_jobs SET ended_at = ?1, exit_status = ?2, state = ?3 WHERE id = ?4",
+                params![now(), exit_status, state, id],
+            )
+            .map(drop)
+        })
+    }
+
     /// The latest step of every host that has one, by host name.
     pub fn host_statuses(&self) -> Result<Vec<HostStatus>> {
         self.with(|conn| {
@@ -712,7 +821,23 @@ fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn now() -> String {
+fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteJob> {
+    Ok(RemoteJob {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        target: row.get(2)?,
+        action: row.get(3)?,
+        command: row.get(4)?,
+        folder: row.get(5)?,
+        started_at: row.get(6)?,
+        ended_at: row.get(7)?,
+        exit_status: row.get(8)?,
+        state: row.get(9)?,
+    })
+}
+
+/// The journal's time stamp for now.
+pub fn now() -> String {
     jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
@@ -759,6 +884,70 @@ mod tests {
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].previous.as_deref(), Some("enabled"));
         assert_eq!(history[0].change.as_deref(), Some("disabled"));
+    }
+
+    #[test]
+    fn a_remote_job_is_unfinished_until_it_ended() {
+        let (_dir, journal) = journal();
+        let job = |id: &str| RemoteJob {
+            id: id.into(),
+            run_id: "r1".into(),
+            target: "stack@kayobe".into(),
+            action: "kayobe-host-configure".into(),
+            command: "kayobe overcloud host configure".into(),
+            folder: format!("hvmigrate-jobs/{id}"),
+            started_at: now(),
+            ended_at: None,
+            exit_status: None,
+            state: "running".into(),
+        };
+        let first = job("j1");
+        journal.job_started(&first).unwrap();
+        assert_eq!(journal.unfinished_job("stack@kayobe", "kayobe-host-configure").unwrap(), Some(first));
+        assert_eq!(journal.unfinished_job("stack@kayobe", "kayobe-service-deploy").unwrap(), None);
+        assert_eq!(journal.unfinished_job("root@hv01", "kayobe-host-configure").unwrap(), None);
+        journal.job_ended("j1", Some(2)).unwrap();
+        assert_eq!(journal.unfinished_job("stack@kayobe", "kayobe-host-configure").unwrap(), None);
+        journal.job_started(&job("j2")).unwrap();
+        journal.job_ended("j2", None).unwrap();
+        assert_eq!(
+            journal.unfinished_job("stack@kayobe", "kayobe-host-configure").unwrap(),
+            None,
+            "a lost job is over"
+        );
+    }
+
+    #[test]
+    fn a_job_finished_in_a_killed_run_is_reused_until_a_later_one_runs() {
+        let (_dir, journal) = journal();
+        run(&journal, "killed");
+        run(&journal, "ended");
+        journal.finish_run("ended", "succeeded").unwrap();
+        let (target, action) = ("stack@kayobe", "kayobe-host-configure");
+        let command = "kayobe overcloud host configure --limit hv01";
+        let job = |id: &str, run_id: &str| RemoteJob {
+            id: id.into(),
+            run_id: run_id.into(),
+            target: target.into(),
+            action: action.into(),
+            command: command.into(),
+            folder: format!("hvmigrate-jobs/{id}"),
+            started_at: now(),
+            ended_at: None,
+            exit_status: None,
+            state: "running".into(),
+        };
+        journal.job_started(&job("j1", "killed")).unwrap();
+        assert_eq!(journal.reusable_job(target, action, command, "now").unwrap(), None, "not finished");
+        journal.job_ended("j1", Some(0)).unwrap();
+        let found = journal.reusable_job(target, action, command, "now").unwrap();
+        assert_eq!(found.map(|job| (job.id, job.exit_status)), Some(("j1".into(), Some(0))));
+        let other = "kayobe overcloud host configure --limit hv02";
+        assert_eq!(journal.reusable_job(target, action, other, "now").unwrap(), None, "another command");
+        assert_eq!(journal.reusable_job(target, action, command, "killed").unwrap(), None, "not in its own run");
+        journal.job_started(&job("j2", "ended")).unwrap();
+        journal.job_ended("j2", Some(0)).unwrap();
+        assert_eq!(journal.reusable_job(target, action, command, "now").unwrap(), None, "a later job ran and was used");
     }
 
     #[test]

@@ -223,6 +223,8 @@ pub struct HostView {
     pub jira_key: Option<String>,
     pub jira_status: Option<String>,
     pub last_comment: Option<String>,
+    /// Files attached to the ticket: `name (size bytes)`.
+    pub attachments: Vec<String>,
     /// Active silences whose matchers name the host.
     pub silences: usize,
 }
@@ -253,6 +255,12 @@ pub fn view(world: &Value, control: &str) -> LabView {
         let last_comment = issue
             .and_then(|i| i["comments"].as_array().and_then(|c| c.last().cloned()))
             .map(|comment| one_line(&rich_text(&comment["body"]), 60));
+        let attachments = issue
+            .and_then(|i| i["attachments"].as_array())
+            .into_iter()
+            .flatten()
+            .map(|a| format!("{} ({} bytes)", a["filename"].as_str().unwrap_or("?"), a["size"].as_u64().unwrap_or(0)))
+            .collect();
         let silences = silences
             .iter()
             .filter(|s| {
@@ -277,6 +285,7 @@ pub fn view(world: &Value, control: &str) -> LabView {
             jira_key,
             jira_status: issue.and_then(|i| i["status"].as_str()).map(str::to_owned),
             last_comment,
+            attachments,
             silences,
         }
     };
@@ -358,5 +367,16 @@ mod tests {
         assert_eq!(one_line(&rich_text(&adf), 60), "one two");
         assert_eq!(one_line("a\nb", 60), "a b");
         assert_eq!(one_line("abcdef", 4), "abc…");
+    }
+
+    #[test]
+    fn the_view_lists_each_tickets_attachments() {
+        let world = serde_json::json!({
+            "hosts": [{"fqdn": "hv01.lab.example.org", "in_campaign": true, "jira_key": "MH-101"}],
+            "jira": {"issues": [{"key": "MH-101", "status": "To Do", "comments": [], "attachments": [
+                {"filename": "adoption-hv01-kayobe-fatal-1a2b3c4d.txt", "size": 40123, "content": "…"}]}]},
+        });
+        let view = view(&world, "http://127.0.0.1:1");
+        assert_eq!(view.campaign[0].attachments, ["adoption-hv01-kayobe-fatal-1a2b3c4d.txt (40123 bytes)"]);
     }
 }

@@ -495,6 +495,14 @@ impl Output {
                 host.last_comment.as_deref().unwrap_or("")
             ));
         }
+        let attached: Vec<&crate::lab::HostView> = view.campaign.iter().filter(|h| !h.attachments.is_empty()).collect();
+        if !attached.is_empty() {
+            text.push_str("Attachments on the tickets:\n");
+            for host in attached {
+                let key = host.jira_key.as_deref().unwrap_or("-");
+                text.push_str(&format!("  {key} ({}): {}\n", host.fqdn, host.attachments.join(", ")));
+            }
+        }
         if !view.spares.is_empty() {
             text.push_str("Spare hosts (they receive the drained VMs):\n");
             for host in &view.spares {

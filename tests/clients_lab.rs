@@ -70,6 +70,33 @@ async fn jira_comment_survives_a_lost_reply_and_a_rate_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jira_refuses_a_long_comment_and_takes_an_attachment_once() {
+    let (lab, credentials) = lab(1).await;
+    let jira = JiraClient::with_policy(credentials.jira.as_ref().unwrap(), policy()).unwrap();
+    let (_, key) = host(&lab, 0);
+    let long = Doc::new().paragraph("y".repeat(32_768));
+    let refused = jira.add_comment(&key, &long, &CommentOptions::default()).await.unwrap_err().to_string();
+    assert!(refused.contains("exceeds the allowed limit of 32,767 characters"), "{refused}");
+    assert!(lab.world().lock().jira_issue(&key).unwrap().comments.is_empty());
+
+    // The answer to the upload is lost after Jira stored it: the retry finds it.
+    lab.faults().set(
+        Service::Jira,
+        FaultConfig { method: Some("POST".into()), next: [Fault::DropAfterCommit].into(), ..Default::default() },
+    );
+    let text = "z".repeat(40_000);
+    let (attachment, written) = jira.attach_once(&key, "output.txt", &text).await.unwrap();
+    assert_eq!((attachment.filename.as_str(), attachment.size, written), ("output.txt", 40_000, Written::AlreadyThere));
+    let (_, again) = jira.attach_once(&key, "output.txt", &text).await.unwrap();
+    assert_eq!(again, Written::AlreadyThere);
+    let world = lab.world().lock();
+    let attachments = &world.jira_issue(&key).unwrap().attachments;
+    assert_eq!(attachments.len(), 1, "attached once");
+    assert_eq!(attachments[0].content, text, "whole");
+    assert!(attachments[0].mime_type.starts_with("text/plain"), "{}", attachments[0].mime_type);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jira_search_and_create_once() {
     let (lab, credentials) = lab(3).await;
     let jira = JiraClient::with_policy(credentials.jira.as_ref().unwrap(), policy()).unwrap();

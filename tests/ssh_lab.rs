@@ -8,8 +8,9 @@ use std::time::Duration;
 use hvmigrate::config::Credentials;
 use hvmigrate::hosts::aquilon::Aquilon;
 use hvmigrate::hosts::hypervisor::Hypervisor;
-use hvmigrate::hosts::kayobe::{HostOutcome, Kayobe};
+use hvmigrate::hosts::kayobe::{HostOutcome, Kayobe, KayobeTimeouts};
 use hvmigrate::hosts::libvirt::Libvirt;
+use hvmigrate::hosts::remote_job::JobContext;
 use hvmigrate::ssh::{RemoteCommand, RemoteShell, SshError, SshOptions, SshPool, Target};
 use hvmigrate_lab::{Lab, LabOptions, SshFaultConfig, WorldOptions};
 
@@ -88,10 +89,20 @@ async fn aquilon_and_kayobe_helpers() {
         world.host_mut(&failing).unwrap().kayobe.fail_with = Some("Timeout waiting for SSH".into());
     }
     let kayobe_config = site.credentials.kayobe.as_ref().unwrap();
+    // A detached job on the Kayobe host, looked at until it ends.
+    let jobs = JobContext {
+        folder: "hvmigrate-jobs".into(),
+        poll_interval: Duration::from_millis(50),
+        journal: None,
+        run_id: "r1".into(),
+    };
+    let timeouts = KayobeTimeouts { kayobe: Duration::from_secs(60), playbook: Duration::from_secs(60) };
     let kayobe = Kayobe::new(
         site.shell.clone(),
         Target::new(&kayobe_config.username, &kayobe_config.host),
         kayobe_config.environment_path.clone(),
+        jobs,
+        timeouts,
     );
     let run = kayobe.host_configure(&[ok.as_str(), failing.as_str()], &[]).await.unwrap();
     assert!(!run.output.success());

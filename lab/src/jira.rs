@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::world::{jira_time, JiraComment, JiraIssue, WorldState};
+use crate::world::{jira_time, JiraAttachment, JiraComment, JiraIssue, WorldState};
 use crate::LabState;
 
 const SERVER_VERSION: [u64; 3] = [9, 12, 2];
@@ -33,6 +33,7 @@ pub fn router(state: LabState) -> Router {
         .route("/rest/api/{version}/issue", post(create_issue))
         .route("/rest/api/{version}/issue/{key}", get(get_issue))
         .route("/rest/api/{version}/issue/{key}/comment", get(list_comments).post(add_comment))
+        .route("/rest/api/{version}/issue/{key}/attachments", post(add_attachments))
         .route("/rest/api/{version}/issue/{key}/transitions", get(get_transitions).post(do_transition))
         .route("/rest/api/{version}/search", get(search_get).post(search_post))
         .route("/rest/api/{version}/search/jql", get(search_jql_get).post(search_jql_post))
@@ -408,6 +409,7 @@ fn issue_json(state: &LabState, world: &WorldState, api: Api, issue: &JiraIssue,
         "updated": issue.updated,
         "resolution": null,
         "comment": {"comments": comments, "maxResults": total, "total": total, "startAt": 0},
+        "attachment": issue.attachments.iter().map(|a| attachment_json(state, api, a)).collect::<Vec<_>>(),
     });
     let mut selected = Map::new();
     for (name, value) in all.as_object().expect("an object") {
@@ -648,6 +650,20 @@ async fn add_comment(State(state): State<LabState>, Path(path): Path<IssuePath>,
     if world.jira_issue(&path.key).is_none() {
         return issue_not_found();
     }
+    if let Some(limit) = world.jira.comment_limit {
+        // A wiki string counts its characters; an ADF document, its JSON.
+        let length = match &text {
+            Value::String(text) => text.chars().count(),
+            doc => doc.to_string().chars().count(),
+        };
+        if length > limit {
+            let message = format!(
+                "The entered text is too long. It exceeds the allowed limit of {} characters.",
+                thousands(limit)
+            );
+            return Refusal::field("comment", &message).into_response();
+        }
+    }
     let author = state.secrets.jira_username.clone();
     let Some(id) = push_comment(&mut world, &path.key, &author, text, internal) else { return issue_not_found() };
     let issue = world.jira_issue(&path.key).expect("just found");
@@ -657,6 +673,94 @@ async fn add_comment(State(state): State<LabState>, Path(path): Path<IssuePath>,
         value["visibility"] = visibility.clone();
     }
     (StatusCode::CREATED, Json(value)).into_response()
+}
+
+/// `32767` as Jira writes it in messages: `32,767`.
+fn thousands(value: usize) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+fn attachment_json(state: &LabState, api: Api, attachment: &JiraAttachment) -> Value {
+    let base = state.urls.jira.as_str();
+    json!({
+        "self": format!("{base}/rest/api/{}/attachment/{}", api.number(), attachment.id),
+        "id": attachment.id,
+        "filename": attachment.filename,
+        "author": user_json(state, api, &attachment.author),
+        "created": attachment.created,
+        "size": attachment.size,
+        "mimeType": attachment.mime_type,
+        "content": format!("{base}/secure/attachment/{}/{}", attachment.id, attachment.filename),
+    })
+}
+
+/// `POST …/issue/{key}/attachments`: multipart/form-data, every part named
+/// `file`, and the `X-Atlassian-Token: no-check` header, without which Jira's
+/// XSRF protection answers 403 (Atlassian REST docs, "Add attachment"; the
+/// same in pycontribs/jira's `add_attachment`). Answers the new attachments.
+async fn add_attachments(State(state): State<LabState>, Path(path): Path<IssuePath>, request: Request) -> Response {
+    use axum::extract::FromRequest;
+    let Some(api) = Api::parse(&path.version) else { return not_found_version(&state, &path.version) };
+    let token = request.headers().get("x-atlassian-token").and_then(|value| value.to_str().ok());
+    if !token.is_some_and(|token| token.eq_ignore_ascii_case("no-check")) {
+        return (StatusCode::FORBIDDEN, "XSRF check failed").into_response();
+    }
+    if state.world.lock().jira_issue(&path.key).is_none() {
+        return issue_not_found();
+    }
+    let mut multipart = match axum::extract::Multipart::from_request(request, &()).await {
+        Ok(multipart) => multipart,
+        Err(_) => return bad_request("the request is not multipart/form-data"),
+    };
+    let mut files = Vec::new();
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                if field.name() != Some("file") {
+                    continue;
+                }
+                let filename = field.file_name().unwrap_or("attachment").to_owned();
+                let mime_type = field.content_type().unwrap_or("application/octet-stream").to_owned();
+                match field.bytes().await {
+                    Ok(bytes) => files.push((filename, mime_type, bytes)),
+                    Err(err) => return bad_request(&format!("cannot read the upload: {err}")),
+                }
+            }
+            Ok(None) => break,
+            Err(err) => return bad_request(&format!("cannot read the upload: {err}")),
+        }
+    }
+    if files.is_empty() {
+        return bad_request("No attachments were supplied: the multipart part must be named 'file'");
+    }
+    let author = state.secrets.jira_username.clone();
+    let mut world = state.world.lock();
+    let mut added = Vec::new();
+    for (filename, mime_type, bytes) in files {
+        let id = (10_000 + world.next_id()).to_string();
+        let attachment = JiraAttachment {
+            id,
+            filename,
+            size: bytes.len(),
+            mime_type,
+            author: author.clone(),
+            created: now(),
+            content: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        added.push(attachment_json(&state, api, &attachment));
+        let Some(issue) = world.jira_issue_mut(&path.key) else { return issue_not_found() };
+        issue.updated = attachment.created.clone();
+        issue.attachments.push(attachment);
+    }
+    Json(Value::Array(added)).into_response()
 }
 
 fn transitions_json(world: &WorldState, base: &str, api: Api, status: &str, with_fields: bool) -> Vec<Value> {

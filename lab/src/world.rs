@@ -83,6 +83,31 @@ pub struct WorldState {
     pub max_concurrent_migrations_per_source: usize,
     next_id: u64,
     vms_per_host: Option<u32>,
+    /// Real time per simulated minute of a long remote job (Kayobe runs and
+    /// playbooks take tens of simulated minutes); tests make it long to
+    /// outlast the tool's SSH command timeout.
+    #[serde(skip)]
+    pub remote_job_minute: std::time::Duration,
+    /// Background processes of the simulated machines.
+    pub jobs: crate::shell::jobs::BackgroundJobs,
+    /// Kayobe and Ansible runs started on the Kayobe host, by kind.
+    pub kayobe_runs: KayobeRuns,
+}
+
+/// Kayobe and Ansible runs started on the Kayobe host (a run counts when it starts).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct KayobeRuns {
+    /// The inventory playbook (`kayobe playbook run …build-inventory…`).
+    pub inventory: u32,
+    pub host_configure: u32,
+    /// `kayobe overcloud service deploy` for hypervisors.
+    pub service_deploy: u32,
+    /// `kayobe overcloud service deploy` of the controllers' `common` services.
+    pub controllers_common: u32,
+    /// The Mellanox UEFI-PXE playbook.
+    pub mellanox: u32,
+    /// Any other playbook.
+    pub other_playbooks: u32,
 }
 
 /// A physical hypervisor, as seen by every system at once.
@@ -431,6 +456,10 @@ pub struct JiraState {
     pub workflow: BTreeMap<String, Vec<String>>,
     pub initial_status: String,
     pub next_issue_number: u64,
+    /// The most characters a comment body may have (`None`: no limit). Jira
+    /// refuses longer ones with 400: its `jira.text.field.character.limit`,
+    /// 32,767 by default (Atlassian, "Configuring advanced settings").
+    pub comment_limit: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -444,6 +473,22 @@ pub struct JiraIssue {
     pub comments: Vec<JiraComment>,
     pub created: String,
     pub updated: String,
+    /// Files attached to the issue, oldest first.
+    pub attachments: Vec<JiraAttachment>,
+}
+
+/// A file attached to an issue.
+#[derive(Clone, Debug, Serialize)]
+pub struct JiraAttachment {
+    pub id: String,
+    pub filename: String,
+    /// Its length in bytes.
+    pub size: usize,
+    pub mime_type: String,
+    pub author: String,
+    pub created: String,
+    /// What was uploaded, as text (lossy for binary files).
+    pub content: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -571,6 +616,7 @@ impl WorldState {
                 workflow: jira_workflow(),
                 initial_status: "To Do".into(),
                 next_issue_number: 101,
+                comment_limit: Some(32_767),
             },
             silences: Vec::new(),
             scc: SccRegistry::default(),
@@ -587,6 +633,9 @@ impl WorldState {
             max_concurrent_migrations_per_source: 0,
             next_id: 1,
             vms_per_host: options.vms_per_host,
+            remote_job_minute: std::time::Duration::from_millis(10),
+            jobs: Default::default(),
+            kayobe_runs: KayobeRuns::default(),
         };
         let spares = (options.hosts / 4).max(2);
         for index in 0..options.hosts + spares {
@@ -655,6 +704,7 @@ impl WorldState {
             comments: Vec::new(),
             created: now.clone(),
             updated: now,
+            attachments: Vec::new(),
         });
         self.jira.issues.last().expect("just pushed")
     }

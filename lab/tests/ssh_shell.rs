@@ -179,6 +179,88 @@ fn kayobe_recap_and_fatal_paragraphs() {
 }
 
 #[test]
+fn a_background_kayobe_run_finishes_in_real_time_and_can_be_killed() {
+    let world = world();
+    let kayobe = Machine::Kayobe(world.lock().kayobe_host_name());
+    let ops = Login { user: "ops".into(), sudo_password: None };
+    let good = {
+        let mut state = world.lock();
+        state.remote_job_minute = std::time::Duration::from_millis(10);
+        let fqdn = state.campaign_hosts().find(|h| h.netbox_device.is_some()).unwrap().fqdn.clone();
+        let host = state.host_mut(&fqdn).unwrap();
+        host.os = hvmigrate_lab::world::OsRelease::rocky("9.4");
+        host.compute.state = "down".into();
+        fqdn
+    };
+    let start = |dir: &str| {
+        let line = format!(
+            "mkdir -p jobs/{dir} && setsid nohup bash -c '( . ~/kayobe-prod/env-vars.sh && \"$@\" ) > \"$0/log\" 2>&1; \
+             echo $? > \"$0/exit\"' jobs/{dir} kayobe overcloud service deploy --limit {good} > /dev/null 2>&1 < /dev/null & \
+             echo $! > jobs/{dir}/pid; cat jobs/{dir}/pid"
+        );
+        let outcome = shell::run(&mut world.lock(), &kayobe, &ops, &line, b"");
+        assert_eq!(outcome.status, 0, "{}", text(&outcome.stderr));
+        assert!(outcome.delay.is_zero(), "the session does not wait for its background job");
+        text(&outcome.stdout).trim().to_owned()
+    };
+    let look = |dir: &str| {
+        let line = format!("cat jobs/{dir}/exit 2>/dev/null || {{ kill -0 $(cat jobs/{dir}/pid) && echo running; }}");
+        text(&shell::run(&mut world.lock(), &kayobe, &ops, &line, b"").stdout).trim().to_owned()
+    };
+    let pid = start("a");
+    assert!(pid.parse::<u32>().is_ok(), "$! is the pid: {pid}");
+    assert_eq!(look("a"), "running");
+    {
+        let state = world.lock();
+        assert_eq!(state.kayobe_runs.service_deploy, 1, "counted when it starts");
+        assert_eq!(state.host(&good).unwrap().kayobe.service_deploys, 0, "not deployed yet");
+        assert_eq!(state.host(&good).unwrap().compute.state, "down");
+    }
+    let log = run(&world, &kayobe, "cat /home/ops/jobs/a/log");
+    assert!(text(&log.stdout).is_empty(), "the log comes at the end");
+    // 20 simulated minutes of 10 ms each.
+    let started = std::time::Instant::now();
+    while look("a") == "running" {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the job never ended");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(look("a"), "0");
+    let log = shell::run(&mut world.lock(), &kayobe, &ops, "cat jobs/a/log", b"");
+    assert!(text(&log.stdout).contains("PLAY RECAP"), "{}", text(&log.stdout));
+    let dead = shell::run(&mut world.lock(), &kayobe, &ops, &format!("kill -0 {pid}"), b"");
+    assert_eq!((dead.status, text(&dead.stderr)), (1, format!("bash: kill: ({pid}) - No such process\n")));
+    {
+        let state = world.lock();
+        assert_eq!(state.host(&good).unwrap().kayobe.service_deploys, 1);
+        assert_eq!(state.host(&good).unwrap().compute.state, "up");
+    }
+
+    // Killed, it never ends and changes nothing more.
+    world.lock().host_mut(&good).unwrap().compute.state = "down".into();
+    let pid = start("b");
+    let killed = shell::run(&mut world.lock(), &kayobe, &ops, &format!("kill -TERM {pid}"), b"");
+    assert_eq!(killed.status, 0, "{}", text(&killed.stderr));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(look("b"), "", "no exit status, no process");
+    let state = world.lock();
+    assert_eq!(state.kayobe_runs.service_deploy, 2);
+    assert_eq!(state.host(&good).unwrap().kayobe.service_deploys, 1);
+    assert_eq!(state.host(&good).unwrap().compute.state, "down");
+}
+
+#[test]
+fn a_foreground_kayobe_run_takes_its_simulated_minutes() {
+    let world = world();
+    let kayobe = Machine::Kayobe(world.lock().kayobe_host_name());
+    world.lock().remote_job_minute = std::time::Duration::from_millis(100);
+    let line = "source ~/kayobe-prod/env-vars.sh && kayobe playbook run ansible/build-inventory-from-netbox.yml";
+    let outcome = shell::run(&mut world.lock(), &kayobe, &Login { user: "ops".into(), sudo_password: None }, line, b"");
+    assert_eq!(outcome.status, 0, "{}", text(&outcome.stderr));
+    assert_eq!(outcome.delay, std::time::Duration::from_millis(200), "2 simulated minutes");
+    assert_eq!(world.lock().kayobe_runs.inventory, 1);
+}
+
+#[test]
 fn reinstall_needs_pxeswitch_and_resets_the_host() {
     let world = world();
     let fqdn = {

@@ -173,6 +173,14 @@ pub enum Body {
         bytes: Vec<u8>,
         headers: Vec<(HeaderName, HeaderValue)>,
     },
+    /// One file as `multipart/form-data` (a Jira attachment), with extra headers.
+    File {
+        field: &'static str,
+        file_name: String,
+        mime_type: &'static str,
+        bytes: Vec<u8>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
 }
 
 impl Body {
@@ -334,6 +342,19 @@ impl HttpService {
             Body::Json(value) => request.json(value),
             Body::Raw { bytes, headers } => {
                 let mut request = request.body(bytes.clone());
+                for (name, value) in headers {
+                    request = request.header(name.clone(), value.clone());
+                }
+                request
+            }
+            Body::File { field, file_name, mime_type, bytes, headers } => {
+                let part = reqwest::multipart::Part::bytes(bytes.clone())
+                    .file_name(file_name.clone())
+                    .mime_str(mime_type)
+                    .map_err(|err| {
+                        ServiceError::new(self.name, &method, &path, ErrorKind::Unusable(err.to_string()))
+                    })?;
+                let mut request = request.multipart(reqwest::multipart::Form::new().part(*field, part));
                 for (name, value) in headers {
                     request = request.header(name.clone(), value.clone());
                 }

@@ -1,6 +1,7 @@
 //! Jira: Server/Data Center (REST v2, wiki markup) and Cloud (REST v3, ADF),
 //! chosen by the `flavour` setting.
 
+use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -274,6 +275,17 @@ struct IssueFields {
     status: Option<Status>,
 }
 
+/// A file attached to an issue.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Attachment {
+    #[serde(default)]
+    pub id: String,
+    pub filename: String,
+    /// In bytes.
+    #[serde(default)]
+    pub size: u64,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 pub struct Transition {
     pub id: String,
@@ -413,6 +425,60 @@ impl JiraClient {
                     return Ok((found, Written::AlreadyThere));
                 }
                 Ok((self.add_comment(key, doc, options).await?, Written::Created))
+            })
+            .await
+    }
+
+    /// The files attached to the issue.
+    pub async fn attachments(&self, key: &str) -> Result<Vec<Attachment>, ServiceError> {
+        #[derive(Deserialize)]
+        struct Fields {
+            #[serde(default)]
+            attachment: Vec<Attachment>,
+        }
+        #[derive(Deserialize)]
+        struct IssueAttachments {
+            fields: Fields,
+        }
+        let path = self.api(&format!("issue/{key}"));
+        let issue: IssueAttachments = self.http.get_json(&path, &[("fields", "attachment")]).await?;
+        Ok(issue.fields.attachment)
+    }
+
+    /// Attaches a text file to the issue, once attempt: see [`Self::attach_once`].
+    /// Multipart with the part named `file` and `X-Atlassian-Token: no-check`,
+    /// as Jira's XSRF protection requires (pycontribs/jira `add_attachment`).
+    pub async fn attach(&self, key: &str, file_name: &str, text: &str) -> Result<Attachment, ServiceError> {
+        let path = self.api(&format!("issue/{key}/attachments"));
+        let body = Body::File {
+            field: "file",
+            file_name: file_name.to_owned(),
+            mime_type: "text/plain; charset=utf-8",
+            bytes: text.as_bytes().to_vec(),
+            headers: vec![(HeaderName::from_static("x-atlassian-token"), HeaderValue::from_static("no-check"))],
+        };
+        let reply = self.http.write_once(Method::POST, &path, body).await?;
+        let added: Vec<Attachment> = self.http.decode(&Method::POST, &path, &reply)?;
+        added.into_iter().next().ok_or_else(|| self.http.unusable(&Method::POST, &path, "Jira attached nothing"))
+    }
+
+    /// Attaches the file unless one of the same name and size is there
+    /// already (from an earlier run, or an attempt whose answer was lost).
+    pub async fn attach_once(
+        &self,
+        key: &str,
+        file_name: &str,
+        text: &str,
+    ) -> Result<(Attachment, Written), ServiceError> {
+        self.http
+            .retrying("add attachment", || async move {
+                let existing = self.attachments(key).await?;
+                if let Some(found) =
+                    existing.into_iter().find(|found| found.filename == file_name && found.size == text.len() as u64)
+                {
+                    return Ok((found, Written::AlreadyThere));
+                }
+                Ok((self.attach(key, file_name, text).await?, Written::Created))
             })
             .await
     }

@@ -31,6 +31,8 @@ pub struct Workflow {
     /// hosts' DNS sub-domain) when unset.
     pub scc_group: Option<String>,
     pub drain: DrainSettings,
+    /// Kayobe, playbooks and package updates run detached on their host.
+    pub remote_jobs: RemoteJobSettings,
 }
 
 impl Default for Workflow {
@@ -50,6 +52,7 @@ impl Default for Workflow {
             limits: Limits::default(),
             scc_group: None,
             drain: DrainSettings::default(),
+            remote_jobs: RemoteJobSettings::default(),
         }
     }
 }
@@ -69,6 +72,7 @@ impl Workflow {
             }
         }
         problems.extend(self.drain.validate(path));
+        problems.extend(self.remote_jobs.validate(path));
         if self.silence.window_days == 0 {
             problems.push(InputProblem::new(path, "workflow.silence.window_days must be at least 1"));
         }
@@ -249,6 +253,72 @@ impl Default for KayobeSettings {
     }
 }
 
+/// Long jobs run detached on a remote host, in their own session, each in a
+/// folder of its own (pid, log, exit status), and polled: an SSH drop, a
+/// Ctrl-C or a crash of the tool leaves them running, and the next run waits
+/// for them instead of starting another.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteJobSettings {
+    /// The jobs' folders, relative to the login's home on that host.
+    pub folder: String,
+    /// How long a Kayobe run (inventory, host configure, service deploy, controllers) may take.
+    pub kayobe_timeout_secs: u64,
+    /// How long the Mellanox UEFI-PXE playbook may take.
+    pub playbook_timeout_secs: u64,
+    /// How long pre-drain's `dnf update` may take.
+    pub package_update_timeout_secs: u64,
+    /// Time between two looks at a running job (one short SSH command each).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for RemoteJobSettings {
+    fn default() -> Self {
+        RemoteJobSettings {
+            folder: "hvmigrate-jobs".into(),
+            kayobe_timeout_secs: 6 * 3600,
+            playbook_timeout_secs: 2 * 3600,
+            package_update_timeout_secs: 3600,
+            poll_interval_ms: 15_000,
+        }
+    }
+}
+
+impl RemoteJobSettings {
+    fn validate(&self, path: &Path) -> Vec<InputProblem> {
+        let mut problems = Vec::new();
+        let values = [
+            ("kayobe_timeout_secs", self.kayobe_timeout_secs),
+            ("playbook_timeout_secs", self.playbook_timeout_secs),
+            ("package_update_timeout_secs", self.package_update_timeout_secs),
+            ("poll_interval_ms", self.poll_interval_ms),
+        ];
+        for (name, value) in values {
+            if value == 0 {
+                problems.push(InputProblem::new(path, format!("workflow.remote_jobs.{name} must be at least 1")));
+            }
+        }
+        let folder = self.folder.trim();
+        let safe = !folder.is_empty()
+            && folder.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+            && !folder.split('/').any(|part| part == "..");
+        if !safe {
+            problems.push(InputProblem::new(
+                path,
+                format!(
+                    "workflow.remote_jobs.folder '{}' must be a plain path (letters, digits, - _ . /, no ..)",
+                    self.folder
+                ),
+            ));
+        }
+        problems
+    }
+
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
 /// A guarded disk fix of post-reinstall.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -399,5 +469,20 @@ mod tests {
         assert!(rocky9.matches("rocky", "9"));
         assert!(!rocky9.matches("rocky", "90.1"));
         assert!(!rocky9.matches("almalinux", "9.4"));
+    }
+
+    #[test]
+    fn remote_job_settings_are_checked() {
+        let path = Path::new("credentials.yaml");
+        assert!(RemoteJobSettings::default().validate(path).is_empty());
+        let bad = RemoteJobSettings {
+            folder: "../elsewhere; rm -rf".into(),
+            kayobe_timeout_secs: 0,
+            ..RemoteJobSettings::default()
+        };
+        let problems: Vec<String> = bad.validate(path).iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("workflow.remote_jobs.kayobe_timeout_secs must be at least 1"), "{problems:?}");
+        assert!(problems[1].contains("workflow.remote_jobs.folder '../elsewhere; rm -rf'"), "{problems:?}");
     }
 }

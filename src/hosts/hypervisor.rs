@@ -217,12 +217,21 @@ pub enum RootAccess {
 
 pub struct Hypervisor {
     remote: Remote,
+    /// Where long commands run detached, and for how long at most.
+    jobs: Option<(super::remote_job::JobContext, std::time::Duration)>,
 }
 
 impl Hypervisor {
     /// The hypervisor `host`, driven as root.
     pub fn new(shell: Arc<dyn RemoteShell>, host: &str) -> Self {
-        Hypervisor { remote: Remote::new(shell, Target::root(host)) }
+        Hypervisor { remote: Remote::new(shell, Target::root(host)), jobs: None }
+    }
+
+    /// Long commands (the package update) run as detached jobs that outlive
+    /// a dropped connection, each bounded by `timeout`.
+    pub fn with_jobs(mut self, context: super::remote_job::JobContext, timeout: std::time::Duration) -> Self {
+        self.jobs = Some((context, timeout));
+        self
     }
 
     pub fn remote(&self) -> &Remote {
@@ -284,10 +293,27 @@ impl Hypervisor {
         self.test("efi-check", "-d", "/sys/firmware/efi").await
     }
 
-    /// `dnf -y update <packages>`; on failure also reads `/etc/resolv.conf`.
+    /// `dnf -y update <packages>` (a detached job when [`Self::with_jobs`]
+    /// says so); on failure also reads `/etc/resolv.conf`.
     pub async fn update_packages(&self, packages: &[&str]) -> Result<PackageUpdate, HostError> {
         let command = RemoteCommand::new("dnf-update", "dnf").args(["-y", "update"]).args(packages.iter().copied());
-        let output = self.remote.run(&command).await?;
+        let output = match &self.jobs {
+            Some((context, timeout)) => {
+                let jobs = super::remote_job::RemoteJobs::new(
+                    self.remote.shell().clone(),
+                    self.remote.target().clone(),
+                    context.clone(),
+                );
+                let spec = super::remote_job::JobSpec {
+                    action: command.action.clone(),
+                    environment: None,
+                    command: std::iter::once(command.program.clone()).chain(command.args.iter().cloned()).collect(),
+                    timeout: *timeout,
+                };
+                jobs.run(&spec).await?.output
+            }
+            None => self.remote.run(&command).await?,
+        };
         let resolv_conf = if output.success() {
             None
         } else {

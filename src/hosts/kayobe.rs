@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::remote_job::{JobContext, JobSpec, RemoteJobs};
 use super::{HostError, Remote};
 use crate::ssh::{CommandOutput, RemoteCommand, RemoteShell, Target};
 
@@ -66,32 +68,28 @@ pub enum HostOutcome {
 }
 
 impl KayobeReport {
-    /// The outcome of `host`; a short name in the log matches the FQDN given.
+    /// The outcome of the host named `host` in the inventory. Names are
+    /// compared whole: `hv1` is not `hv10`, and `hv01.a.example.org` is not
+    /// `hv01.b.example.org` nor `hv01`.
+    ///
+    /// `PLAY RECAP` decides: a `fatal:` that a `rescue:` block caught or that
+    /// `ignore_errors` let through (`...ignoring`) leaves `failed=0`, so it is
+    /// not a failure. The `fatal:` paragraphs are the failure's detail; they
+    /// decide alone only when the run stopped before its recap.
     pub fn outcome(&self, host: &str) -> HostOutcome {
-        let matches = |name: &str| name == host || short_name(name) == short_name(host) && !name.is_empty();
-        // A host may appear by its short name in one play and its FQDN in another: sum them.
-        let recap =
-            self.recap.iter().filter(|(name, _)| matches(name)).fold(None, |total: Option<HostRecap>, (_, recap)| {
-                let mut total = total.unwrap_or_default();
-                total.add(recap);
-                Some(total)
-            });
+        let recap = self.recap.get(host).copied();
         let fatals: Vec<String> = self
             .fatals
             .iter()
-            .filter(|paragraph| !paragraph.ignored && paragraph.hosts.iter().any(|name| matches(name)))
+            .filter(|paragraph| !paragraph.ignored && paragraph.hosts.iter().any(|name| name == host))
             .map(|paragraph| paragraph.text.clone())
             .collect();
         match recap {
-            Some(recap) if recap.succeeded() && fatals.is_empty() => HostOutcome::Succeeded(recap),
+            Some(recap) if recap.succeeded() => HostOutcome::Succeeded(recap),
             None if fatals.is_empty() => HostOutcome::NotRun,
             recap => HostOutcome::Failed { recap, fatals },
         }
     }
-}
-
-fn short_name(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
 }
 
 /// One Kayobe run: its output (the log), where the log stays, what it says.
@@ -99,17 +97,28 @@ fn short_name(host: &str) -> &str {
 pub struct KayobeRun {
     /// The command's exit status and its log as standard output.
     pub output: CommandOutput,
-    /// The log on the Kayobe host, relative to the login's home.
+    /// The log on the Kayobe host (in the job's folder), relative to the login's home.
     pub log_path: String,
     pub report: KayobeReport,
+    /// The job an earlier run started and left running, awaited by this one.
+    pub reattached: Option<String>,
 }
 
 pub struct Kayobe {
-    remote: Remote,
+    jobs: RemoteJobs,
     environment_path: String,
-    log_dir: String,
+    timeouts: KayobeTimeouts,
     /// The login's home on the Kayobe host, asked once when the path starts with `~`.
     home: tokio::sync::OnceCell<String>,
+}
+
+/// How long runs on the Kayobe host may take.
+#[derive(Clone, Copy, Debug)]
+pub struct KayobeTimeouts {
+    /// `kayobe …` runs.
+    pub kayobe: Duration,
+    /// `ansible-playbook …` runs (the Mellanox playbook).
+    pub playbook: Duration,
 }
 
 /// Kayobe's `--limit` form of a host list: `h1:h2`.
@@ -118,18 +127,25 @@ fn join_hosts<S: AsRef<str>>(hosts: &[S]) -> String {
 }
 
 impl Kayobe {
-    /// `kayobe.username@kayobe.host`, with `kayobe.environment_path` sourced before each run.
-    pub fn new(shell: Arc<dyn RemoteShell>, target: Target, environment_path: impl Into<String>) -> Self {
+    /// `kayobe.username@kayobe.host`, with `kayobe.environment_path` sourced
+    /// before each run; every run is a detached job ([`RemoteJobs`]).
+    pub fn new(
+        shell: Arc<dyn RemoteShell>,
+        target: Target,
+        environment_path: impl Into<String>,
+        jobs: JobContext,
+        timeouts: KayobeTimeouts,
+    ) -> Self {
         Kayobe {
-            remote: Remote::new(shell, target),
+            jobs: RemoteJobs::new(shell, target, jobs),
             environment_path: environment_path.into(),
-            log_dir: "hvmigrate-logs".into(),
+            timeouts,
             home: tokio::sync::OnceCell::new(),
         }
     }
 
     pub fn remote(&self) -> &Remote {
-        &self.remote
+        self.jobs.remote()
     }
 
     /// The environment file as the remote shell must open it: `~/…` (the form
@@ -138,14 +154,14 @@ impl Kayobe {
     pub async fn environment_file(&self) -> Result<String, HostError> {
         let Some(rest) = self.environment_path.strip_prefix('~') else { return Ok(self.environment_path.clone()) };
         let action = "kayobe-home";
+        let remote = self.remote();
         let home = self
             .home
             .get_or_try_init(|| async {
-                let output =
-                    self.remote.run_ok(&RemoteCommand::script(action, r#"printf '%s\n' "$HOME""#, &[])).await?;
+                let output = remote.run_ok(&RemoteCommand::script(action, r#"printf '%s\n' "$HOME""#, &[])).await?;
                 let home = output.stdout.trim_end_matches('\n');
                 if !home.starts_with('/') || home.contains('\n') {
-                    return Err(self.remote.unexpected(action, "$HOME is not one absolute path"));
+                    return Err(remote.unexpected(action, "$HOME is not one absolute path"));
                 }
                 Ok(home.trim_end_matches('/').to_owned())
             })
@@ -196,27 +212,29 @@ impl Kayobe {
         self.run("mellanox-uefi-pxe", &args).await
     }
 
-    /// Runs `program args…` with the Kayobe environment, its output kept in a
-    /// log on the Kayobe host and returned. A failed run is `Ok`: its result is data.
+    /// Runs `program args…` with the Kayobe environment as a detached job
+    /// on the Kayobe host (or waits for the one an earlier run left
+    /// running), its log kept in the job's folder. A failed run is `Ok`: its
+    /// result is data.
     pub async fn run(&self, action: &str, program_and_args: &[&str]) -> Result<KayobeRun, HostError> {
-        let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
-        let log_path = format!("{}/{action}-{stamp}.log", self.log_dir);
-        // Values arrive as positional arguments; the environment script is bash.
-        let script = r#"env_file=$1 log=$2; shift 2
-mkdir -p "$(dirname "$log")" || exit 97
-. "$env_file" >"$log" 2>&1 || { cat "$log"; echo "cannot source $env_file" >&2; exit 98; }
-"$@" >>"$log" 2>&1; status=$?
-cat "$log"; exit $status"#;
-        let environment_file = self.environment_file().await?;
-        let command = RemoteCommand::new(action, "bash")
-            .args(["-c", script, "bash", &environment_file, &log_path])
-            .args(program_and_args.iter().copied());
-        let output = self.remote.run(&command).await?;
-        if output.exit_status == 98 {
-            return Err(self.remote.failed(action, &output));
+        let timeout = if program_and_args.first() == Some(&"ansible-playbook") {
+            self.timeouts.playbook
+        } else {
+            self.timeouts.kayobe
+        };
+        let spec = JobSpec {
+            action: action.to_owned(),
+            environment: Some(self.environment_file().await?),
+            command: program_and_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            timeout,
+        };
+        let job = self.jobs.run(&spec).await?;
+        if job.output.exit_status == 98 {
+            return Err(self.remote().failed(action, &job.output));
         }
-        let report = parse_log(&output.stdout);
-        Ok(KayobeRun { output, log_path, report })
+        let report = parse_log(&job.output.stdout);
+        let reattached = job.reattached.then(|| job.id.clone());
+        Ok(KayobeRun { output: job.output, log_path: job.log_path, report, reattached })
     }
 }
 
@@ -233,7 +251,7 @@ pub fn parse_log(log: &str) -> KayobeReport {
             let hosts = paragraph
                 .lines()
                 .filter_map(|line| line.trim_start().strip_prefix("fatal: ["))
-                .filter_map(|rest| rest.split_once(']').map(|(host, _)| host.to_owned()))
+                .filter_map(|rest| rest.split_once(']').map(|(host, _)| inventory_name(host).to_owned()))
                 .fold(Vec::new(), |mut hosts, host| {
                     if !hosts.contains(&host) {
                         hosts.push(host);
@@ -247,6 +265,11 @@ pub fn parse_log(log: &str) -> KayobeReport {
         }
     }
     report
+}
+
+/// The host of `fatal: [NAME]`; a delegated task reads `[NAME -> DELEGATE]`.
+fn inventory_name(bracketed: &str) -> &str {
+    bracketed.split_once(" -> ").map_or(bracketed, |(host, _)| host).trim()
 }
 
 /// Paragraphs separated by lines that are blank or only whitespace.
@@ -296,7 +319,6 @@ fn parse_recap_line(line: &str) -> Option<(String, HostRecap)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssh::fake::{FakeShell, Reply};
 
     const LOG: &str = r#"
 PLAY [Ensure the Kayobe Ansible user account exists] ***************************
@@ -327,20 +349,6 @@ PLAY RECAP *********************************************************************
 hv01                       : ok=3    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   
 "#;
 
-    #[tokio::test]
-    async fn a_home_relative_environment_is_under_the_remote_home() {
-        let shell = Arc::new(FakeShell::new());
-        let home = RemoteCommand::script("kayobe-home", r#"printf '%s\n' "$HOME""#, &[]);
-        shell.on(&home.command_line(), Reply::ok("/home/it's me\n"));
-        let kayobe = Kayobe::new(shell.clone(), Target::new("ubuntu", "kayobe"), "~/kayobe-prod/env-vars.sh");
-        assert_eq!(kayobe.environment_file().await.unwrap(), "/home/it's me/kayobe-prod/env-vars.sh");
-        assert_eq!(kayobe.environment_file().await.unwrap(), "/home/it's me/kayobe-prod/env-vars.sh");
-        assert_eq!(shell.command_lines().len(), 1, "the home is asked once");
-        let absolute = Kayobe::new(shell.clone(), Target::new("ubuntu", "kayobe"), "/srv/env.sh");
-        assert_eq!(absolute.environment_file().await.unwrap(), "/srv/env.sh");
-        assert_eq!(shell.command_lines().len(), 1);
-    }
-
     #[test]
     fn secrets_in_fatal_paragraphs_are_masked() {
         let log = "TASK [x]\nfatal: [hv01]: FAILED! => {\"changed\": false, \"msg\": \"boom\", \"db_password\": \"hunter2\"}\n";
@@ -348,6 +356,29 @@ hv01                       : ok=3    changed=1    unreachable=0    failed=0    s
         assert_eq!(report.fatals.len(), 1);
         assert!(!report.fatals[0].text.contains("hunter2"), "{}", report.fatals[0].text);
         assert!(report.fatals[0].text.contains(r#""db_password": "***""#));
+    }
+
+    #[tokio::test]
+    async fn a_home_relative_environment_is_under_the_remote_home() {
+        use crate::ssh::fake::{FakeShell, Reply};
+        let shell = Arc::new(FakeShell::new());
+        let home = RemoteCommand::script("kayobe-home", r#"printf '%s\n' "$HOME""#, &[]);
+        shell.on(&home.command_line(), Reply::ok("/home/it's me\n"));
+        let context = JobContext {
+            folder: "j".into(),
+            poll_interval: Duration::from_millis(1),
+            journal: None,
+            run_id: "r1".into(),
+        };
+        let timeouts = KayobeTimeouts { kayobe: Duration::from_secs(1), playbook: Duration::from_secs(1) };
+        let target = Target::new("ubuntu", "kayobe");
+        let kayobe = Kayobe::new(shell.clone(), target.clone(), "~/kayobe-prod/env-vars.sh", context.clone(), timeouts);
+        assert_eq!(kayobe.environment_file().await.unwrap(), "/home/it's me/kayobe-prod/env-vars.sh");
+        assert_eq!(kayobe.environment_file().await.unwrap(), "/home/it's me/kayobe-prod/env-vars.sh");
+        assert_eq!(shell.command_lines().len(), 1, "the home is asked once");
+        let absolute = Kayobe::new(shell.clone(), target, "/srv/env.sh", context, timeouts);
+        assert_eq!(absolute.environment_file().await.unwrap(), "/srv/env.sh");
+        assert_eq!(shell.command_lines().len(), 1);
     }
 
     #[test]
@@ -361,10 +392,10 @@ hv01                       : ok=3    changed=1    unreachable=0    failed=0    s
         assert_eq!(report.fatals.len(), 3);
         assert!(report.fatals[1].ignored);
 
-        // hv01 appears once by FQDN and once by short name; both count.
+        // hv01 appears once by FQDN and once by short name: two inventory names, never merged.
         match report.outcome("hv01.example.org") {
             HostOutcome::Failed { .. } | HostOutcome::NotRun => panic!("hv01 succeeded"),
-            HostOutcome::Succeeded(recap) => assert_eq!(recap.ok, 45),
+            HostOutcome::Succeeded(recap) => assert_eq!(recap.ok, 42),
         }
         match report.outcome("hv02.example.org") {
             HostOutcome::Failed { recap, fatals } => {
@@ -386,30 +417,152 @@ hv01                       : ok=3    changed=1    unreachable=0    failed=0    s
     }
 
     #[test]
-    fn short_and_long_names_match_each_other() {
+    fn a_short_name_is_another_inventory_name() {
         let report = parse_log(LOG);
-        assert!(matches!(report.outcome("hv01"), HostOutcome::Succeeded(_)));
+        match report.outcome("hv01") {
+            HostOutcome::Succeeded(recap) => assert_eq!(recap.ok, 3, "only the play that named it hv01"),
+            other => panic!("hv01: {other:?}"),
+        }
+        assert_eq!(report.outcome("hv02"), HostOutcome::NotRun, "hv02.example.org is not hv02");
+    }
+
+    const RESCUED: &str = r#"
+TASK [kolla-ansible : Ensure the kolla user exists] ****************************
+fatal: [hv01.example.org]: FAILED! => {"changed": false, "msg": "useradd: group kolla exists"}
+
+TASK [kolla-ansible : Reuse the existing kolla group] **************************
+changed: [hv01.example.org]
+
+TASK [selinux : Set SELinux state] *********************************************
+fatal: [hv02.example.org]: FAILED! => {"changed": false, "msg": "SELinux is disabled"}
+...ignoring
+
+TASK [docker : Ensure docker is running] ***************************************
+fatal: [hv03.example.org -> localhost]: FAILED! => {"changed": false, "msg": "docker did not start"}
+
+PLAY RECAP *********************************************************************
+hv01.example.org           : ok=10   changed=2    unreachable=0    failed=0    skipped=1    rescued=1    ignored=0
+hv02.example.org           : ok=11   changed=1    unreachable=0    failed=0    skipped=1    rescued=0    ignored=1
+hv03.example.org           : ok=4    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0
+"#;
+
+    #[test]
+    fn rescued_and_ignored_fatals_are_not_failures() {
+        let report = parse_log(RESCUED);
+        match report.outcome("hv01.example.org") {
+            HostOutcome::Succeeded(recap) => assert_eq!(recap.rescued, 1),
+            other => panic!("a rescued fatal is no failure: {other:?}"),
+        }
+        match report.outcome("hv02.example.org") {
+            HostOutcome::Succeeded(recap) => assert_eq!(recap.ignored, 1),
+            other => panic!("an ignored fatal is no failure: {other:?}"),
+        }
+        match report.outcome("hv03.example.org") {
+            HostOutcome::Failed { fatals, .. } => {
+                assert_eq!(fatals.len(), 1, "a delegated task's fatal belongs to its host");
+                assert!(fatals[0].contains("docker did not start"));
+            }
+            other => panic!("hv03 failed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fatal_without_a_recap_fails_the_host() {
+        let log = "TASK [Gathering Facts] ***\nfatal: [hv01.example.org]: UNREACHABLE! => {}\n";
+        assert!(matches!(parse_log(log).outcome("hv01.example.org"), HostOutcome::Failed { recap: None, .. }));
+    }
+
+    const SIMILAR: &str = r#"
+TASK [docker : Ensure docker is running] ***************************************
+fatal: [hv1.a.example.org]: FAILED! => {"msg": "docker did not start"}
+fatal: [hv10.b.example.org]: FAILED! => {"msg": "disk full"}
+
+PLAY RECAP *********************************************************************
+hv1.a.example.org          : ok=3    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0
+hv1.b.example.org          : ok=9    changed=4    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
+hv10.a.example.org         : ok=9    changed=4    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
+hv10.b.example.org         : ok=3    changed=0    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0
+"#;
+
+    #[test]
+    fn similar_inventory_names_stay_apart() {
+        let report = parse_log(SIMILAR);
+        let failed_with = |host: &str| match report.outcome(host) {
+            HostOutcome::Failed { recap, fatals } => {
+                assert_eq!(recap.expect("in the recap").failed, 1, "{host}");
+                fatals
+            }
+            other => panic!("{host} failed: {other:?}"),
+        };
+        // Same short name in two domains: each its own result.
+        let a = failed_with("hv1.a.example.org");
+        assert_eq!(a.len(), 1);
+        assert!(a[0].contains("docker did not start") && a[0].contains("disk full"), "one paragraph: {}", a[0]);
+        assert!(matches!(report.outcome("hv1.b.example.org"), HostOutcome::Succeeded(recap) if recap.ok == 9));
+        // hv1 is not hv10.
+        assert!(matches!(report.outcome("hv10.a.example.org"), HostOutcome::Succeeded(recap) if recap.ok == 9));
+        assert_eq!(failed_with("hv10.b.example.org").len(), 1);
+        assert_eq!(report.outcome("hv1"), HostOutcome::NotRun);
+    }
+
+    /// A Kayobe host whose job ends at once with `LOG` and exit status 2.
+    #[derive(Default)]
+    struct EndsAtOnce {
+        lines: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl RemoteShell for EndsAtOnce {
+        fn run<'a>(
+            &'a self,
+            _target: &'a Target,
+            command: &'a crate::ssh::RemoteCommand,
+        ) -> crate::ssh::BoxFuture<'a, Result<CommandOutput, crate::ssh::SshError>> {
+            self.lines.lock().unwrap().push(command.command_line());
+            let stdout = match command.action.as_str() {
+                action if action.ends_with("-poll") => "exit 2\n",
+                action if action.ends_with("-log") => LOG,
+                _ => "started\n",
+            };
+            let output = CommandOutput {
+                command: command.command_line(),
+                exit_status: 0,
+                stdout: stdout.into(),
+                stderr: String::new(),
+                duration: Duration::ZERO,
+            };
+            Box::pin(async move { Ok(output) })
+        }
     }
 
     #[tokio::test]
-    async fn a_batch_run_sources_the_environment_and_returns_the_log() {
-        let shell = Arc::new(FakeShell::new());
-        let kayobe = Kayobe::new(shell.clone(), Target::new("stack", "kayobe.example.org"), "kayobe-env/env-vars.sh");
-        // The log path has a time stamp: answer whatever line comes.
-        shell.on_user("stack", Reply::exit(2, LOG, ""));
+    async fn a_batch_run_is_a_job_with_the_environment_and_returns_its_log() {
+        let shell = Arc::new(EndsAtOnce::default());
+        let context = JobContext {
+            folder: "hvmigrate-jobs".into(),
+            poll_interval: Duration::from_millis(1),
+            journal: None,
+            run_id: "r1".into(),
+        };
+        let timeouts = KayobeTimeouts { kayobe: Duration::from_secs(60), playbook: Duration::from_secs(60) };
+        let target = Target::new("stack", "kayobe.example.org");
+        let kayobe = Kayobe::new(shell.clone(), target, "kayobe-env/env-vars.sh", context, timeouts);
         let extra = ["selinux_do_reboot=true".to_owned()];
         let run = kayobe.host_configure(&["hv01.example.org", "hv02.example.org"], &extra).await.expect("ran");
         assert_eq!(run.output.exit_status, 2);
+        assert!(run.log_path.starts_with("hvmigrate-jobs/kayobe-host-configure-"), "{}", run.log_path);
         assert!(matches!(run.report.outcome("hv02.example.org"), HostOutcome::Failed { .. }));
-        let line = &shell.command_lines()[0];
-        assert!(line.starts_with("bash -c "), "{line}");
-        assert!(line.contains(" bash kayobe-env/env-vars.sh hvmigrate-logs/kayobe-host-configure-"), "{line}");
+        let lines = shell.lines.lock().unwrap().clone();
+        let start = &lines[0];
+        assert!(start.starts_with("bash -c "), "{start}");
+        assert!(start.contains(" bash hvmigrate-jobs/kayobe-host-configure-"), "{start}");
+        assert!(start.contains(" kayobe-env/env-vars.sh "), "{start}");
         assert!(
-            line.ends_with(
+            start.ends_with(
                 "kayobe overcloud host configure -e selinux_do_reboot=true --limit hv01.example.org:hv02.example.org \
                  -kl hv01.example.org:hv02.example.org"
             ),
-            "{line}"
+            "{start}"
         );
+        assert_eq!(lines.len(), 3, "start, one look, the log: {lines:?}");
     }
 }

@@ -6,6 +6,7 @@ pub mod aquilon;
 pub mod hypervisor;
 pub mod kayobe;
 pub mod libvirt;
+pub mod remote_job;
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ pub enum HostError {
     /// The command succeeded but its output is not what it should be.
     #[error("{target}: {action}: unexpected output: {reason}")]
     UnexpectedOutput { target: Target, action: String, reason: String },
+    /// A detached job did not end in time, or ended without an exit status.
+    #[error("{target}: {action}: {reason}")]
+    Unfinished { target: Target, action: String, reason: String },
     /// A guard stopped a change that would be unsafe (formatting a mounted device…).
     #[error("{target}: {action}: refused: {reason}")]
     Refused { target: Target, action: String, reason: String },

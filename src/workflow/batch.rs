@@ -1,20 +1,22 @@
 //! Run-wide batches: a piece of work (a Kayobe or Ansible run) done once for
 //! every host of the run that reached the same point of its step.
 //!
-//! The manager tells the [`Roster`] when each host starts and finishes. A
-//! host that reaches a [`BatchPoint`] with work joins it; a host that goes
-//! past the point with nothing to do there says so ([`BatchPoint::pass`]).
-//! The batch runs once every host of the run is settled: waiting at the
-//! point, past it, finished (blocked or failed before it), or not started
-//! while every slot of `--parallel` is taken (it will join a later batch;
-//! waiting for it would never end).
+//! The [`Batches`] hand out the run's `--parallel` slots: a host takes one
+//! to start ([`Batches::start_host`]) and gives it back when it finishes. A
+//! host that reaches a [`BatchPoint`] with work joins it and gives its slot
+//! back while it waits, so the hosts not started yet start and can join the
+//! same batch: with `--parallel 1`, three hosts still make one batch. A host
+//! that goes past the point with nothing to do there says so
+//! ([`BatchPoint::pass`]). The batch runs once every host of the run is
+//! settled: waiting at the point, past it, or finished (blocked or failed
+//! before it). After the batch, each host takes a slot again to go on.
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Presence {
@@ -23,10 +25,12 @@ enum Presence {
     Finished,
 }
 
-/// Where every host of the run stands, and how many may run at once.
+/// Where every host of the run stands, and the slots of `--parallel`.
 struct Roster {
     hosts: Mutex<BTreeMap<String, Presence>>,
-    parallel: usize,
+    slots: Arc<Semaphore>,
+    /// The slot each running host holds (none while it waits at a batch point).
+    held: Mutex<HashMap<String, OwnedSemaphorePermit>>,
     /// Bumped on every change, so waiting hosts look again.
     changed: watch::Sender<u64>,
 }
@@ -48,15 +52,24 @@ impl Roster {
     }
 
     /// Whether every host is settled with respect to a point that holds
-    /// `waiting` and that `passed` went past.
+    /// `waiting` and that `passed` went past. A host not started yet is not:
+    /// hosts waiting at points hold no slot, so it will start.
     fn settled(&self, waiting: &BTreeSet<String>, passed: &BTreeSet<String>) -> bool {
         let hosts = lock(&self.hosts);
-        let running = hosts.values().filter(|presence| **presence == Presence::Running).count();
         hosts.iter().all(|(host, presence)| match presence {
             Presence::Finished => true,
-            Presence::NotStarted => running >= self.parallel,
-            Presence::Running => waiting.contains(host) || passed.contains(host),
+            Presence::NotStarted | Presence::Running => waiting.contains(host) || passed.contains(host),
         })
+    }
+
+    /// Gives the host's slot back; whether it held one.
+    fn release(&self, host: &str) -> bool {
+        lock(&self.held).remove(host).is_some()
+    }
+
+    async fn acquire(&self, host: &str) {
+        let permit = self.slots.clone().acquire_owned().await.expect("the slots are never closed");
+        lock(&self.held).insert(host.to_owned(), permit);
     }
 }
 
@@ -70,17 +83,29 @@ impl Batches {
     /// `hosts`: every host of the run; `parallel`: how many run at once.
     pub fn new(hosts: impl IntoIterator<Item = String>, parallel: usize) -> Self {
         let hosts = hosts.into_iter().map(|host| (host, Presence::NotStarted)).collect();
-        let roster = Roster { hosts: Mutex::new(hosts), parallel: parallel.max(1), changed: watch::channel(0).0 };
+        let roster = Roster {
+            hosts: Mutex::new(hosts),
+            slots: Arc::new(Semaphore::new(parallel.max(1))),
+            held: Mutex::default(),
+            changed: watch::channel(0).0,
+        };
         Batches { roster: Arc::new(roster), points: Mutex::default() }
     }
 
-    /// The host holds one of the run's slots and is running its step.
+    /// Waits for one of the run's slots, then marks the host running.
+    pub async fn start_host(&self, host: &str) {
+        self.roster.acquire(host).await;
+        self.host_started(host);
+    }
+
+    /// The host is running its step (without taking a slot: tests, or a caller that limits itself).
     pub fn host_started(&self, host: &str) {
         self.roster.set(host, Presence::Running);
     }
 
-    /// The host's step ended, however it ended.
+    /// The host's step ended, however it ended; its slot goes to the next host.
     pub fn host_finished(&self, host: &str) {
+        self.roster.release(host);
         self.roster.set(host, Presence::Finished);
     }
 
@@ -139,8 +164,22 @@ impl<I: Send + 'static, O: Clone + Send + 'static> BatchPoint<I, O> {
     {
         let mut changes = self.roster.changed.subscribe();
         lock(&self.state).waiting.push((host.to_owned(), input));
+        // Waiting takes no slot: the next host starts and may join this batch.
+        let had_slot = self.roster.release(host);
         // A host at a point is running, whether or not the manager said so.
         self.roster.set(host, Presence::Running);
+        let result = self.wait_for_batch(host, work, &mut changes).await;
+        if had_slot {
+            self.roster.acquire(host).await;
+        }
+        result
+    }
+
+    async fn wait_for_batch<F, Fut>(&self, host: &str, work: F, changes: &mut watch::Receiver<u64>) -> Option<O>
+    where
+        F: FnOnce(Vec<(String, I)>) -> Fut,
+        Fut: Future<Output = HashMap<String, O>>,
+    {
         let mut work = Some(work);
         loop {
             let batch = {
@@ -154,7 +193,11 @@ impl<I: Send + 'static, O: Clone + Send + 'static> BatchPoint<I, O> {
                     && self.roster.settled(&waiting, &state.passed);
                 if ready {
                     state.batch_running = true;
-                    Some(std::mem::take(&mut state.waiting))
+                    let mut batch = std::mem::take(&mut state.waiting);
+                    // In name order, whatever order the hosts came in: the same hosts
+                    // make the same command, which a re-run recognises.
+                    batch.sort_by(|(a, _), (b, _)| a.cmp(b));
+                    Some(batch)
                 } else {
                     None
                 }
@@ -232,18 +275,53 @@ mod tests {
         assert_eq!(*runs.lock().unwrap(), vec![vec!["a".to_owned(), "b".to_owned()]]);
     }
 
+    /// As the manager drives a host: a slot, the work up to the point, then on.
+    async fn host(batches: &Batches, point: &BatchPoint<u32, u32>, host: &str, input: u32, runs: Runs) -> Option<u32> {
+        batches.start_host(host).await;
+        let result = join(point, host, input, runs).await;
+        batches.host_finished(host);
+        result
+    }
+
     #[tokio::test]
-    async fn hosts_waiting_for_a_slot_join_a_later_batch() {
-        // One slot: the second host starts only when the first has finished.
-        let batches = batches(&["a", "b"], 1);
+    async fn one_slot_still_makes_one_batch() {
+        // A host waiting at the point gives its slot to the next one.
+        let batches = batches(&["a", "b", "c"], 1);
         let point = batches.point::<u32, u32>("p");
         let runs: Runs = Arc::default();
-        batches.host_started("a");
-        assert_eq!(join(&point, "a", 1, runs.clone()).await, Some(10));
-        batches.host_finished("a");
-        batches.host_started("b");
-        assert_eq!(join(&point, "b", 2, runs.clone()).await, Some(20));
-        assert_eq!(runs.lock().unwrap().len(), 2);
+        let (a, b, c) = tokio::join!(
+            host(&batches, &point, "a", 1, runs.clone()),
+            host(&batches, &point, "b", 2, runs.clone()),
+            host(&batches, &point, "c", 3, runs.clone()),
+        );
+        assert_eq!((a, b, c), (Some(10), Some(20), Some(30)));
+        assert_eq!(*runs.lock().unwrap(), vec![vec!["a".to_owned(), "b".to_owned(), "c".to_owned()]]);
+    }
+
+    #[tokio::test]
+    async fn after_the_batch_hosts_go_on_one_slot_at_a_time() {
+        let batches = Arc::new(batches(&["a", "b"], 1));
+        let point = batches.point::<u32, u32>("p");
+        let runs: Runs = Arc::default();
+        let inside = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let go = |name: &'static str| {
+            let (batches, point, runs, inside, most) =
+                (batches.clone(), point.clone(), runs.clone(), inside.clone(), most.clone());
+            async move {
+                batches.start_host(name).await;
+                join(&point, name, 1, runs).await;
+                // The rest of the step: never two hosts at once with one slot.
+                let now = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                batches.host_finished(name);
+            }
+        };
+        tokio::join!(go("a"), go("b"));
+        assert_eq!(runs.lock().unwrap().len(), 1);
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

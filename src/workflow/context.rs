@@ -142,6 +142,34 @@ impl RunContext {
         self.credentials.workflow.silence.created_by.replace("{initials}", &self.initials)
     }
 
+    /// How this run's detached jobs are kept and recorded (`workflow.remote_jobs`).
+    pub fn job_context(&self) -> crate::hosts::remote_job::JobContext {
+        let settings = &self.credentials.workflow.remote_jobs;
+        crate::hosts::remote_job::JobContext {
+            folder: settings.folder.clone(),
+            poll_interval: settings.poll_interval(),
+            journal: self.journal.clone().filter(|_| !self.dry_run),
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// The Kayobe host (`kayobe` section), its runs detached jobs.
+    pub fn kayobe(&self) -> Result<crate::hosts::kayobe::Kayobe, ActionError> {
+        let config = self.credentials.kayobe.as_ref().ok_or_else(|| missing("kayobe"))?;
+        let settings = &self.credentials.workflow.remote_jobs;
+        let timeouts = crate::hosts::kayobe::KayobeTimeouts {
+            kayobe: std::time::Duration::from_secs(settings.kayobe_timeout_secs),
+            playbook: std::time::Duration::from_secs(settings.playbook_timeout_secs),
+        };
+        Ok(crate::hosts::kayobe::Kayobe::new(
+            self.shell()?.clone(),
+            Target::new(&config.username, &config.host),
+            config.environment_path.clone(),
+            self.job_context(),
+            timeouts,
+        ))
+    }
+
     /// The Nova disable reason of this campaign.
     pub fn disable_reason(&self) -> String {
         self.credentials.workflow.disable_reason_for(&self.initials)

@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::clients::jira::{CommentOptions, Written};
 use crate::journal::{ActionOutcome, ActionResult, Journal, StepOutcome};
 
 use super::action::{Action, Decision, Outcome};
 use super::context::HostContext;
 use super::report::{ActionReport, HostOutcome, HostReport};
 use super::steps::StepPlan;
+use super::trail::Trail;
 
 /// Tells running hosts to stop before their next action (the first Ctrl-C).
 #[derive(Clone, Default)]
@@ -157,7 +157,7 @@ async fn run_host_in_span(
     if let (Some(journal), Some(id)) = (journal, host_step) {
         // The step succeeds only once its trail is on the ticket: the
         // journal is written last, so a failed trail never opens the next step's gate.
-        let trail = Trail::of(&host, plan, &report);
+        let trail = Trail::of(&host, plan, &report).await;
         match trail.post(&host).await {
             Ok(note) => {
                 report.jira = Some(note);
@@ -168,8 +168,9 @@ async fn run_host_in_span(
             }
             Err(note) => {
                 // Kept for the next run, which posts only this when the actions all ended well.
-                let kept =
-                    (report.outcome == HostOutcome::Succeeded).then(|| serde_json::to_string(&trail).ok()).flatten();
+                let kept = (report.outcome == HostOutcome::Succeeded && trail.is_whole())
+                    .then(|| serde_json::to_string(&trail).ok())
+                    .flatten();
                 report.jira = Some(note.clone());
                 if report.outcome == HostOutcome::Succeeded {
                     report.outcome = HostOutcome::Failed;
@@ -340,68 +341,6 @@ fn record_observed(journal: Option<&Journal>, host_step: Option<i64>, action: &s
     };
     if let Err(err) = journal.action_observed(host_step, action, state, observed, outcome.detail()) {
         tracing::error!(action, %err, "could not journal the action");
-    }
-}
-
-/// The audit trail of a host's step: one comment and the closing transition.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Trail {
-    doc: crate::clients::jira::Doc,
-    marker: String,
-    /// Set when the run changed nothing: a comment carrying it already says the same.
-    news: Option<String>,
-    transition: Option<String>,
-}
-
-impl Trail {
-    fn of(host: &HostContext, plan: &StepPlan, report: &HostReport) -> Self {
-        let run = &host.run;
-        let target =
-            if report.outcome == HostOutcome::Succeeded { &plan.jira.on_success } else { &plan.jira.on_failure };
-        Trail {
-            doc: report.jira_comment(&run.run_id, &run.initials),
-            marker: report.marker(&run.run_id),
-            news: report.changed_nothing().then(|| report.news_marker()),
-            transition: target.clone().filter(|_| report.outcome != HostOutcome::Interrupted),
-        }
-    }
-
-    /// Posts the comment (once: a retry finds it by its marker) and moves the
-    /// ticket. `Err` says what is missing from the ticket.
-    async fn post(&self, host: &HostContext) -> Result<String, String> {
-        // A run refuses to start without Jira (the manager checks); only
-        // the engine's own tests run without it.
-        let Ok(jira) = host.run.jira() else {
-            return Ok("not posted: jira is not configured".into());
-        };
-        let key = host.key.as_str();
-        let posted = async {
-            // A re-run that changed nothing and ends as an earlier run did (the
-            // same success, or the same block) does not repeat it on the ticket.
-            if let Some(news) = &self.news {
-                if jira.comments(key).await?.iter().any(|comment| comment.contains(news)) {
-                    return Ok::<_, crate::clients::http::ServiceError>(
-                        "already on the ticket from an earlier run".into(),
-                    );
-                }
-            }
-            let (_, written) = jira.add_comment_once(key, &self.doc, &self.marker, &CommentOptions::default()).await?;
-            Ok(match written {
-                Written::Created => "comment posted".to_owned(),
-                Written::AlreadyThere => "comment already posted".to_owned(),
-            })
-        }
-        .await;
-        let mut notes = vec![posted.map_err(|err| format!("the audit comment could not be posted: {err}"))?];
-        if let Some(target) = &self.transition {
-            match jira.transition_to(key, target).await {
-                Ok(_) => notes.push(format!("ticket in '{target}'")),
-                Err(err) => {
-                    return Err(format!("{}; the ticket could not move to '{target}': {err}", notes.join("; ")))
-                }
-            }
-        }
-        Ok(notes.join("; "))
     }
 }
 

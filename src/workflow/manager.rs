@@ -144,19 +144,18 @@ pub async fn run(
     }
     tracing::info!(run = %run.run_id, step = %settings.step, hosts = hosts.len(), parallel = settings.parallel, dry_run = settings.dry_run, "run starts");
 
-    let limit = Arc::new(Semaphore::new(settings.parallel.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     let mut spawned = std::collections::HashMap::new();
     for (index, (host, key)) in hosts.into_iter().enumerate() {
-        let (limit, plan, journal, run, stop, progress) =
-            (limit.clone(), plan.clone(), journal.clone(), run.clone(), stop.clone(), progress.clone());
+        let (plan, journal, run, stop, progress) =
+            (plan.clone(), journal.clone(), run.clone(), stop.clone(), progress.clone());
         let (name, ticket) = (host.clone(), key.clone());
         let task = tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
             let name = host.to_string();
             // Finished even if the host's task panics, so no batch waits for it.
             let _finished = FinishedGuard { run: run.clone(), host: name.clone() };
-            run.batches.host_started(&name);
+            // One of the `--parallel` slots (given back while the host waits at a batch point).
+            run.batches.start_host(&name).await;
             let report = run_one(host, key, &plan, journal.as_deref(), &run, &stop, progress.as_ref()).await;
             // The host's work is done: its master connection goes now, not after every host.
             if let Some(shell) = &run.services.shell {

@@ -10,6 +10,7 @@ pub mod manager;
 pub mod report;
 pub mod resume;
 pub mod steps;
+pub mod trail;
 
 use std::fmt;
 

@@ -138,17 +138,19 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
             }
             status
         }
-        // Every command has ended by the time another runs: no process is left to signal.
-        "kill" => {
-            let targets: Vec<&String> = match args.iter().position(|a| a == "--") {
-                Some(end) => args[end + 1..].iter().collect(),
-                None => args.iter().filter(|a| a.parse::<i64>().is_ok()).collect(),
-            };
-            for target in &targets {
-                io.err(&format!("{}: kill: ({target}) - No such process\n", shell.program));
+        // A new session, immune to hangups: the process is the same to the site.
+        "setsid" | "nohup" => match args.iter().position(|arg| !arg.starts_with('-')) {
+            Some(start) => shell.command(&args[start..], io),
+            None => {
+                io.err(&format!("{name}: missing operand\n"));
+                if name == "nohup" {
+                    125
+                } else {
+                    1
+                }
             }
-            i32::from(!targets.is_empty())
-        }
+        },
+        "kill" => super::jobs::kill(shell, args, io),
         "sleep" => {
             let secs: f64 = args.first().and_then(|a| a.trim_end_matches('s').parse().ok()).unwrap_or(0.0);
             shell.delay += std::time::Duration::from_secs_f64(secs.clamp(0.0, 3600.0));
@@ -185,7 +187,7 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
 }
 
 /// Commands every host has (for `command -v` and `which`).
-const COMMON: [&str; 39] = [
+const COMMON: [&str; 42] = [
     "true",
     "umask",
     "false",
@@ -225,6 +227,9 @@ const COMMON: [&str; 39] = [
     "sleep",
     "env",
     "date",
+    "setsid",
+    "nohup",
+    "kill",
 ];
 
 impl Shell<'_> {

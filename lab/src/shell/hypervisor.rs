@@ -405,11 +405,10 @@ fn dnf(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32 {
         io.out(&format!("  {name}-15:{latest}.x86_64\n"));
     }
     io.out("\nComplete!\n");
-    if let Some(host) = shell.world.host_mut(fqdn) {
-        for (name, _, latest) in upgrades {
-            host.shell.packages.insert(name, latest);
-        }
-    }
+    // The transaction takes a few simulated minutes; the packages are new at its end.
+    shell.take_minutes(3);
+    let packages = upgrades.into_iter().map(|(name, _, latest)| (name, latest)).collect();
+    shell.change_site(super::jobs::Change::PackagesUpgraded { host: fqdn.to_owned(), packages });
     0
 }
 

@@ -3,7 +3,13 @@
 //! when a host failed. A host fails when its `kayobe.fail_with` is set, or
 //! when it does not run the target OS yet. `service deploy` brings the host's
 //! nova-compute up.
+//!
+//! Each run takes simulated minutes (the world's `remote_job_minute` each)
+//! and counts in `kayobe_runs` when it starts. In the foreground the answer
+//! comes after that time; in a background job its log, its exit and its
+//! effects on the site land then.
 
+use super::jobs::Change;
 use super::{Io, Shell};
 use crate::world::WorldState;
 
@@ -70,7 +76,7 @@ fn kayobe(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {
     };
     let limit = option(args, &["--limit", "-l", "--kolla-limit", "-kl"]);
     let tags = option(args, &["--kolla-tags", "-kt", "--tags", "-t"]);
-    run_play(shell.world, &play, limit.as_deref(), tags.as_deref(), io)
+    run_play(shell, &play, limit.as_deref(), tags.as_deref(), io)
 }
 
 fn ansible_playbook(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {
@@ -79,7 +85,7 @@ fn ansible_playbook(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 
         return 2;
     };
     let limit = option(args, &["-i", "--inventory", "--limit", "-l"]);
-    run_play(shell.world, &Play::Playbook(playbook), limit.as_deref(), None, io)
+    run_play(shell, &Play::Playbook(playbook), limit.as_deref(), None, io)
 }
 
 enum Play {
@@ -93,7 +99,39 @@ fn banner(text: &str) -> String {
     format!("{text} {}\n", "*".repeat(stars))
 }
 
-fn run_play(world: &mut WorldState, play: &Play, limit: Option<&str>, tags: Option<&str>, io: &mut Io) -> i32 {
+/// Simulated minutes of a run, and counts it.
+fn start_run(shell: &mut Shell<'_>, play: &Play, tags: Option<&str>) -> u32 {
+    let runs = &mut shell.world.kayobe_runs;
+    let (count, minutes) = match play {
+        Play::HostConfigure => (&mut runs.host_configure, 30),
+        Play::ServiceDeploy if tags == Some("common") => (&mut runs.controllers_common, 10),
+        Play::ServiceDeploy => (&mut runs.service_deploy, 20),
+        Play::Playbook(name) if name.contains("build-inventory") => (&mut runs.inventory, 2),
+        Play::Playbook(name) if name.contains("mellanox") => (&mut runs.mellanox, 15),
+        Play::Playbook(_) => (&mut runs.other_playbooks, 5),
+    };
+    *count += 1;
+    minutes
+}
+
+fn run_play(shell: &mut Shell<'_>, play: &Play, limit: Option<&str>, tags: Option<&str>, io: &mut Io) -> i32 {
+    let minutes = start_run(shell, play, tags);
+    let (status, changes) = play_output(shell.world, play, limit, tags, io);
+    // The run takes its time; what it changed is there at its end.
+    shell.take_minutes(minutes);
+    for change in changes {
+        shell.change_site(change);
+    }
+    status
+}
+
+fn play_output(
+    world: &mut WorldState,
+    play: &Play,
+    limit: Option<&str>,
+    tags: Option<&str>,
+    io: &mut Io,
+) -> (i32, Vec<Change>) {
     let (title, tasks): (&str, &[&str]) = match play {
         Play::HostConfigure => (
             "Ensure the overcloud hosts are configured",
@@ -139,7 +177,7 @@ fn run_play(world: &mut WorldState, play: &Play, limit: Option<&str>, tags: Opti
     }
     if hosts.is_empty() {
         io.err("ERROR! Specified inventory, host pattern and/or --limit leaves us with no hosts to target.\n");
-        return 1;
+        return (1, Vec::new());
     }
     // Why each host fails, if it does.
     let failures: Vec<Option<String>> = hosts
@@ -194,24 +232,18 @@ fn run_play(world: &mut WorldState, play: &Play, limit: Option<&str>, tags: Opti
     }
     out.push('\n');
     io.out(&out);
+    let mut changes = Vec::new();
     for (host_index, name) in hosts.iter().enumerate() {
         if failed_at[host_index].is_some() {
             continue;
         }
-        if let Some(host) = world.hosts.iter_mut().find(|h| h.fqdn == *name || h.fqdn.split('.').next() == Some(name)) {
+        if let Some(host) = world.hosts.iter().find(|h| h.fqdn == *name || h.fqdn.split('.').next() == Some(name)) {
             match play {
-                Play::HostConfigure => host.kayobe.host_configures += 1,
-                Play::ServiceDeploy => {
-                    host.kayobe.service_deploys += 1;
-                    host.compute.state = "up".into();
-                }
+                Play::HostConfigure => changes.push(Change::HostConfigured(host.fqdn.clone())),
+                Play::ServiceDeploy => changes.push(Change::ServiceDeployed(host.fqdn.clone())),
                 Play::Playbook(_) => {}
             }
         }
     }
-    if failed_at.iter().any(Option::is_some) {
-        2
-    } else {
-        0
-    }
+    (if failed_at.iter().any(Option::is_some) { 2 } else { 0 }, changes)
 }

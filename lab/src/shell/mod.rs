@@ -10,6 +10,7 @@ mod builtins;
 mod disks;
 mod fs;
 mod hypervisor;
+pub mod jobs;
 mod kayobe;
 pub mod parse;
 mod reinstall;
@@ -97,6 +98,8 @@ pub struct Login {
 /// Runs one command line (an SSH exec request) as `login` on `machine`, and
 /// records it in the machine's history.
 pub fn run(world: &mut WorldState, machine: &Machine, login: &Login, line: &str, stdin: &[u8]) -> Outcome {
+    // What background processes did meanwhile is there for this command to see.
+    world.advance_jobs();
     if let Some(shell) = world.machine_shell_mut(machine) {
         shell.history.push(requested_command(line).to_owned());
     }
@@ -155,6 +158,10 @@ pub struct Shell<'w> {
     pub program: String,
     pub delay: Duration,
     depth: u32,
+    /// The background process this shell runs, if it is one.
+    job: Option<jobs::JobClock>,
+    /// `$!`: the pid of the last background process.
+    last_background: Option<u32>,
 }
 
 impl<'w> Shell<'w> {
@@ -181,6 +188,8 @@ impl<'w> Shell<'w> {
             program: "bash".into(),
             delay: Duration::ZERO,
             depth: 0,
+            job: None,
+            last_background: None,
         }
     }
 
@@ -287,6 +296,7 @@ impl<'w> Shell<'w> {
                 status
             }
             Node::Simple { assignments, words, redirects } => self.simple(assignments, words, redirects, io),
+            Node::Background(body) => self.run_in_background(body),
         };
         self.status = status;
         status
@@ -530,7 +540,7 @@ impl<'w> Shell<'w> {
             "#" => self.positional.len().saturating_sub(1).to_string(),
             "?" => self.status.to_string(),
             "$" => "4242".into(),
-            "!" => String::new(),
+            "!" => self.last_background.map(|pid| pid.to_string()).unwrap_or_default(),
             _ if name.chars().all(|c| c.is_ascii_digit()) => {
                 name.parse::<usize>().ok().and_then(|n| self.positional.get(n)).cloned().unwrap_or_default()
             }

@@ -74,6 +74,8 @@ pub enum Node {
         redirects: Vec<Redirect>,
         subshell: bool,
     },
+    /// `command &`: runs as a background job of the shell.
+    Background(Box<Node>),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -441,10 +443,15 @@ impl Parser {
             if self.peek().is_none() || closing || self.at_operator(")") {
                 break;
             }
-            items.push(self.and_or()?);
-            if self.at_operator(";") || self.at_operator("&") || self.at_operator("\n") {
+            let item = self.and_or()?;
+            if self.at_operator("&") {
+                items.push(Node::Background(Box::new(item)));
+                self.position += 1;
+            } else if self.at_operator(";") || self.at_operator("\n") {
+                items.push(item);
                 self.position += 1;
             } else {
+                items.push(item);
                 break;
             }
         }

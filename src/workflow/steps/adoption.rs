@@ -2,12 +2,10 @@
 //! host of the run that gets there), Nova takes it back, its silences end,
 //! and SCC learns about it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::clients::alertmanager::{Matcher, Silence};
 use crate::hosts::kayobe::{HostOutcome as KayobeOutcome, Kayobe, KayobeRun};
-use crate::ssh::{RemoteShell, Target};
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::{HostContext, RecordedOutput};
 use crate::workflow::Step;
@@ -58,6 +56,9 @@ impl KayobeBatch {
         let mut summary = Vec::new();
         for (what, run) in &self.runs {
             let run = run.as_ref().map_err(|err| (format!("{what}: {err}"), Vec::new()))?;
+            if let Some(job) = &run.reattached {
+                summary.push(format!("{what}: job {job} of an interrupted run, awaited or its result read"));
+            }
             if *what == "inventory" || *what == "controllers" {
                 let fatals: Vec<String> = run.report.fatals.iter().map(|fatal| fatal.text.clone()).collect();
                 if run.output.exit_status != 0 {
@@ -85,14 +86,9 @@ impl KayobeBatch {
 
 /// Runs Kayobe once for `hosts`: the inventory from NetBox, host configure,
 /// service deploy for those configured, then the controllers' common services.
-async fn run_kayobe_batch(
-    shell: Arc<dyn RemoteShell>,
-    target: Target,
-    environment: String,
-    settings: KayobeArgs,
-    hosts: Vec<String>,
-) -> KayobeBatch {
-    let kayobe = Kayobe::new(shell.clone(), target.clone(), environment);
+/// Each run is a detached job on the Kayobe host; one an earlier run left
+/// running is awaited instead of started again.
+async fn run_kayobe_batch(kayobe: Kayobe, settings: KayobeArgs, hosts: Vec<String>) -> KayobeBatch {
     let mut runs = Vec::new();
     tracing::info!(hosts = hosts.len(), "kayobe: one batch for the run");
     let inventory = kayobe.build_inventory(&settings.inventory_playbook).await.map_err(|err| err.to_string());
@@ -120,8 +116,27 @@ async fn run_kayobe_batch(
             }
         }
     }
-    shell.close(&target).await;
+    kayobe.remote().close().await;
     KayobeBatch { runs }
+}
+
+/// The last Kayobe job for this host, when a killed run started it and no
+/// controllers' deploy finished after it: nova-compute may be up already,
+/// but that batch is not done.
+fn interrupted_batch(host: &HostContext) -> Result<Option<String>, ActionError> {
+    let (Some(journal), Some(config)) = (&host.run.journal, &host.run.credentials.kayobe) else { return Ok(None) };
+    let target = format!("{}@{}", config.username, config.host);
+    let jobs = journal.jobs_on(&target).map_err(|err| ActionError(err.to_string()))?;
+    let names_host = |command: &str| command.split([' ', ':']).any(|word| word == host.host.as_str());
+    let Some(last) = jobs.iter().rposition(|(job, _)| {
+        matches!(job.action.as_str(), "kayobe-host-configure" | "kayobe-service-deploy") && names_host(&job.command)
+    }) else {
+        return Ok(None);
+    };
+    let (job, run_ended) = &jobs[last];
+    let finished_after =
+        jobs[last..].iter().any(|(later, _)| later.action == "kayobe-controllers" && later.state == "finished");
+    Ok((!run_ended && !finished_after).then(|| job.id.clone()))
 }
 
 /// The Kayobe settings a batch needs, owned (the batch outlives the host's borrow).
@@ -145,6 +160,12 @@ impl Action for KayobeDeploy {
             let observed = format!("nova-compute is {state}");
             host.facts.compute_service = Some(service);
             // After the reinstall nova-compute is down until Kolla runs it again.
+            if let Some(job) = interrupted_batch(host)? {
+                return Ok(Decision::act(
+                    format!("{observed}; the Kayobe batch of an interrupted run did not finish (job {job})"),
+                    "finish that batch: its finished jobs are read, its running one awaited, the rest run",
+                ));
+            }
             if state == "up" {
                 // Nothing to do here: the run's Kayobe batch need not wait for this host.
                 host.run.batches.point::<(), KayobeResult>("adoption-kayobe").pass(host.host.as_str());
@@ -161,22 +182,18 @@ impl Action for KayobeDeploy {
     fn act<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Change, ActionError>> {
         Box::pin(async move {
             let run = host.run.clone();
-            let Some(config) = run.credentials.kayobe.as_ref() else {
-                return Err(ActionError("the 'kayobe' section is missing from the credentials file".into()));
-            };
+            let kayobe = run.kayobe()?;
             let settings = &run.credentials.workflow.kayobe;
             let args = KayobeArgs {
                 inventory_playbook: settings.inventory_playbook.clone(),
                 extra_vars: settings.host_configure_extra_vars.clone(),
                 controller_tags: settings.controller_tags.clone(),
             };
-            let (shell, target) = (run.shell()?.clone(), Target::new(&config.username, &config.host));
-            let environment = config.environment_path.clone();
             let point = run.batches.point::<(), KayobeResult>("adoption-kayobe");
             let result = point
                 .join(host.host.as_str(), (), move |batch| async move {
                     let hosts: Vec<String> = batch.into_iter().map(|(host, ())| host).collect();
-                    let done = run_kayobe_batch(shell, target, environment, args, hosts.clone()).await;
+                    let done = run_kayobe_batch(kayobe, args, hosts.clone()).await;
                     hosts.into_iter().map(|host| (host.clone(), done.outcome_of(&host))).collect()
                 })
                 .await

@@ -92,7 +92,11 @@ impl Action for UpdatePackages {
         Box::pin(async move {
             let packages = Self::packages(host);
             let names: Vec<&str> = packages.iter().map(String::as_str).collect();
-            let PackageUpdate { output, resolv_conf } = hypervisor(host)?.update_packages(&names).await?;
+            // A detached job: a dropped connection or a crash does not leave dnf half-watched.
+            let timeout =
+                std::time::Duration::from_secs(host.run.credentials.workflow.remote_jobs.package_update_timeout_secs);
+            let hypervisor = hypervisor(host)?.with_jobs(host.run.job_context(), timeout);
+            let PackageUpdate { output, resolv_conf } = hypervisor.update_packages(&names).await?;
             host.record_output("package update", &output);
             if let Some(resolv_conf) = &resolv_conf {
                 host.record_output("resolver configuration, for diagnosis", resolv_conf);

@@ -10,7 +10,7 @@ use crate::clients::alertmanager::{lasts_until, Matcher, NewSilence};
 use crate::clients::netbox::DeviceChange;
 use crate::config::Workflow;
 use crate::hosts::aquilon::{AqHost, Aquilon, MakeProfile, Netbox2Aquilon};
-use crate::hosts::kayobe::{HostOutcome as KayobeOutcome, Kayobe, KayobeRun};
+use crate::hosts::kayobe::{HostOutcome as KayobeOutcome, KayobeRun};
 use crate::hosts::Observed;
 use crate::ssh::{RemoteCommand, Target};
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
@@ -295,11 +295,7 @@ struct MellanoxUefiPxe;
 
 impl MellanoxUefiPxe {
     async fn run_playbook(run: &RunContext, hosts: &[String]) -> Result<KayobeRun, String> {
-        let settings =
-            run.credentials.kayobe.as_ref().ok_or("the 'kayobe' section is missing from the credentials file")?;
-        let shell = run.shell().map_err(|err| err.0)?.clone();
-        let kayobe =
-            Kayobe::new(shell, Target::new(&settings.username, &settings.host), settings.environment_path.clone());
+        let kayobe = run.kayobe().map_err(|err| err.0)?;
         let inventory = format!("{},", hosts.join(","));
         let target = format!("pxe_target={}", hosts.join(":"));
         let playbook = run.credentials.workflow.kayobe.mellanox_playbook.as_str();
