@@ -270,8 +270,9 @@ async fn drain_dry_run_plans_without_moving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_awaits_a_migration_already_in_progress() {
-    // A slow site, so the migration started "by an earlier run" is still going.
-    let site = DrainSite::start(plain_world(1, 2), FAST_DRAIN, 10.0).await;
+    // A slow site (4 to 10 s a migration), so the migration started "by an
+    // earlier run" is still going when the drain looks, even on a loaded machine.
+    let site = DrainSite::start(plain_world(1, 2), FAST_DRAIN, 1.0).await;
     let host = site.campaign_hosts()[0].clone();
     let (id, name) = {
         let world = site.world();

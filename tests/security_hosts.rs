@@ -262,10 +262,16 @@ fn huge_command_output_keeps_its_head_and_tail() {
         .into_iter()
         .find(|comment| comment.contains("hvmigrate pre-drain"))
         .unwrap_or_else(|| panic!("no comment\n{}", out.report()));
-    // Read at most the limit, then shown in the comment by its start and its end.
-    assert!(comment.contains("HEAD-OF-THE-OUTPUT"), "the head is kept");
-    assert!(comment.contains("TAIL-OF-THE-OUTPUT"), "the tail is kept");
-    assert!(comment.contains("bytes cut here"), "the cut is said");
+    // Read at most the limit: attached whole as read (head, the cut, tail); the comment quotes its end.
+    let attached: String = {
+        let world = site.world();
+        let key = world.host(&hosts[1]).unwrap().jira_key.clone().unwrap();
+        world.jira_issue(&key).unwrap().attachments.iter().map(|file| file.content.clone()).collect()
+    };
+    assert!(attached.contains("HEAD-OF-THE-OUTPUT"), "the head is kept");
+    assert!(attached.contains("TAIL-OF-THE-OUTPUT"), "the tail is kept");
+    assert!(attached.contains("bytes cut here"), "the cut is said");
+    assert!(comment.contains("TAIL-OF-THE-OUTPUT"), "the comment quotes the end");
     assert!(comment.chars().count() < 32_767, "{} bytes posted", comment.len());
     let notice = format!("bytes cut from the middle of the output of dnf-check-update on root@{}", hosts[1]);
     let logs = run_logs(&site.workspace);
