@@ -228,27 +228,32 @@ fn run_step(cli: &Cli, args: &RunArgs, paths: &InputPaths, output: &Output, run_
     Ok(summary.exit_code())
 }
 
-/// The first Ctrl-C (or a SIGTERM) lets running actions finish and be
-/// recorded and starts nothing new; a second Ctrl-C aborts.
+/// The first Ctrl-C (or a SIGTERM or SIGHUP) lets running actions finish and
+/// be recorded and starts nothing new; a second one aborts.
 fn stop_on_ctrl_c(stop: StopSignal) {
+    hvmigrate::ssh::terminate_gracefully();
     tokio::spawn(async move {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match terminate.as_mut() {
-                Some(signal) => signal.recv().await,
-                None => std::future::pending().await,
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut terminate), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+        else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let name = tokio::select! {
+                signal = tokio::signal::ctrl_c() => if signal.is_ok() { "Ctrl-C" } else { return },
+                _ = terminate.recv() => "SIGTERM",
+                _ = hangup.recv() => "SIGHUP",
+            };
+            if first {
+                tracing::warn!(
+                    "stopping on {name}: running actions finish and are recorded, nothing new starts; again to abort"
+                );
+                stop.stop();
+                first = false;
+                continue;
             }
-        };
-        let first = tokio::select! {
-            signal = tokio::signal::ctrl_c() => signal.is_ok().then_some("Ctrl-C"),
-            _ = terminated => Some("SIGTERM"),
-        };
-        if let Some(signal) = first {
-            tracing::warn!("stopping on {signal}: running actions finish and are recorded, nothing new starts; Ctrl-C again to abort");
-            stop.stop();
-        }
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::error!("aborted");
+            tracing::error!("aborted on {name}");
             // Exiting skips destructors: stop the SSH masters first.
             hvmigrate::ssh::close_every_master();
             std::process::exit(130);

@@ -372,11 +372,9 @@ fn stop_with_a_signal_while_connected(args: &[&str], signal: i32, expected_code:
 
 #[test]
 fn sigterm_closes_the_ssh_masters_and_removes_their_folder() {
-    stop_with_a_signal_while_connected(
-        &["run", "--step", "pre-drain", "--parallel", "-q"],
-        libc::SIGTERM,
-        128 + libc::SIGTERM,
-    );
+    // `run` stops on SIGTERM as on the first Ctrl-C: running actions end, the
+    // hosts not finished are interrupted (exit 1), and the masters close.
+    stop_with_a_signal_while_connected(&["run", "--step", "pre-drain", "--parallel", "-q"], libc::SIGTERM, 1);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use error::SshError;
-pub use pool::{close_every_master, SshOptions, SshPool, OUTPUT_LIMIT_BYTES};
+pub use pool::{close_every_master, terminate_gracefully, SshOptions, SshPool, OUTPUT_LIMIT_BYTES};
 
 use crate::secret::Secret;
 

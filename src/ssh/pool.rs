@@ -268,16 +268,31 @@ fn signal_processes_naming(dir: &Path) {
     }
 }
 
+/// Set by a command that stops gracefully on SIGTERM and SIGHUP (`run`: the
+/// running actions finish, and the masters close as the run ends).
+static GRACEFUL_TERMINATION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SIGTERM and SIGHUP stop this process gracefully, by its own handler.
+pub fn terminate_gracefully() {
+    GRACEFUL_TERMINATION.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// SIGTERM or SIGHUP would end the process without destructors: close the
-/// masters first, then exit as the signal would have (128 + its number).
+/// masters first, then exit as the signal would have (128 + its number) —
+/// unless the command stops gracefully on them.
 async fn close_masters_on_termination() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut terminate), Ok(mut hangup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
         return;
     };
-    let number = tokio::select! {
-        _ = terminate.recv() => libc::SIGTERM,
-        _ = hangup.recv() => libc::SIGHUP,
+    let number = loop {
+        let number = tokio::select! {
+            _ = terminate.recv() => libc::SIGTERM,
+            _ = hangup.recv() => libc::SIGHUP,
+        };
+        if !GRACEFUL_TERMINATION.load(std::sync::atomic::Ordering::SeqCst) {
+            break number;
+        }
     };
     tracing::warn!("stopped by signal {number}: closing the SSH master connections");
     let _ = tokio::task::spawn_blocking(close_every_master).await;
