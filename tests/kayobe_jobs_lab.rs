@@ -247,3 +247,41 @@ fn three_hosts_with_parallel_1_make_one_kayobe_batch() {
         assert!(configure[0].contains(hosts[index].as_str()), "{}", configure[0]);
     }
 }
+
+/// The Mellanox UEFI-PXE playbook, interrupted by kill -9 and, separately, by
+/// a dropped connection while it runs: the next pre-reinstall awaits or reads
+/// the job it left, and the lab counts one playbook run.
+#[test]
+fn the_mellanox_playbook_interrupted_runs_once() {
+    for by_kill in [true, false] {
+        let world = hvmigrate_lab::WorldOptions { hosts: 6, vms_per_host: Some(0), ..Default::default() };
+        let site = LabSite::drained(world, QUICK_POLLS);
+        let hosts = site.campaign_hosts();
+        let mellanox = &hosts[3];
+        site.world().remote_job_minute = Duration::from_millis(100);
+        let before = kayobe_runs(&site).mellanox;
+        let args = ["run", "--step", "pre-reinstall", "--yes", "--only", mellanox.as_str()];
+        if by_kill {
+            let mut child = site.spawn(&[&["-q"][..], &args[..]].concat());
+            support::lab_site::kill_when(&mut child, "the Mellanox playbook", || kayobe_runs(&site).mellanox > before);
+        } else {
+            let kayobe = site.world().kayobe_host_name();
+            std::thread::scope(|scope| {
+                let run = scope.spawn(|| site.hvmigrate(&[&args[..], &["-q"][..]].concat()).run());
+                while kayobe_runs(&site).mellanox == before && !run.is_finished() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let drop = hvmigrate_lab::SshFaultConfig { drop_next_commands: 1, ..Default::default() };
+                site.lab.ssh_faults().set(&kayobe, drop);
+                run.join().expect("the run");
+            });
+        }
+        let out = site.hvmigrate(&[&args[..], &["--output", "json", "-q"][..]].concat()).run();
+        let summary = json(&out);
+        let report = report_of(&summary, mellanox);
+        assert_eq!(report["outcome"], "succeeded", "kill: {by_kill}\n{}", out.report());
+        assert_eq!(kayobe_runs(&site).mellanox - before, 1, "kill: {by_kill}: one playbook run");
+        let comments = site.comments(mellanox).join("\n");
+        assert!(comments.contains("UEFI PXE enabled"), "kill: {by_kill}: the ticket says it\n{comments}");
+    }
+}
