@@ -4,7 +4,8 @@
 //!
 //! The lab uses each host's FQDN as its compute host name everywhere
 //! (`service.host`, `OS-EXT-SRV-ATTR:host`, `hypervisor_hostname`), so every
-//! name matches the hypervisors file. Every token is an admin token.
+//! name matches the hypervisors file. A token without the admin role gets
+//! what Nova's policy gives it ([`crate::policy`]).
 //! Migrations progress lazily: each request first brings them up to the
 //! current simulated time ([`WorldState::advance_migrations`]).
 // Refusals travel as ready replies; one per request, so their size does not matter.
@@ -22,6 +23,7 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
+use crate::policy::{not_allowed_message, Caller};
 use crate::world::{Host, Migration, Server, WorldState};
 use crate::{LabState, Urls};
 
@@ -192,6 +194,15 @@ fn bad_request(message: &str) -> Response {
     fault(StatusCode::BAD_REQUEST, message)
 }
 
+/// `context.can(rule)`: 403 with Nova's message when the policy says no.
+fn authorize(world: &WorldState, caller: &Caller, rule: &str) -> Result<(), Response> {
+    if caller.can(world, rule) {
+        Ok(())
+    } else {
+        Err(fault(StatusCode::FORBIDDEN, &not_allowed_message(rule)))
+    }
+}
+
 async fn not_found() -> Response {
     fault(StatusCode::NOT_FOUND, "The resource could not be found.")
 }
@@ -267,9 +278,10 @@ fn requested_microversion(headers: &HeaderMap) -> Result<Microversion, Response>
 /// echoes it on the reply.
 async fn gate(State(state): State<LabState>, mut request: Request, next: Next) -> Response {
     let token = request.headers().get("x-auth-token").and_then(|v| v.to_str().ok());
-    if !token.is_some_and(|token| crate::keystone::token_is_valid(&state, token)) {
+    let Some(caller) = token.and_then(|token| crate::keystone::caller(&state, token)) else {
         return crate::keystone::unauthorized(&state.urls, "The request you have made requires authentication.");
-    }
+    };
+    request.extensions_mut().insert(caller);
     let version = match requested_microversion(request.headers()) {
         Ok(version) => version,
         Err(refusal) => return refusal,
@@ -381,6 +393,7 @@ fn controller_json(service: &Value, version: Microversion) -> Value {
 async fn list_services(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(&query);
@@ -392,6 +405,9 @@ async fn list_services(
     let host_filter = query_value(&pairs, "host");
     let binary_filter = query_value(&pairs, "binary");
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-services:list") {
+        return refusal;
+    }
     let mut services: Vec<Value> = controller_services(&world)
         .iter()
         .filter(|s| host_filter.is_none_or(|h| s["host"] == h) && binary_filter.is_none_or(|b| s["binary"] == b))
@@ -409,12 +425,16 @@ async fn list_services(
 async fn update_service(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("Malformed request body");
     };
+    if let Err(refusal) = authorize(&state.world.lock(), &caller, "os_compute_api:os-services:update") {
+        return refusal;
+    }
     if version.0 >= 53 {
         update_service_v253(&state, version, &id, &body)
     } else {
@@ -594,7 +614,14 @@ fn server_links(urls: &Urls, id: &str) -> Value {
     ])
 }
 
-fn server_json(world: &WorldState, urls: &Urls, server: &Server, version: Microversion, show: bool) -> Value {
+fn server_json(
+    world: &WorldState,
+    urls: &Urls,
+    server: &Server,
+    version: Microversion,
+    show: bool,
+    caller: &Caller,
+) -> Value {
     let host = world.host(&server.host);
     let (vm_state, power_state) = vm_and_power_state(world, server);
     let flavor = if version.0 >= 47 {
@@ -668,22 +695,53 @@ fn server_json(world: &WorldState, urls: &Urls, server: &Server, version: Microv
     }
     add(73, "locked_reason", Value::Null);
     add(96, "pinned_availability_zone", Value::Null);
+    // Nova's server view adds these only when the policy allows
+    // (nova/api/openstack/compute/views/servers.py).
+    let object = body.as_object_mut().expect("object");
+    if !caller.can(world, "os_compute_api:os-extended-server-attributes") {
+        object.retain(|key, _| !key.starts_with("OS-EXT-SRV-ATTR:"));
+    }
+    if !caller.can(world, "os_compute_api:servers:show:host_status") {
+        object.remove("host_status");
+    }
     body
 }
 
 /// The servers a listing shows, newest first (Nova sorts by created_at, id desc).
-fn list_servers(state: &LabState, query: &Option<String>, detail: bool, version: Microversion) -> Response {
+fn list_servers(
+    state: &LabState,
+    query: &Option<String>,
+    detail: bool,
+    version: Microversion,
+    caller: &Caller,
+) -> Response {
     let pairs = query_pairs(query);
     let (limit, marker) = match paging(&pairs) {
         Ok(paging) => paging,
         Err(refusal) => return refusal,
     };
     let all_tenants = query_value(&pairs, "all_tenants").is_some();
-    let host_filter = query_value(&pairs, "host");
+    let mut host_filter = query_value(&pairs, "host");
     let status_filter = query_value(&pairs, "status").map(str::to_ascii_uppercase);
-    let project_filter = query_value(&pairs, "project_id").or_else(|| query_value(&pairs, "tenant_id"));
+    let mut project_filter = query_value(&pairs, "project_id").or_else(|| query_value(&pairs, "tenant_id"));
     let own_project = state.secrets.openstack_project_id.as_str();
     let world = state.world.lock();
+    let kind = if detail { "detail" } else { "index" };
+    if let Err(refusal) = authorize(&world, caller, &format!("os_compute_api:servers:{kind}")) {
+        return refusal;
+    }
+    if all_tenants {
+        if let Err(refusal) = authorize(&world, caller, &format!("os_compute_api:servers:{kind}:get_all_tenants")) {
+            return refusal;
+        }
+    }
+    // Without `allow_all_filters` Nova strips the options a project user may
+    // not use (`host`, `project_id`, …) and answers as if they were not
+    // given (nova/api/openstack/compute/servers.py, remove_invalid_options).
+    if !caller.can(&world, "os_compute_api:servers:allow_all_filters") {
+        host_filter = None;
+        project_filter = None;
+    }
     if let Some(marker) = &marker {
         if !world.servers.contains_key(marker) {
             return bad_request(&format!("marker [{marker}] not found"));
@@ -707,9 +765,13 @@ fn list_servers(state: &LabState, query: &Option<String>, detail: bool, version:
         .collect();
     let servers: Vec<Value> = page
         .iter()
-        .map(
-            |s| if detail { server_json(&world, &state.urls, s, version, false) } else { server_brief(&state.urls, s) },
-        )
+        .map(|s| {
+            if detail {
+                server_json(&world, &state.urls, s, version, false, caller)
+            } else {
+                server_brief(&state.urls, s)
+            }
+        })
         .collect();
     let mut body = json!({"servers": servers});
     if limit > 0 && page.len() == limit {
@@ -722,17 +784,24 @@ fn list_servers(state: &LabState, query: &Option<String>, detail: bool, version:
 async fn list_servers_detail(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_servers(&state, &query, true, version)
+    list_servers(&state, &query, true, version, &caller)
 }
 
 async fn list_servers_brief(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_servers(&state, &query, false, version)
+    list_servers(&state, &query, false, version, &caller)
+}
+
+/// `common.get_instance`: a server the caller's context can read, else 404.
+fn visible_server<'a>(world: &'a WorldState, caller: &Caller, id: &str) -> Result<&'a Server, Response> {
+    world.servers.get(id).filter(|server| caller.sees_project(&server.project_id)).ok_or_else(|| server_not_found(id))
 }
 
 fn server_not_found(id: &str) -> Response {
@@ -742,15 +811,18 @@ fn server_not_found(id: &str) -> Response {
 async fn show_server(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
     let world = state.world.lock();
-    match world.servers.get(&id) {
-        Some(server) => {
-            Json(json!({"server": server_json(&world, &state.urls, server, version, true)})).into_response()
-        }
-        None => server_not_found(&id),
+    let server = match visible_server(&world, &caller, &id) {
+        Ok(server) => server,
+        Err(refusal) => return refusal,
+    };
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:servers:show") {
+        return refusal;
     }
+    Json(json!({"server": server_json(&world, &state.urls, server, version, true, &caller)})).into_response()
 }
 
 async fn show_flavor(State(state): State<LabState>, Path(id): Path<String>) -> Response {
@@ -771,6 +843,7 @@ async fn show_flavor(State(state): State<LabState>, Path(id): Path<String>) -> R
 async fn server_action(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -780,6 +853,17 @@ async fn server_action(
     let Some((action, argument)) = body.iter().next() else {
         return bad_request("Malformed request body");
     };
+    let rule = match action.as_str() {
+        "os-migrateLive" => "os_compute_api:os-migrate-server:migrate_live",
+        "migrate" => "os_compute_api:os-migrate-server:migrate",
+        _ => "os_compute_api:servers:confirm_resize",
+    };
+    {
+        let world = state.world.lock();
+        if let Err(refusal) = visible_server(&world, &caller, &id).and_then(|_| authorize(&world, &caller, rule)) {
+            return refusal;
+        }
+    }
     match action.as_str() {
         "os-migrateLive" => live_migrate(&state, version, &id, argument),
         "migrate" => cold_migrate(&state, version, &id, argument),
@@ -1034,7 +1118,13 @@ fn confirm_resize(state: &LabState, id: &str) -> Response {
 
 // ---------------------------------------------------------------- migrations
 
-fn migration_json(world: &WorldState, urls: &Urls, migration: &Migration, version: Microversion) -> Value {
+fn migration_json(
+    world: &WorldState,
+    urls: &Urls,
+    migration: &Migration,
+    version: Microversion,
+    add_host: bool,
+) -> Value {
     let server = world.servers.get(&migration.server_id);
     let dest_host = world.host(&migration.dest_compute).map(host_ip);
     let mut body = json!({
@@ -1073,12 +1163,20 @@ fn migration_json(world: &WorldState, urls: &Urls, migration: &Migration, versio
         object.insert("user_id".into(), json!(server.map(|s| s.user_id.clone())));
         object.insert("project_id".into(), json!(server.map(|s| s.project_id.clone())));
     }
+    // Without `os-migrations:index:host` Nova blanks the host fields
+    // (nova/api/openstack/compute/migrations.py, `_output(add_host=False)`).
+    if !add_host {
+        for key in ["source_compute", "dest_compute", "source_node", "dest_node", "dest_host"] {
+            object.insert(key.into(), Value::Null);
+        }
+    }
     body
 }
 
 async fn list_migrations(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(&query);
@@ -1095,6 +1193,17 @@ async fn list_migrations(
     let kind = query_value(&pairs, "migration_type");
     let instance = query_value(&pairs, "instance_uuid");
     let world = state.world.lock();
+    // nova/api/openstack/compute/migrations.py `_index`: the list, then all
+    // projects unless the caller's own is asked for, then host info (not fatal).
+    let project = query_value(&pairs, "project_id");
+    let mut rules = vec!["os_compute_api:os-migrations:index"];
+    if project.is_none_or(|project| project != caller.project_id) {
+        rules.push("os_compute_api:os-migrations:index:all_projects");
+    }
+    if let Some(refusal) = rules.into_iter().find_map(|rule| authorize(&world, &caller, rule).err()) {
+        return refusal;
+    }
+    let add_host = caller.can(&world, "os_compute_api:os-migrations:index:host");
     // Newest first (created_at desc, id desc).
     let mut ordered: Vec<&Migration> = world.migrations.iter().rev().collect();
     if let Some(marker) = &marker {
@@ -1111,7 +1220,8 @@ async fn list_migrations(
         .filter(|m| instance.is_none_or(|i| m.server_id == i))
         .take(limit)
         .collect();
-    let migrations: Vec<Value> = page.iter().map(|m| migration_json(&world, &state.urls, m, version)).collect();
+    let migrations: Vec<Value> =
+        page.iter().map(|m| migration_json(&world, &state.urls, m, version, add_host)).collect();
     let mut body = json!({"migrations": migrations});
     if version.0 >= 59 && limit > 0 && page.len() == limit {
         body["migrations_links"] = next_link(&state.urls, "/os-migrations", &pairs, &page[page.len() - 1].uuid);
@@ -1174,14 +1284,17 @@ fn live_in_progress<'a>(world: &'a WorldState, server_id: &'a str) -> impl Itera
 async fn server_migrations(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
     if let Err(refusal) = check_server_migrations_version(version) {
         return refusal;
     }
     let world = state.world.lock();
-    if !world.servers.contains_key(&id) {
-        return server_not_found(&id);
+    if let Err(refusal) = visible_server(&world, &caller, &id)
+        .and_then(|_| authorize(&world, &caller, "os_compute_api:servers:migrations:index"))
+    {
+        return refusal;
     }
     let migrations: Vec<Value> =
         live_in_progress(&world, &id).map(|m| live_progress_json(&world, m, version)).collect();
@@ -1195,14 +1308,17 @@ fn migration_not_in_progress(mid: &str, id: &str) -> Response {
 async fn server_migration(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path((id, mid)): Path<(String, String)>,
 ) -> Response {
     if let Err(refusal) = check_server_migrations_version(version) {
         return refusal;
     }
     let world = state.world.lock();
-    if !world.servers.contains_key(&id) {
-        return server_not_found(&id);
+    if let Err(refusal) = visible_server(&world, &caller, &id)
+        .and_then(|_| authorize(&world, &caller, "os_compute_api:servers:migrations:show"))
+    {
+        return refusal;
     }
     let found = live_in_progress(&world, &id).find(|m| m.id.to_string() == mid).cloned();
     match found {
@@ -1212,10 +1328,9 @@ async fn server_migration(
 }
 
 /// Finds a live migration of a server for abort or force-complete.
-fn migration_index(world: &WorldState, id: &str, mid: &str) -> Result<usize, Response> {
-    if !world.servers.contains_key(id) {
-        return Err(server_not_found(id));
-    }
+fn migration_index(world: &WorldState, caller: &Caller, rule: &str, id: &str, mid: &str) -> Result<usize, Response> {
+    visible_server(world, caller, id)?;
+    authorize(world, caller, rule)?;
     world
         .migrations
         .iter()
@@ -1233,13 +1348,14 @@ fn invalid_migration_state(migration: &Migration, method: &str) -> Response {
 async fn abort_migration(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path((id, mid)): Path<(String, String)>,
 ) -> Response {
     if version.0 < 24 {
         return fault(StatusCode::NOT_FOUND, "The resource could not be found.");
     }
     let mut world = state.world.lock();
-    let index = match migration_index(&world, &id, &mid) {
+    let index = match migration_index(&world, &caller, "os_compute_api:servers:migrations:delete", &id, &mid) {
         Ok(index) => index,
         Err(refusal) => return refusal,
     };
@@ -1261,6 +1377,7 @@ async fn abort_migration(
 async fn force_complete_migration(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path((id, mid)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -1272,7 +1389,8 @@ async fn force_complete_migration(
         return bad_request("Malformed request body");
     }
     let mut world = state.world.lock();
-    let index = match migration_index(&world, &id, &mid) {
+    let rule = "os_compute_api:servers:migrations:force_complete";
+    let index = match migration_index(&world, &caller, rule, &id, &mid) {
         Ok(index) => index,
         Err(refusal) => return refusal,
     };
@@ -1372,7 +1490,13 @@ fn hypervisor_json(
     body
 }
 
-fn list_hypervisors(state: &LabState, query: &Option<String>, version: Microversion, detail: bool) -> Response {
+fn list_hypervisors(
+    state: &LabState,
+    query: &Option<String>,
+    version: Microversion,
+    detail: bool,
+    caller: &Caller,
+) -> Response {
     let pairs = query_pairs(query);
     let (limit, marker) = if version.0 >= 33 {
         match paging(&pairs) {
@@ -1390,6 +1514,10 @@ fn list_hypervisors(state: &LabState, query: &Option<String>, version: Microvers
         );
     }
     let world = state.world.lock();
+    let rule = if detail { "os_compute_api:os-hypervisors:list-detail" } else { "os_compute_api:os-hypervisors:list" };
+    if let Err(refusal) = authorize(&world, caller, rule) {
+        return refusal;
+    }
     let id_of = |h: &Host| if version.0 >= 53 { h.hypervisor_uuid.clone() } else { h.hypervisor_id.to_string() };
     let mut hosts: Vec<&Host> = world.hosts.iter().collect();
     if version.0 >= 53 {
@@ -1427,17 +1555,19 @@ fn list_hypervisors(state: &LabState, query: &Option<String>, version: Microvers
 async fn list_hypervisors_detail(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_hypervisors(&state, &query, version, true)
+    list_hypervisors(&state, &query, version, true, &caller)
 }
 
 async fn list_hypervisors_brief(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_hypervisors(&state, &query, version, false)
+    list_hypervisors(&state, &query, version, false, &caller)
 }
 
 /// Finds a hypervisor by its id for the microversion (UUID from 2.53).
@@ -1455,12 +1585,16 @@ fn find_hypervisor<'a>(world: &'a WorldState, id: &str, version: Microversion) -
 async fn show_hypervisor(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(&query);
     let with_servers = version.0 >= 53 && query_value(&pairs, "with_servers").is_some_and(|v| v == "true" || v == "1");
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-hypervisors:show") {
+        return refusal;
+    }
     let host = match find_hypervisor(&world, &id, version) {
         Ok(host) => host,
         Err(refusal) => return refusal,
@@ -1478,12 +1612,16 @@ async fn show_hypervisor(
 async fn hypervisor_uptime(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
     if version.0 >= 88 {
         return fault(StatusCode::NOT_FOUND, "The resource could not be found.");
     }
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-hypervisors:uptime") {
+        return refusal;
+    }
     let host = match find_hypervisor(&world, &id, version) {
         Ok(host) => host,
         Err(refusal) => return refusal,
@@ -1495,8 +1633,15 @@ async fn hypervisor_uptime(
 
 // ---------------------------------------------------------------- aggregates
 
-async fn list_aggregates(State(state): State<LabState>, Extension(version): Extension<Microversion>) -> Response {
+async fn list_aggregates(
+    State(state): State<LabState>,
+    Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-aggregates:index") {
+        return refusal;
+    }
     let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
     for host in &world.hosts {
         match groups.iter_mut().find(|(name, _, _)| *name == host.aggregate) {

@@ -53,7 +53,15 @@ impl Lab {
     pub fn credentials_yaml(&self) -> String {
         let urls = self.urls();
         let secrets = self.secrets();
-        let project = self.world().lock().jira.project_key.clone();
+        let (project, member) = {
+            let world = self.world().lock();
+            (world.jira.project_key.clone(), world.openstack_member_user)
+        };
+        let (os_user, os_password) = if member {
+            (&secrets.openstack_member_username, &secrets.openstack_member_password)
+        } else {
+            (&secrets.openstack_username, &secrets.openstack_password)
+        };
         format!(
             "# Written by the simulated site; every service is on 127.0.0.1.\n\
              general:\n  initials: LAB\n\
@@ -68,8 +76,6 @@ impl Lab {
             netbox = urls.netbox,
             netbox_token = secrets.netbox_token,
             keystone = urls.keystone,
-            os_user = secrets.openstack_username,
-            os_password = secrets.openstack_password,
             os_project = secrets.openstack_project,
             alertmanager = urls.alertmanager,
             scc = urls.scc,

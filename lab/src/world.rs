@@ -9,6 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::policy::NovaPolicy;
+
 /// The shared, lockable world. Clone it freely: clones share one state.
 #[derive(Clone)]
 pub struct World {
@@ -38,11 +40,29 @@ pub struct WorldOptions {
     pub site: String,
     /// VMs on each campaign host (1 to 4 at random when unset).
     pub vms_per_host: Option<u32>,
+    /// The credentials name Keystone's member user, not the admin: Nova
+    /// answers it as its policy says ([`NovaPolicy`]).
+    pub openstack_member_user: bool,
+    /// What the site's Nova policy grants the member role.
+    pub nova_policy: NovaPolicy,
+    /// Nova knows each compute host by its short name (`service.host`,
+    /// `OS-EXT-SRV-ATTR:host`, migrations), as Kolla deploys it by default;
+    /// `hypervisor_hostname` stays the FQDN.
+    pub short_service_hosts: bool,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { hosts: 12, seed: 1, oddities: true, site: "lab".into(), vms_per_host: None }
+        WorldOptions {
+            hosts: 12,
+            seed: 1,
+            oddities: true,
+            site: "lab".into(),
+            vms_per_host: None,
+            openstack_member_user: false,
+            nova_policy: NovaPolicy::default(),
+            short_service_hosts: false,
+        }
     }
 }
 
@@ -81,6 +101,11 @@ pub struct WorldState {
     /// The most migrations ever in progress at once, site-wide and from one source host.
     pub max_concurrent_migrations: usize,
     pub max_concurrent_migrations_per_source: usize,
+    /// See [`WorldOptions::openstack_member_user`].
+    pub openstack_member_user: bool,
+    pub nova_policy: NovaPolicy,
+    /// See [`WorldOptions::short_service_hosts`].
+    pub short_service_hosts: bool,
     next_id: u64,
     vms_per_host: Option<u32>,
 }
@@ -546,6 +571,9 @@ impl WorldState {
             clock: Default::default(),
             max_concurrent_migrations: 0,
             max_concurrent_migrations_per_source: 0,
+            openstack_member_user: options.openstack_member_user,
+            nova_policy: options.nova_policy.clone(),
+            short_service_hosts: options.short_service_hosts,
             next_id: 1,
             vms_per_host: options.vms_per_host,
         };

@@ -1,6 +1,7 @@
 //! Nova (compute API v2.1) with microversion negotiation: compute services,
 //! servers, migrations, hypervisors, aggregates.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use reqwest::header::HeaderName;
@@ -17,6 +18,12 @@ use super::openstack::Keystone;
 /// non-legacy enable/disable; 2.88 drops the hypervisor statistics the
 /// capacity check reads, so stay below it.
 pub const WANTED_MICROVERSION: Microversion = Microversion(2, 87);
+
+/// The Nova policies (nova/policies/servers.py, migrations.py) whose absence
+/// changes answers without an error.
+pub const ALL_FILTERS_POLICY: &str = "os_compute_api:servers:allow_all_filters";
+pub const EXTENDED_ATTRIBUTES_POLICY: &str = "os_compute_api:os-extended-server-attributes";
+pub const MIGRATION_HOSTS_POLICY: &str = "os_compute_api:os-migrations:index:host";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Microversion(pub u32, pub u32);
@@ -194,15 +201,31 @@ impl NovaClient {
         self.version
     }
 
-    /// The HTTP client with a current token.
-    async fn http(&self) -> Result<HttpService, ServiceError> {
+    /// Runs `call` with a current token. A 401 means the token was revoked
+    /// before its expiry (keystonemiddleware refused the request before Nova
+    /// did anything, so even a write is safe to repeat): the token is renewed
+    /// once and `call` runs again.
+    async fn authed<T, F, Fut>(&self, call: F) -> Result<T, ServiceError>
+    where
+        F: Fn(HttpService) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let token = self.keystone.token(false).await?;
         let mut http = self.http.clone();
-        http.set_auth(token_auth(&self.keystone.token(false).await?.value));
-        Ok(http)
+        http.set_auth(token_auth(&token.value));
+        match call(http).await {
+            Err(err) if err.status() == Some(401) => {
+                let renewed = self.keystone.renew_rejected(&token.value).await?;
+                let mut http = self.http.clone();
+                http.set_auth(token_auth(&renewed.value));
+                call(http).await
+            }
+            other => other,
+        }
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ServiceError> {
-        self.http().await?.get_json(path, query).await
+        self.authed(|http| async move { http.get_json(path, query).await }).await
     }
 
     /// Every item of a paginated collection, following `<collection>_links`.
@@ -212,26 +235,7 @@ impl NovaClient {
         query: &[(&str, &str)],
         collection: &str,
     ) -> Result<Vec<T>, ServiceError> {
-        let http = self.http().await?;
-        let mut url = http.url(path, query)?;
-        let mut found = Vec::new();
-        loop {
-            let reply = http.get_url(url.clone()).await?;
-            let mut page: Value = http.decode(&Method::GET, path, &reply)?;
-            let items: Vec<T> = serde_json::from_value(page[collection].take())
-                .map_err(|err| http.unusable(&Method::GET, path, format!("unexpected {collection}: {err}")))?;
-            let got = items.len();
-            found.extend(items);
-            let next = page[format!("{collection}_links")]
-                .as_array()
-                .and_then(|links| links.iter().find(|link| link["rel"] == "next"))
-                .and_then(|link| link["href"].as_str())
-                .and_then(|href| Url::parse(href).ok());
-            match next {
-                Some(next) if got > 0 => url = next,
-                _ => return Ok(found),
-            }
-        }
+        self.authed(|http| async move { list_pages(&http, path, query, collection).await }).await
     }
 
     /// The `nova-compute` service of `host`, if Nova knows it.
@@ -278,8 +282,13 @@ impl NovaClient {
         struct Reply {
             service: Value,
         }
-        let http = self.http().await?;
-        let reply = http.idempotent(Method::PUT, path, Body::Json(body)).await?;
+        let reply = self
+            .authed(|http| {
+                let body = body.clone();
+                async move { http.idempotent(Method::PUT, path, Body::Json(body)).await }
+            })
+            .await?;
+        let http = &self.http;
         let reply: Reply = http.decode(&Method::PUT, path, &reply)?;
         // The legacy answer is partial: fill in from what we had.
         let mut service = serde_json::to_value(ServiceJson::from(before)).expect("serializes");
@@ -289,9 +298,62 @@ impl NovaClient {
         serde_json::from_value(service).map_err(|err| http.unusable(&Method::PUT, path, err.to_string()))
     }
 
-    /// Every server on `host`, in all projects.
+    /// Every server on `host` (Nova's compute host name), in all projects.
+    ///
+    /// What Nova answers depends on the token's policy: without
+    /// `os_compute_api:servers:allow_all_filters` it drops the `host` filter
+    /// silently and lists every server the token sees; without
+    /// `os_compute_api:os-extended-server-attributes` it leaves out
+    /// `OS-EXT-SRV-ATTR:host`. Each server's host is checked, so a census
+    /// never plans moves for servers of other hosts.
     pub async fn servers_on_host(&self, host: &str) -> Result<Vec<Server>, ServiceError> {
-        self.list("servers/detail", &[("all_tenants", "1"), ("host", host), ("limit", "1000")], "servers").await
+        let path = "servers/detail";
+        let servers: Vec<Server> =
+            self.list(path, &[("all_tenants", "1"), ("host", host), ("limit", "1000")], "servers").await?;
+        for server in &servers {
+            match server.host.as_deref() {
+                None => {
+                    return Err(self.policy_refusal(
+                        path,
+                        EXTENDED_ATTRIBUTES_POLICY,
+                        format!("server {} came without OS-EXT-SRV-ATTR:host, so its host is unknown", server.id),
+                    ))
+                }
+                Some(found) if found != host => {
+                    return Err(self.policy_refusal(
+                        path,
+                        ALL_FILTERS_POLICY,
+                        format!("the host filter was ignored: server {} is on {found}, not {host}", server.id),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(servers)
+    }
+
+    /// A refusal that names the Nova policy the token lacks.
+    fn policy_refusal(&self, path: &str, policy: &str, what: String) -> ServiceError {
+        self.http.unusable(
+            &Method::GET,
+            path,
+            format!(
+                "{what}; the token lacks the Nova policy {policy} (use an admin token, or grant the rule to this user's role in Nova's policy.yaml)"
+            ),
+        )
+    }
+
+    /// Checks that Nova showed the hosts of migrations (policy `…:index:host`).
+    fn migrations_with_hosts(&self, path: &str, migrations: Vec<Migration>) -> Result<Vec<Migration>, ServiceError> {
+        // Nova always knows a migration's source; only the policy blanks it.
+        match migrations.iter().find(|m| m.source_compute.is_none()) {
+            Some(blank) => Err(self.policy_refusal(
+                path,
+                MIGRATION_HOSTS_POLICY,
+                format!("migration {} came with a null source_compute", blank.id),
+            )),
+            None => Ok(migrations),
+        }
     }
 
     pub async fn server(&self, id: &str) -> Result<Server, ServiceError> {
@@ -324,7 +386,12 @@ impl NovaClient {
 
     async fn action(&self, server_id: &str, body: Value) -> Result<(), ServiceError> {
         let path = format!("servers/{server_id}/action");
-        self.http().await?.write_once(Method::POST, &path, Body::Json(body)).await?;
+        let path = path.as_str();
+        self.authed(|http| {
+            let body = body.clone();
+            async move { http.write_once(Method::POST, path, Body::Json(body)).await }
+        })
+        .await?;
         Ok(())
     }
 
@@ -334,16 +401,17 @@ impl NovaClient {
         if let Some(status) = status {
             query.push(("status", status));
         }
-        if self.version.used >= Microversion(2, 59) {
+        let migrations = if self.version.used >= Microversion(2, 59) {
             query.push(("limit", "1000"));
-            self.list("os-migrations", &query, "migrations").await
+            self.list("os-migrations", &query, "migrations").await?
         } else {
             #[derive(Deserialize)]
             struct Reply {
                 migrations: Vec<Migration>,
             }
-            Ok(self.get_json::<Reply>("os-migrations", &query).await?.migrations)
-        }
+            self.get_json::<Reply>("os-migrations", &query).await?.migrations
+        };
+        self.migrations_with_hosts("os-migrations", migrations)
     }
 
     /// The migrations of one server, newest first.
@@ -352,14 +420,16 @@ impl NovaClient {
         struct Reply {
             migrations: Vec<Migration>,
         }
-        Ok(self.get_json::<Reply>("os-migrations", &[("instance_uuid", server_id)]).await?.migrations)
+        let migrations = self.get_json::<Reply>("os-migrations", &[("instance_uuid", server_id)]).await?.migrations;
+        self.migrations_with_hosts("os-migrations", migrations)
     }
 
     /// Aborts a live migration in progress (2.24+). Not retried: the caller
     /// reads the migration again to see how it ended.
     pub async fn abort_live_migration(&self, server_id: &str, migration_id: &str) -> Result<(), ServiceError> {
         let path = format!("servers/{server_id}/migrations/{migration_id}");
-        self.http().await?.write_once(Method::DELETE, &path, Body::Empty).await?;
+        let path = path.as_str();
+        self.authed(|http| async move { http.write_once(Method::DELETE, path, Body::Empty).await }).await?;
         Ok(())
     }
 
@@ -408,6 +478,34 @@ impl<'a> From<&'a ComputeService> for ServiceJson<'a> {
             status: &service.status,
             state: &service.state,
             disabled_reason: &service.disabled_reason,
+        }
+    }
+}
+
+/// Every item of a paginated collection, following `<collection>_links`.
+async fn list_pages<T: DeserializeOwned>(
+    http: &HttpService,
+    path: &str,
+    query: &[(&str, &str)],
+    collection: &str,
+) -> Result<Vec<T>, ServiceError> {
+    let mut url = http.url(path, query)?;
+    let mut found = Vec::new();
+    loop {
+        let reply = http.get_url(url.clone()).await?;
+        let mut page: Value = http.decode(&Method::GET, path, &reply)?;
+        let items: Vec<T> = serde_json::from_value(page[collection].take())
+            .map_err(|err| http.unusable(&Method::GET, path, format!("unexpected {collection}: {err}")))?;
+        let got = items.len();
+        found.extend(items);
+        let next = page[format!("{collection}_links")]
+            .as_array()
+            .and_then(|links| links.iter().find(|link| link["rel"] == "next"))
+            .and_then(|link| link["href"].as_str())
+            .and_then(|href| Url::parse(href).ok());
+        match next {
+            Some(next) if got > 0 => url = next,
+            _ => return Ok(found),
         }
     }
 }

@@ -1,0 +1,97 @@
+//! The clients against a lab as strict as the real services (issue 14): a
+//! token without the admin role, revoked tokens, short compute host names,
+//! `instance` labels with a port, Jira Cloud.
+
+mod drain_common;
+
+use drain_common::{plain_world, DrainSite, FAST_DRAIN};
+use hvmigrate::clients::nova::{ALL_FILTERS_POLICY, EXTENDED_ATTRIBUTES_POLICY, MIGRATION_HOSTS_POLICY};
+use hvmigrate::workflow::report::HostOutcome;
+use hvmigrate_lab::world::Migration;
+use hvmigrate_lab::{NovaPolicy, WorldOptions};
+
+const SCALE: f64 = 100.0;
+
+/// A site whose credentials name Keystone's member user, under `policy`.
+fn member_world(hosts: usize, policy: NovaPolicy) -> WorldOptions {
+    WorldOptions { openstack_member_user: true, nova_policy: policy, ..plain_world(hosts, 2) }
+}
+
+/// Every host of the drain must stop naming `policy`, with no migration started.
+async fn drain_stops_naming(site: &DrainSite, policy: &str) {
+    let before = site.world().migrations.len();
+    let summary = site.drain(false).await;
+    for report in &summary.hosts {
+        assert!(!report.outcome.is_success(), "{:?}", report.reason);
+        let reason = report.reason.clone().unwrap_or_default();
+        assert!(reason.contains(policy), "the reason names {policy}: {reason}");
+    }
+    assert_eq!(site.world().migrations.len(), before, "no migration started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_filter_dropped_by_policy_stops_the_census() {
+    // Nova without `servers:allow_all_filters` lists every server of every
+    // host: with two hosts, each listing holds the other's VMs.
+    let site = DrainSite::start(member_world(2, NovaPolicy::operator_without_host_rules()), FAST_DRAIN, SCALE).await;
+    drain_stops_naming(&site, ALL_FILTERS_POLICY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_host_hidden_by_policy_stops_the_census() {
+    let policy = NovaPolicy::operator_without_host_rules()
+        .granting(&[ALL_FILTERS_POLICY, MIGRATION_HOSTS_POLICY])
+        .revoking(&[EXTENDED_ATTRIBUTES_POLICY]);
+    let site = DrainSite::start(member_world(1, policy), FAST_DRAIN, SCALE).await;
+    drain_stops_naming(&site, EXTENDED_ATTRIBUTES_POLICY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_hosts_hidden_by_policy_stop_the_census() {
+    let policy = NovaPolicy::operator_without_host_rules().granting(&[ALL_FILTERS_POLICY]);
+    let site = DrainSite::start(member_world(1, policy), FAST_DRAIN, SCALE).await;
+    let host = site.campaign_hosts()[0].clone();
+    {
+        // A live migration of an interrupted run, still running from the host.
+        let mut world = site.world();
+        let spare = world.hosts.iter().find(|h| !h.in_campaign).expect("a spare").fqdn.clone();
+        let server = world.servers.values_mut().find(|s| s.host == host).expect("a VM");
+        server.status = "MIGRATING".into();
+        server.task_state = Some("migrating".into());
+        server.hang_migration = true;
+        let server_id = server.id.clone();
+        world.migrations.push(Migration {
+            id: 9001,
+            uuid: "7d1c3a0e-8b4f-4f55-9a1e-2b3c4d5e6f70".into(),
+            server_id,
+            source_compute: host.clone(),
+            dest_compute: spare,
+            migration_type: "live-migration".into(),
+            status: "running".into(),
+            old_instance_type_id: 3,
+            new_instance_type_id: 3,
+            created_at: "2026-01-05T09:00:00.000000".into(),
+            updated_at: "2026-01-05T09:00:00.000000".into(),
+            duration_secs: 1e9,
+            started_at_sim: 0.0,
+            previous_status: "ACTIVE".into(),
+        });
+    }
+    drain_stops_naming(&site, MIGRATION_HOSTS_POLICY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_token_with_every_rule_drains() {
+    // The same member user drains once the site grants the two rules.
+    let policy = NovaPolicy::operator_without_host_rules().granting(&[ALL_FILTERS_POLICY, MIGRATION_HOSTS_POLICY]);
+    let site = DrainSite::start(member_world(1, policy), FAST_DRAIN, SCALE).await;
+    // A member's context sees only its own project's servers by id (Nova
+    // reads them limited to the project): put the VMs there.
+    let project = site.lab.secrets().openstack_project_id.clone();
+    for server in site.world().servers.values_mut() {
+        server.project_id = project.clone();
+    }
+    let summary = site.drain(false).await;
+    assert_eq!(summary.hosts[0].outcome, HostOutcome::Succeeded, "{:?}", summary.hosts[0].reason);
+    assert!(site.servers_on(&site.campaign_hosts()[0]).is_empty());
+}
