@@ -95,3 +95,46 @@ async fn member_token_with_every_rule_drains() {
     assert_eq!(summary.hosts[0].outcome, HostOutcome::Succeeded, "{:?}", summary.hosts[0].reason);
     assert!(site.servers_on(&site.campaign_hosts()[0]).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_is_renewed_once_and_the_call_repeated() {
+    use hvmigrate::clients::nova::NovaClient;
+    use hvmigrate::clients::openstack::{Keystone, KeystoneSettings};
+    use hvmigrate::clients::RetryPolicy;
+    use hvmigrate::config::Credentials;
+    use hvmigrate_lab::{Lab, LabOptions, Service};
+
+    let world = WorldOptions { hosts: 2, oddities: false, ..WorldOptions::default() };
+    let lab = Lab::start(LabOptions { world, ..LabOptions::default() }).await.expect("the lab starts");
+    let credentials = Credentials::parse(std::path::Path::new("lab.yaml"), &lab.credentials_yaml()).unwrap();
+    let settings = KeystoneSettings::from_config(credentials.openstack.as_ref().unwrap()).unwrap();
+    let keystone = std::sync::Arc::new(Keystone::new(settings, RetryPolicy::default()).unwrap());
+    let nova = NovaClient::connect(keystone).await.unwrap();
+    let fqdn = lab.world().lock().campaign_hosts().next().unwrap().fqdn.clone();
+    let logins = |lab: &Lab| {
+        lab.requests().all().iter().filter(|r| r.service == Service::Keystone && r.method == "POST").count()
+    };
+    let refusals = |lab: &Lab| lab.requests().all().iter().filter(|r| r.status == 401).count();
+    assert_eq!(logins(&lab), 1);
+
+    // A read after the revocation.
+    assert_eq!(lab.revoke_tokens(), 1);
+    let service = nova.compute_service(&fqdn).await.expect("read again with a new token").expect("its service");
+    assert_eq!((logins(&lab), refusals(&lab)), (2, 1), "one 401, one new token");
+
+    // A write after the next revocation: applied once.
+    lab.revoke_tokens();
+    let disabled = nova.disable_service(&service, "Migration to Rocky 9 - LAB").await.expect("written");
+    assert_eq!(disabled.status, "disabled");
+    assert_eq!((logins(&lab), refusals(&lab)), (3, 2));
+    let puts = lab.requests().all().iter().filter(|r| r.method == "PUT" && r.status == 200).count();
+    assert_eq!(puts, 1);
+
+    // Several calls at once after a revocation share one new token.
+    lab.revoke_tokens();
+    let (a, b, c) =
+        tokio::join!(nova.servers_on_host(&fqdn), nova.migrations(&fqdn, None), nova.compute_service(&fqdn));
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    assert_eq!(logins(&lab), 4, "one new token for all three");
+    lab.shutdown().await;
+}

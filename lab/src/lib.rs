@@ -294,6 +294,13 @@ impl Lab {
         self.ssh.as_ref()
     }
 
+    /// Revokes every Keystone token issued so far: the next request with
+    /// one answers 401, as after `openstack token revoke` or a Fernet key
+    /// rotation. Answers how many there were.
+    pub fn revoke_tokens(&self) -> usize {
+        keystone::revoke_all(&self.state)
+    }
+
     pub fn ssh_faults(&self) -> &SshFaults {
         &self.state.ssh_faults
     }
