@@ -138,3 +138,61 @@ async fn revoked_token_is_renewed_once_and_the_call_repeated() {
     assert_eq!(logins(&lab), 4, "one new token for all three");
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_service_hosts_drain_by_the_auto_mapping() {
+    // Kolla's default: nova-compute is `hv001`, the hypervisor `hv001.lab.example.org`.
+    let world = WorldOptions { short_service_hosts: true, ..plain_world(2, 3) };
+    let site = DrainSite::start(world, FAST_DRAIN, SCALE).await;
+    let summary = site.drain(false).await;
+    for (host, report) in site.campaign_hosts().iter().zip(&summary.hosts) {
+        assert_eq!(report.outcome, HostOutcome::Succeeded, "{host}: {:?}", report.reason);
+        assert!(site.servers_on(host).is_empty(), "{host} drained");
+        for vm in &report.vms {
+            let to = vm.to.as_deref().unwrap_or_default();
+            assert!(!to.contains('.'), "Nova's short name of the destination: {to}");
+            assert!(!site.campaign_hosts().iter().any(|h| h.starts_with(&format!("{to}."))), "not onto a run host");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compute_host_names_are_mapped_exactly_and_said() {
+    use hvmigrate::clients::nova::NovaClient;
+    use hvmigrate::clients::openstack::{Keystone, KeystoneSettings};
+    use hvmigrate::clients::RetryPolicy;
+    use hvmigrate::config::credentials::ComputeHostNames;
+    use hvmigrate::config::Credentials;
+    use hvmigrate_lab::{Lab, LabOptions};
+
+    let world = WorldOptions { short_service_hosts: true, ..plain_world(2, 1) };
+    let lab = Lab::start(LabOptions { world, ..LabOptions::default() }).await.expect("the lab starts");
+    let credentials = Credentials::parse(std::path::Path::new("lab.yaml"), &lab.credentials_yaml()).unwrap();
+    let connect = |mode| {
+        let settings = KeystoneSettings::from_config(credentials.openstack.as_ref().unwrap()).unwrap();
+        let keystone = std::sync::Arc::new(Keystone::new(settings, RetryPolicy::default()).unwrap());
+        async move { NovaClient::connect(keystone).await.unwrap().with_host_names(mode) }
+    };
+    let fqdn = lab.world().lock().campaign_hosts().next().unwrap().fqdn.clone();
+    let short = fqdn.split('.').next().unwrap().to_owned();
+
+    let auto = connect(ComputeHostNames::Auto).await;
+    let names = auto.compute_host(&fqdn).await.unwrap();
+    assert_eq!(names.service_host, short);
+    assert_eq!(names.hypervisor_hostname.as_deref(), Some(fqdn.as_str()));
+    assert!(names.mapping.contains("short name"), "{}", names.mapping);
+    let service = auto.compute_service(&fqdn).await.unwrap().expect("found by its short name");
+    assert_eq!(service.host, short);
+    assert_eq!(auto.servers_on_host(&fqdn).await.unwrap().len(), 1);
+    assert_eq!(auto.hypervisor_of(&fqdn).await.unwrap().unwrap().hypervisor_hostname, fqdn);
+    // A host Nova does not know: no record, not a 404 error.
+    assert!(auto.hypervisor_of("hv999.lab.example.org").await.unwrap().is_none());
+
+    let short_mode = connect(ComputeHostNames::Short).await;
+    assert!(short_mode.compute_service(&fqdn).await.unwrap().is_some());
+    // The explicit FQDN mapping on this site finds no service, and says why.
+    let fqdn_mode = connect(ComputeHostNames::Fqdn).await;
+    assert_eq!(fqdn_mode.compute_host(&fqdn).await.unwrap().mapping, "fqdn (openstack.compute_host_names)");
+    assert!(fqdn_mode.compute_service(&fqdn).await.unwrap().is_none());
+    lab.shutdown().await;
+}

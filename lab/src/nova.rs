@@ -2,9 +2,10 @@
 //! [`MAX_MINOR`], compute services, servers, live and cold migrations that
 //! progress over simulated time, migrations, hypervisors and aggregates.
 //!
-//! The lab uses each host's FQDN as its compute host name everywhere
-//! (`service.host`, `OS-EXT-SRV-ATTR:host`, `hypervisor_hostname`), so every
-//! name matches the hypervisors file. A token without the admin role gets
+//! The compute host name (`service.host`, `OS-EXT-SRV-ATTR:host`,
+//! migrations, aggregates) is the FQDN, or the short name with
+//! [`crate::WorldOptions::short_service_hosts`] as Kolla deploys it;
+//! `hypervisor_hostname` is always the FQDN. A token without the admin role gets
 //! what Nova's policy gives it ([`crate::policy`]).
 //! Migrations progress lazily: each request first brings them up to the
 //! current simulated time ([`WorldState::advance_migrations`]).
@@ -341,7 +342,7 @@ fn is_uuid_like(text: &str) -> bool {
 
 /// The controller services every real deployment lists next to the computes.
 fn controller_services(state: &WorldState) -> Vec<Value> {
-    let host = format!("ctl01.{}.example.org", state.site);
+    let host = nova_name(state, &format!("ctl01.{}.example.org", state.site));
     [("nova-scheduler", 900_001, "3c1d7a52-8f0e-4c44-a0d4-6f3b1c2e9a01"), ("nova-conductor", 900_002, "3c1d7a52-8f0e-4c44-a0d4-6f3b1c2e9a02")]
         .iter()
         .map(|(binary, id, uuid)| {
@@ -349,6 +350,24 @@ fn controller_services(state: &WorldState) -> Vec<Value> {
                    "state": "up", "updated_at": "2026-01-05T09:00:00.000000", "disabled_reason": null, "forced_down": false})
         })
         .collect()
+}
+
+/// The compute host name Nova uses for a host (`service.host`,
+/// `OS-EXT-SRV-ATTR:host`, `source_compute`, aggregate members): the short
+/// name when the site registers nova-compute so (Kolla's default, from
+/// the `ansible_facts.hostname`), else the FQDN. `hypervisor_hostname` (and
+/// the migrations' nodes) stay the FQDN libvirt reports.
+pub fn nova_name(world: &WorldState, fqdn: &str) -> String {
+    if world.short_service_hosts {
+        fqdn.split('.').next().unwrap_or(fqdn).to_owned()
+    } else {
+        fqdn.to_owned()
+    }
+}
+
+/// The host Nova's compute host name `name` stands for (matched exactly, as Nova does).
+fn host_named<'a>(world: &'a WorldState, name: &str) -> Option<&'a Host> {
+    world.hosts.iter().find(|host| nova_name(world, &host.fqdn) == name)
 }
 
 fn service_state(host: &Host) -> &str {
@@ -359,12 +378,12 @@ fn service_state(host: &Host) -> &str {
     }
 }
 
-fn service_json(host: &Host, version: Microversion) -> Value {
+fn service_json(host: &Host, name: String, version: Microversion) -> Value {
     let compute = &host.compute;
     let mut service = json!({
         "id": if version.0 >= 53 { json!(compute.uuid) } else { json!(compute.id) },
         "binary": "nova-compute",
-        "host": host.fqdn,
+        "host": name,
         "zone": host.availability_zone,
         "status": compute.status,
         "state": service_state(host),
@@ -415,8 +434,11 @@ async fn list_services(
         .collect();
     if binary_filter.is_none_or(|b| b == "nova-compute") {
         match host_filter {
-            Some(fqdn) => services.extend(world.host(fqdn).map(|host| service_json(host, version))),
-            None => services.extend(world.hosts.iter().map(|host| service_json(host, version))),
+            Some(name) => services.extend(
+                host_named(&world, name).map(|host| service_json(host, nova_name(&world, &host.fqdn), version)),
+            ),
+            None => services
+                .extend(world.hosts.iter().map(|host| service_json(host, nova_name(&world, &host.fqdn), version))),
         }
     }
     Json(json!({"services": services})).into_response()
@@ -477,6 +499,7 @@ fn update_service_v253(state: &LabState, version: Microversion, id: &str, body: 
             binary.as_str().unwrap_or_default()
         ));
     }
+    let short = world.short_service_hosts;
     let Some(host) = world.hosts.iter_mut().find(|h| h.compute.uuid == id) else {
         return fault(StatusCode::NOT_FOUND, &format!("Service {id} could not be found."));
     };
@@ -501,7 +524,8 @@ fn update_service_v253(state: &LabState, version: Microversion, id: &str, body: 
     if let Some(forced_down) = body.get("forced_down").and_then(Value::as_bool) {
         host.compute.forced_down = forced_down;
     }
-    Json(json!({"service": service_json(host, version)})).into_response()
+    let name = if short { host.fqdn.split('.').next().unwrap_or_default().to_owned() } else { host.fqdn.clone() };
+    Json(json!({"service": service_json(host, name, version)})).into_response()
 }
 
 /// The pre-2.53 actions: `disable`, `disable-log-reason`, `enable`, `force-down`.
@@ -519,7 +543,10 @@ fn update_service_legacy(state: &LabState, version: Microversion, action: &str, 
         ));
     };
     let mut world = state.world.lock();
-    let host = match world.hosts.iter_mut().find(|h| h.fqdn == host_name) {
+    let Some(fqdn) = host_named(&world, host_name).map(|host| host.fqdn.clone()) else {
+        return fault(StatusCode::NOT_FOUND, "Unknown service");
+    };
+    let host = match world.hosts.iter_mut().find(|h| h.fqdn == fqdn) {
         Some(host) if binary == "nova-compute" => host,
         _ => return fault(StatusCode::NOT_FOUND, "Unknown service"),
     };
@@ -654,7 +681,7 @@ fn server_json(
         "key_name": null,
         "OS-SRV-USG:launched_at": server.created.trim_end_matches('Z').to_owned() + ".000000",
         "OS-SRV-USG:terminated_at": null,
-        "OS-EXT-SRV-ATTR:host": server.host,
+        "OS-EXT-SRV-ATTR:host": nova_name(world, &server.host),
         "OS-EXT-SRV-ATTR:instance_name": server.instance_name,
         "OS-EXT-SRV-ATTR:hypervisor_hostname": server.host,
         "OS-EXT-STS:task_state": server.task_state,
@@ -759,7 +786,7 @@ fn list_servers(
                 s.project_id == own_project
             }
         })
-        .filter(|s| host_filter.is_none_or(|h| s.host == h))
+        .filter(|s| host_filter.is_none_or(|h| nova_name(&world, &s.host) == h))
         .filter(|s| status_filter.as_deref().is_none_or(|st| s.status == st))
         .take(limit)
         .collect();
@@ -1032,11 +1059,10 @@ fn live_migrate(state: &LabState, version: Microversion, id: &str, argument: &Va
     if let Some(task) = &server.task_state {
         return invalid_state("os-migrateLive", server, "task_state", task);
     }
-    if let Some(host) = &host {
-        if world.host(host).is_none() {
-            return bad_request(&format!("Compute host {host} could not be found."));
-        }
-    }
+    let host = match host.map(|name| host_named(&world, &name).map(|h| h.fqdn.clone()).ok_or(name)).transpose() {
+        Ok(host) => host,
+        Err(name) => return bad_request(&format!("Compute host {name} could not be found.")),
+    };
     let server = server.clone();
     match choose_destination(&world, &server, host.as_deref(), forced) {
         Ok(dest) => start_migration(&mut world, id, &dest, true, "queued"),
@@ -1047,7 +1073,8 @@ fn live_migrate(state: &LabState, version: Microversion, id: &str, argument: &Va
             start_migration(&mut world, id, &dest, true, "error");
         }
         Err(NoDestination::ToSelf) => {
-            return bad_request(&format!("Unable to migrate instance ({id}) to current host ({}).", server.host))
+            let current = nova_name(&world, &server.host);
+            return bad_request(&format!("Unable to migrate instance ({id}) to current host ({current})."));
         }
         Err(NoDestination::NoValidHost) => return bad_request(NO_VALID_HOST),
     }
@@ -1082,11 +1109,10 @@ fn cold_migrate(state: &LabState, version: Microversion, id: &str, argument: &Va
     if let Some(task) = &server.task_state {
         return invalid_state("migrate", server, "task_state", task);
     }
-    if let Some(host) = &host {
-        if world.host(host).is_none() {
-            return bad_request(&format!("Compute host {host} could not be found."));
-        }
-    }
+    let host = match host.map(|name| host_named(&world, &name).map(|h| h.fqdn.clone()).ok_or(name)).transpose() {
+        Ok(host) => host,
+        Err(name) => return bad_request(&format!("Compute host {name} could not be found.")),
+    };
     let server = server.clone();
     match choose_destination(&world, &server, host.as_deref(), false) {
         Ok(dest) => start_migration(&mut world, id, &dest, false, "pre-migrating"),
@@ -1130,8 +1156,8 @@ fn migration_json(
     let mut body = json!({
         "id": migration.id,
         "instance_uuid": migration.server_id,
-        "source_compute": migration.source_compute,
-        "dest_compute": migration.dest_compute,
+        "source_compute": nova_name(world, &migration.source_compute),
+        "dest_compute": nova_name(world, &migration.dest_compute),
         "source_node": migration.source_compute,
         "dest_node": migration.dest_compute,
         "source_region": "RegionOne",
@@ -1214,7 +1240,9 @@ async fn list_migrations(
     }
     let page: Vec<&Migration> = ordered
         .into_iter()
-        .filter(|m| host.is_none_or(|h| m.source_compute == h || m.dest_compute == h))
+        .filter(|m| {
+            host.is_none_or(|h| nova_name(&world, &m.source_compute) == h || nova_name(&world, &m.dest_compute) == h)
+        })
         .filter(|m| status.is_none_or(|s| m.status == s))
         .filter(|m| kind.is_none_or(|k| m.migration_type == k))
         .filter(|m| instance.is_none_or(|i| m.server_id == i))
@@ -1248,8 +1276,8 @@ fn live_progress_json(world: &WorldState, migration: &Migration, version: Microv
     let mut body = json!({
         "id": migration.id,
         "server_uuid": migration.server_id,
-        "source_compute": migration.source_compute,
-        "dest_compute": migration.dest_compute,
+        "source_compute": nova_name(world, &migration.source_compute),
+        "dest_compute": nova_name(world, &migration.dest_compute),
         "source_node": migration.source_compute,
         "dest_node": migration.dest_compute,
         "dest_host": world.host(&migration.dest_compute).map(host_ip),
@@ -1455,7 +1483,7 @@ fn hypervisor_json(
         object.insert(
             "service".into(),
             json!({
-                "host": host.fqdn,
+                "host": nova_name(world, &host.fqdn),
                 "id": if version.0 >= 53 { json!(host.compute.uuid) } else { json!(host.compute.id) },
                 "disabled_reason": host.compute.disabled_reason,
             }),
@@ -1645,8 +1673,12 @@ async fn list_aggregates(
     let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
     for host in &world.hosts {
         match groups.iter_mut().find(|(name, _, _)| *name == host.aggregate) {
-            Some(group) => group.2.push(host.fqdn.clone()),
-            None => groups.push((host.aggregate.clone(), host.availability_zone.clone(), vec![host.fqdn.clone()])),
+            Some(group) => group.2.push(nova_name(&world, &host.fqdn)),
+            None => groups.push((
+                host.aggregate.clone(),
+                host.availability_zone.clone(),
+                vec![nova_name(&world, &host.fqdn)],
+            )),
         }
     }
     let aggregates: Vec<Value> = groups

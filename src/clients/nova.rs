@@ -1,6 +1,7 @@
 //! Nova (compute API v2.1) with microversion negotiation: compute services,
 //! servers, migrations, hypervisors, aggregates.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use url::Url;
 
 use super::http::{Auth, Body, HttpService, ServiceError};
 use super::openstack::Keystone;
+use crate::config::credentials::ComputeHostNames;
 
 /// The microversion we would like: 2.53+ gives service UUIDs and the
 /// non-legacy enable/disable; 2.88 drops the hypervisor statistics the
@@ -169,11 +171,26 @@ pub struct ComputeVersion {
     pub used: Microversion,
 }
 
+/// What Nova calls a host of the hypervisors file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComputeHost {
+    /// Its `service.host`: `OS-EXT-SRV-ATTR:host` of its servers, the
+    /// `source_compute` of its migrations, its name in aggregates.
+    pub service_host: String,
+    /// Its `hypervisor_hostname`, when Nova has a hypervisor record of it.
+    pub hypervisor_hostname: Option<String>,
+    /// Which mapping gave the names, for the record.
+    pub mapping: String,
+}
+
 #[derive(Debug)]
 pub struct NovaClient {
     keystone: Arc<Keystone>,
     http: HttpService,
     version: ComputeVersion,
+    host_names: ComputeHostNames,
+    /// Hosts already mapped (only those Nova has a hypervisor record of).
+    mapped: std::sync::Mutex<HashMap<String, ComputeHost>>,
 }
 
 impl NovaClient {
@@ -194,7 +211,66 @@ impl NovaClient {
             None => ComputeVersion { min: Microversion(2, 1), max: Microversion(2, 1), used: Microversion(2, 1) },
         };
         tracing::debug!(service = "nova", min = %version.min, max = %version.max, used = %version.used, "compute API version");
-        Ok(NovaClient { keystone, http, version })
+        Ok(NovaClient { keystone, http, version, host_names: ComputeHostNames::default(), mapped: Default::default() })
+    }
+
+    /// The mapping of the hypervisors file's FQDNs to Nova's names (`openstack.compute_host_names`).
+    pub fn with_host_names(mut self, host_names: ComputeHostNames) -> Self {
+        self.host_names = host_names;
+        self
+    }
+
+    /// Nova's names of `fqdn`, by the configured mapping. Names are matched
+    /// exactly: Nova's hypervisor search is a substring pattern (`hv1` also
+    /// finds `hv10`) and answers 404 when nothing matches.
+    pub async fn compute_host(&self, fqdn: &str) -> Result<ComputeHost, ServiceError> {
+        if let Some(known) = self.mapped.lock().unwrap_or_else(|poison| poison.into_inner()).get(fqdn) {
+            return Ok(known.clone());
+        }
+        let short = fqdn.split('.').next().unwrap_or(fqdn);
+        let candidates = self.hypervisors_like(short).await?;
+        let service_of = |hv: &Hypervisor| hv.service.as_ref().map(|service| service.host.clone());
+        let find = |wanted: &dyn Fn(&Hypervisor) -> bool| candidates.iter().find(|hv| wanted(hv));
+        let (service_host, mapping) = match self.host_names {
+            ComputeHostNames::Fqdn => (fqdn.to_owned(), "fqdn (openstack.compute_host_names)".to_owned()),
+            ComputeHostNames::Short => (short.to_owned(), "short (openstack.compute_host_names)".to_owned()),
+            ComputeHostNames::Auto => {
+                let record = find(&|hv| service_of(hv).as_deref() == Some(fqdn))
+                    .or_else(|| find(&|hv| service_of(hv).as_deref() == Some(short)))
+                    .or_else(|| find(&|hv| hv.hypervisor_hostname == fqdn))
+                    .or_else(|| find(&|hv| hv.hypervisor_hostname == short));
+                match record.and_then(service_of) {
+                    Some(name) if name == fqdn => (name, "auto: Nova's service host is the FQDN".to_owned()),
+                    Some(name) if name == short => (name, "auto: Nova's service host is the short name".to_owned()),
+                    Some(name) => {
+                        let mapping = format!("auto: the hypervisor record names service host {name}");
+                        (name, mapping)
+                    }
+                    None => (fqdn.to_owned(), "auto: Nova has no hypervisor record of it; the FQDN assumed".to_owned()),
+                }
+            }
+        };
+        let record = find(&|hv| service_of(hv).as_deref() == Some(service_host.as_str()))
+            .or_else(|| find(&|hv| hv.hypervisor_hostname == fqdn));
+        let found =
+            ComputeHost { hypervisor_hostname: record.map(|hv| hv.hypervisor_hostname.clone()), service_host, mapping };
+        tracing::info!(service = "nova", host = fqdn, service_host = %found.service_host, hypervisor = ?found.hypervisor_hostname, mapping = %found.mapping, "compute host names");
+        if record.is_some() {
+            self.mapped.lock().unwrap_or_else(|poison| poison.into_inner()).insert(fqdn.to_owned(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The hypervisors whose name contains `pattern` (none when Nova's
+    /// search answers 404); every hypervisor before microversion 2.53.
+    async fn hypervisors_like(&self, pattern: &str) -> Result<Vec<Hypervisor>, ServiceError> {
+        if self.version.used < Microversion(2, 53) {
+            return self.hypervisors().await;
+        }
+        match self.list("os-hypervisors/detail", &[("hypervisor_hostname_pattern", pattern)], "hypervisors").await {
+            Err(err) if err.status() == Some(404) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     pub fn version(&self) -> ComputeVersion {
@@ -238,12 +314,14 @@ impl NovaClient {
         self.authed(|http| async move { list_pages(&http, path, query, collection).await }).await
     }
 
-    /// The `nova-compute` service of `host`, if Nova knows it.
-    pub async fn compute_service(&self, host: &str) -> Result<Option<ComputeService>, ServiceError> {
+    /// The `nova-compute` service of `fqdn` (a host of the hypervisors file), if Nova knows it.
+    pub async fn compute_service(&self, fqdn: &str) -> Result<Option<ComputeService>, ServiceError> {
         #[derive(Deserialize)]
         struct Services {
             services: Vec<ComputeService>,
         }
+        let name = self.compute_host(fqdn).await?.service_host;
+        let host = name.as_str();
         let found: Services = self.get_json("os-services", &[("host", host), ("binary", "nova-compute")]).await?;
         Ok(found.services.into_iter().find(|service| service.host == host && service.binary == "nova-compute"))
     }
@@ -298,7 +376,7 @@ impl NovaClient {
         serde_json::from_value(service).map_err(|err| http.unusable(&Method::PUT, path, err.to_string()))
     }
 
-    /// Every server on `host` (Nova's compute host name), in all projects.
+    /// Every server on `fqdn` (a host of the hypervisors file), in all projects.
     ///
     /// What Nova answers depends on the token's policy: without
     /// `os_compute_api:servers:allow_all_filters` it drops the `host` filter
@@ -306,7 +384,9 @@ impl NovaClient {
     /// `os_compute_api:os-extended-server-attributes` it leaves out
     /// `OS-EXT-SRV-ATTR:host`. Each server's host is checked, so a census
     /// never plans moves for servers of other hosts.
-    pub async fn servers_on_host(&self, host: &str) -> Result<Vec<Server>, ServiceError> {
+    pub async fn servers_on_host(&self, fqdn: &str) -> Result<Vec<Server>, ServiceError> {
+        let name = self.compute_host(fqdn).await?.service_host;
+        let host = name.as_str();
         let path = "servers/detail";
         let servers: Vec<Server> =
             self.list(path, &[("all_tenants", "1"), ("host", host), ("limit", "1000")], "servers").await?;
@@ -395,9 +475,10 @@ impl NovaClient {
         Ok(())
     }
 
-    /// Migrations from or to `host`, optionally of one status.
-    pub async fn migrations(&self, host: &str, status: Option<&str>) -> Result<Vec<Migration>, ServiceError> {
-        let mut query = vec![("host", host)];
+    /// Migrations from or to `fqdn` (a host of the hypervisors file), optionally of one status.
+    pub async fn migrations(&self, fqdn: &str, status: Option<&str>) -> Result<Vec<Migration>, ServiceError> {
+        let name = self.compute_host(fqdn).await?.service_host;
+        let mut query = vec![("host", name.as_str())];
         if let Some(status) = status {
             query.push(("status", status));
         }
@@ -433,18 +514,17 @@ impl NovaClient {
         Ok(())
     }
 
-    /// Hypervisors whose name contains `pattern`, or all of them.
-    pub async fn hypervisors(&self, pattern: Option<&str>) -> Result<Vec<Hypervisor>, ServiceError> {
-        let all: Vec<Hypervisor> = match pattern {
-            Some(pattern) if self.version.used >= Microversion(2, 53) => {
-                self.list("os-hypervisors/detail", &[("hypervisor_hostname_pattern", pattern)], "hypervisors").await?
-            }
-            _ => self.list("os-hypervisors/detail", &[], "hypervisors").await?,
-        };
-        Ok(match pattern {
-            Some(pattern) => all.into_iter().filter(|h| h.hypervisor_hostname.contains(pattern)).collect(),
-            None => all,
-        })
+    /// Every hypervisor.
+    pub async fn hypervisors(&self) -> Result<Vec<Hypervisor>, ServiceError> {
+        self.list("os-hypervisors/detail", &[], "hypervisors").await
+    }
+
+    /// The hypervisor record of `fqdn` (a host of the hypervisors file), matched exactly.
+    pub async fn hypervisor_of(&self, fqdn: &str) -> Result<Option<Hypervisor>, ServiceError> {
+        let names = self.compute_host(fqdn).await?;
+        let Some(wanted) = names.hypervisor_hostname else { return Ok(None) };
+        let short = fqdn.split('.').next().unwrap_or(fqdn);
+        Ok(self.hypervisors_like(short).await?.into_iter().find(|hv| hv.hypervisor_hostname == wanted))
     }
 
     pub async fn aggregates(&self) -> Result<Vec<Aggregate>, ServiceError> {

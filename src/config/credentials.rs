@@ -111,6 +111,25 @@ pub struct OpenStack {
     pub region_name: Option<String>,
     #[serde(default = "default_interface")]
     pub interface: String,
+    /// How a host of the hypervisors file is named in Nova.
+    #[serde(default)]
+    pub compute_host_names: ComputeHostNames,
+}
+
+/// How the hypervisors file's FQDNs map to Nova's compute host names
+/// (`service.host`, `OS-EXT-SRV-ATTR:host`, migrations, aggregates). Kolla
+/// registers nova-compute under the short name by default, while libvirt's
+/// `hypervisor_hostname` is the FQDN.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeHostNames {
+    /// Nova's service host is the FQDN.
+    Fqdn,
+    /// Nova's service host is the first label of the FQDN.
+    Short,
+    /// Whichever Nova's hypervisor record of the host says.
+    #[default]
+    Auto,
 }
 
 /// The one way of authenticating to Keystone that the section describes.
