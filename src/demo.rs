@@ -89,6 +89,8 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
         hosts: settings.hosts,
         seed: settings.seed,
         short_service_hosts: true,
+        // node_exporter's alerts labelled `instance="<fqdn>:9100"`.
+        host_alerts: true,
         ..WorldOptions::default()
     };
     let lab = Lab::start(LabOptions { world, ..LabOptions::default() })

@@ -3,12 +3,14 @@
 //! `instance` labels with a port, Jira Cloud.
 
 mod drain_common;
+mod support;
 
 use drain_common::{plain_world, DrainSite, FAST_DRAIN};
 use hvmigrate::clients::nova::{ALL_FILTERS_POLICY, EXTENDED_ATTRIBUTES_POLICY, MIGRATION_HOSTS_POLICY};
 use hvmigrate::workflow::report::HostOutcome;
 use hvmigrate_lab::world::Migration;
 use hvmigrate_lab::{NovaPolicy, WorldOptions};
+use support::lab_site::{action, json, report_of, LabSite};
 
 const SCALE: f64 = 100.0;
 
@@ -195,4 +197,36 @@ async fn compute_host_names_are_mapped_exactly_and_said() {
     assert_eq!(fqdn_mode.compute_host(&fqdn).await.unwrap().mapping, "fqdn (openstack.compute_host_names)");
     assert!(fqdn_mode.compute_service(&fqdn).await.unwrap().is_none());
     lab.shutdown().await;
+}
+
+#[test]
+fn default_silences_mute_alerts_whose_instance_has_a_port() {
+    // node_exporter's alerts carry only `instance="<fqdn>:9100"`, the IPMI
+    // exporter's only `hostname="<fqdn>"`.
+    let world =
+        WorldOptions { hosts: 1, oddities: false, vms_per_host: Some(0), host_alerts: true, ..WorldOptions::default() };
+    let site = LabSite::start(world);
+    let host = site.campaign_hosts()[0].clone();
+    {
+        let mut world = site.world();
+        let compute = &mut world.host_mut(&host).unwrap().compute;
+        compute.status = "disabled".into();
+        compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
+    }
+    site.hvmigrate(&["run", "--step", "setup", "-q"]).expect_code(0);
+    site.hvmigrate(&["run", "--step", "drain", "--force", "-q"]).expect_code(0);
+    let out = site.hvmigrate(&["run", "--step", "pre-reinstall", "--yes", "--output", "json", "-q"]).run();
+    let summary = json(&out);
+    let silences = action(report_of(&summary, &host), "silences").to_string();
+    assert!(silences.contains("instance=~"), "{silences}\n{}", out.report());
+    assert_eq!(silences.matches("mutes 1 of the 1 alerts").count(), 2, "{silences}\n{}", out.report());
+    // In the lab's own view: every alert of the host is muted by a silence.
+    let world = site.world();
+    let now = jiff::Timestamp::now().to_string();
+    for alert in &world.alerts {
+        let muted = world.silences.iter().any(|silence| {
+            silence.ends_at > now && silence.matchers.iter().all(|matcher| matcher.matches(&alert.labels))
+        });
+        assert!(muted, "{:?} is not muted: {:?}", alert.labels, world.silences);
+    }
 }

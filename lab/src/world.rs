@@ -49,6 +49,10 @@ pub struct WorldOptions {
     /// `OS-EXT-SRV-ATTR:host`, migrations), as Kolla deploys it by default;
     /// `hypervisor_hostname` stays the FQDN.
     pub short_service_hosts: bool,
+    /// Every campaign host has alerts firing as a Prometheus site labels
+    /// them: node_exporter's with `instance="<fqdn>:9100"` only, the IPMI
+    /// exporter's with `hostname="<fqdn>"`.
+    pub host_alerts: bool,
 }
 
 impl Default for WorldOptions {
@@ -62,6 +66,7 @@ impl Default for WorldOptions {
             openstack_member_user: false,
             nova_policy: NovaPolicy::default(),
             short_service_hosts: false,
+            host_alerts: false,
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct WorldState {
     pub netbox: NetBoxState,
     pub jira: JiraState,
     pub silences: Vec<Silence>,
+    /// Alerts firing in Alertmanager (see [`WorldOptions::host_alerts`]).
+    pub alerts: Vec<Alert>,
     pub scc: SccRegistry,
     /// Simulated seconds that pass per real second (migrations, reinstalls).
     pub time_scale: f64,
@@ -462,6 +469,31 @@ pub struct SilenceMatcher {
     pub is_equal: bool,
 }
 
+impl SilenceMatcher {
+    /// Whether a label with this value matches (a missing label is the empty
+    /// string; regexes are anchored RE2, as Alertmanager's `labels.Matcher`).
+    pub fn matches_value(&self, value: &str) -> bool {
+        let hit = if self.is_regex {
+            regex_lite::Regex::new(&format!("^(?:{})$", self.value)).is_ok_and(|regex| regex.is_match(value))
+        } else {
+            self.value == value
+        };
+        hit == self.is_equal
+    }
+
+    /// Whether it matches a label set.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matches_value(labels.get(&self.name).map_or("", String::as_str))
+    }
+}
+
+/// An alert Alertmanager received.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Alert {
+    pub labels: BTreeMap<String, String>,
+    pub starts_at: String,
+}
+
 /// What the SUSE Customer Center received.
 #[derive(Debug, Default, Serialize)]
 pub struct SccRegistry {
@@ -559,6 +591,7 @@ impl WorldState {
                 next_issue_number: 101,
             },
             silences: Vec::new(),
+            alerts: Vec::new(),
             scc: SccRegistry::default(),
             time_scale: 1.0,
             service_hosts: ["aquilon", "kayobe"]
@@ -585,6 +618,32 @@ impl WorldState {
                 _ => Shape::Standard,
             };
             world.add_host(&mut rng, index, in_campaign, shape);
+        }
+        if options.host_alerts {
+            let hosts: Vec<String> = world.campaign_hosts().map(|host| host.fqdn.clone()).collect();
+            for fqdn in hosts {
+                let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+                let instance = format!("{fqdn}:9100");
+                world.alerts.push(Alert {
+                    labels: labels(&[
+                        ("alertname", "NodeFilesystemSpaceFillingUp"),
+                        ("instance", &instance),
+                        ("job", "node"),
+                        ("mountpoint", "/var/lib/docker"),
+                        ("severity", "warning"),
+                    ]),
+                    starts_at: START.into(),
+                });
+                world.alerts.push(Alert {
+                    labels: labels(&[
+                        ("alertname", "IPMISensorWarning"),
+                        ("hostname", &fqdn),
+                        ("job", "ipmi"),
+                        ("severity", "warning"),
+                    ]),
+                    starts_at: START.into(),
+                });
+            }
         }
         world
     }
