@@ -230,3 +230,45 @@ fn default_silences_mute_alerts_whose_instance_has_a_port() {
         assert!(muted, "{:?} is not muted: {:?}", alert.labels, world.silences);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jira_flavour_follows_the_site_and_a_contradiction_is_refused() {
+    use hvmigrate::clients::jira::JiraClient;
+    use hvmigrate::config::credentials::JiraFlavour;
+    use hvmigrate::config::Credentials;
+    use hvmigrate_lab::{Lab, LabOptions};
+
+    for cloud in [true, false] {
+        let world = WorldOptions { hosts: 1, oddities: false, jira_cloud: cloud, ..WorldOptions::default() };
+        let lab = Lab::start(LabOptions { world, ..LabOptions::default() }).await.expect("the lab starts");
+        let yaml = lab.credentials_yaml();
+        assert!(yaml.contains("flavour: auto"), "the lab's files use the default");
+        let client = |yaml: &str| {
+            let credentials = Credentials::parse(std::path::Path::new("lab.yaml"), yaml).unwrap();
+            JiraClient::new(credentials.jira.as_ref().unwrap()).unwrap()
+        };
+        let summary = "hv900.lab.example.org";
+        // `auto`: the site's own flavour; search and create work.
+        let jira = client(&yaml);
+        let wanted = if cloud { JiraFlavour::Cloud } else { JiraFlavour::Server };
+        assert_eq!(jira.flavour().await.unwrap(), wanted);
+        let (key, _) = jira.create_issue_once("MH", "HyperVisor", summary, None).await.expect("search then create");
+        let (again, _) = jira.create_issue_once("MH", "HyperVisor", summary, None).await.unwrap();
+        assert_eq!(key, again, "found by the search the site serves");
+        // The other flavour, explicitly: refused before anything is written.
+        let other = if cloud { "server" } else { "cloud" };
+        let wrong = client(&yaml.replace("flavour: auto", &format!("flavour: {other}")));
+        let writes = lab.requests().writes().len();
+        let err = wrong.create_issue_once("MH", "HyperVisor", "hv901.lab.example.org", None).await.unwrap_err();
+        let deployment = if cloud { "Cloud" } else { "Server" };
+        let message = err.to_string();
+        assert!(message.contains(&format!("jira.flavour is '{other}' but this Jira is {deployment}")), "{message}");
+        assert_eq!(lab.requests().writes().len(), writes, "nothing written");
+        if cloud {
+            // What the old default did: the removed search.
+            let gone = lab.requests().all().iter().filter(|r| r.status == 410).count();
+            assert_eq!(gone, 0, "no request to the removed search");
+        }
+        lab.shutdown().await;
+    }
+}

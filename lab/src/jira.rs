@@ -435,6 +435,24 @@ async fn server_info(State(state): State<LabState>, Path(version): Path<String>)
     if Api::parse(&version).is_none() {
         return not_found_version(&state, &version);
     }
+    if state.world.lock().jira.cloud {
+        // As Jira Cloud answers (developer.atlassian.com, "Get Jira instance info").
+        return Json(json!({
+            "baseUrl": state.urls.jira,
+            "displayUrl": state.urls.jira,
+            "version": "1001.0.0-SNAPSHOT",
+            "versionNumbers": [1001, 0, 0],
+            "deploymentType": "Cloud",
+            "buildNumber": 100_289,
+            "buildDate": "2025-06-01T00:00:00.000+0000",
+            "serverTime": now(),
+            "scmInfo": "lab",
+            "serverTitle": "Jira",
+            "defaultLocale": {"locale": "en_US"},
+            "serverTimeZone": "Etc/UTC",
+        }))
+        .into_response();
+    }
     let [major, minor, patch] = SERVER_VERSION;
     Json(json!({
         "baseUrl": state.urls.jira,
@@ -920,10 +938,11 @@ async fn search_post(State(state): State<LabState>, Path(version): Path<String>,
 }
 
 /// The Data Center search (`startAt`/`maxResults`/`total`). Cloud removed it
-/// from v3, where it answers 410.
+/// from v3, and on a Cloud site from v2 too, where it answers 410
+/// (developer.atlassian.com changelog CHANGE-2046).
 fn search(state: &LabState, version: &str, request: SearchRequest) -> Response {
     let Some(api) = Api::parse(version) else { return not_found_version(state, version) };
-    if api == Api::V3 {
+    if api == Api::V3 || state.world.lock().jira.cloud {
         return error_collection(
             StatusCode::GONE,
             &["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"],

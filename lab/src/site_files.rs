@@ -65,7 +65,7 @@ impl Lab {
         format!(
             "# Written by the simulated site; every service is on 127.0.0.1.\n\
              general:\n  initials: LAB\n\
-             jira:\n  url: {jira}\n  flavour: server\n  username: {jira_user}\n  api_token: {jira_token}\n  project: {project}\n  issue_type: HyperVisor\n\
+             jira:\n  url: {jira}\n  flavour: auto\n  username: {jira_user}\n  api_token: {jira_token}\n  project: {project}\n  issue_type: HyperVisor\n\
              netbox:\n  url: {netbox}\n  token: {netbox_token}\n\
              openstack:\n  auth_url: {keystone}\n  username: {os_user}\n  password: {os_password}\n  project_name: {os_project}\n  user_domain_name: Default\n  project_domain_name: Default\n  region_name: RegionOne\n  interface: public\n\
              alertmanager:\n  url: {alertmanager}\n\

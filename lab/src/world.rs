@@ -53,6 +53,9 @@ pub struct WorldOptions {
     /// them: node_exporter's with `instance="<fqdn>:9100"` only, the IPMI
     /// exporter's with `hostname="<fqdn>"`.
     pub host_alerts: bool,
+    /// Jira answers as Jira Cloud: `deploymentType: Cloud`, and the removed
+    /// `/rest/api/{2,3}/search` answer 410.
+    pub jira_cloud: bool,
 }
 
 impl Default for WorldOptions {
@@ -67,6 +70,7 @@ impl Default for WorldOptions {
             nova_policy: NovaPolicy::default(),
             short_service_hosts: false,
             host_alerts: false,
+            jira_cloud: false,
         }
     }
 }
@@ -424,6 +428,8 @@ pub struct JiraState {
     pub workflow: BTreeMap<String, Vec<String>>,
     pub initial_status: String,
     pub next_issue_number: u64,
+    /// See [`WorldOptions::jira_cloud`].
+    pub cloud: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -589,6 +595,7 @@ impl WorldState {
                 workflow: jira_workflow(),
                 initial_status: "To Do".into(),
                 next_issue_number: 101,
+                cloud: options.jira_cloud,
             },
             silences: Vec::new(),
             alerts: Vec::new(),

@@ -232,7 +232,10 @@ pub struct User {
 #[derive(Clone, Debug)]
 pub struct JiraClient {
     http: HttpService,
-    flavour: JiraFlavour,
+    /// As configured (`auto` by default).
+    configured: JiraFlavour,
+    /// What the site is, from `serverInfo.deploymentType`, read once.
+    resolved: std::sync::Arc<tokio::sync::OnceCell<JiraFlavour>>,
 }
 
 impl JiraClient {
@@ -248,40 +251,85 @@ impl JiraClient {
             JiraAuth::Bearer(token) => Auth::Scheme { scheme: "Bearer", token: token.clone() },
         };
         let http = HttpService::new("jira", config.url.as_url(), auth, policy)?;
-        Ok(JiraClient { http, flavour: config.flavour })
+        Ok(JiraClient { http, configured: config.flavour, resolved: Default::default() })
     }
 
-    pub fn flavour(&self) -> JiraFlavour {
-        self.flavour
+    /// Server or Cloud, as the site says (`serverInfo.deploymentType`, read
+    /// once): Cloud removed `/rest/api/{2,3}/search` (410) and wants ADF,
+    /// Data Center has no v3. `auto` takes the site's; an explicit flavour
+    /// the site contradicts is refused.
+    pub async fn flavour(&self) -> Result<JiraFlavour, ServiceError> {
+        self.resolved.get_or_try_init(|| self.detect_flavour()).await.copied()
     }
 
-    fn api(&self, rest: &str) -> String {
-        let version = match self.flavour {
-            JiraFlavour::Server => 2,
-            JiraFlavour::Cloud => 3,
+    async fn detect_flavour(&self) -> Result<JiraFlavour, ServiceError> {
+        // v2 serves serverInfo on both (Atlassian's REST v2 reference and Cloud's).
+        let path = "rest/api/2/serverInfo";
+        let info: ServerInfo = match self.http.get_json(path, &[]).await {
+            Ok(info) => info,
+            // A site (or proxy) without serverInfo: an explicit flavour is trusted.
+            Err(err) if err.status() == Some(404) && self.configured != JiraFlavour::Auto => {
+                tracing::warn!(
+                    service = "jira",
+                    flavour = self.configured.as_str(),
+                    "no serverInfo; the configured flavour is used"
+                );
+                return Ok(self.configured);
+            }
+            Err(err) => return Err(err),
         };
-        format!("rest/api/{version}/{rest}")
-    }
-
-    /// Rich text as this flavour wants it.
-    pub fn render(&self, doc: &Doc) -> Value {
-        match self.flavour {
-            JiraFlavour::Server => Value::String(doc.to_wiki()),
-            JiraFlavour::Cloud => doc.to_adf(),
+        let site = if info.deployment_type.eq_ignore_ascii_case("cloud") {
+            JiraFlavour::Cloud
+        } else {
+            // `Server` or `DataCenter` (absent before Jira 7: a server).
+            JiraFlavour::Server
+        };
+        let deployment = if info.deployment_type.is_empty() { "Server" } else { info.deployment_type.as_str() };
+        match self.configured {
+            JiraFlavour::Auto => {
+                tracing::info!(service = "jira", deployment, flavour = site.as_str(), "Jira flavour chosen from serverInfo");
+                Ok(site)
+            }
+            configured if configured == site => Ok(site),
+            configured => Err(self.http.unusable(
+                &Method::GET,
+                path,
+                format!(
+                    "jira.flavour is '{}' but this Jira is {deployment} (serverInfo.deploymentType): set flavour: {} or auto",
+                    configured.as_str(),
+                    site.as_str()
+                ),
+            )),
         }
     }
 
+    async fn api(&self, rest: &str) -> Result<String, ServiceError> {
+        let version = match self.flavour().await? {
+            JiraFlavour::Cloud => 3,
+            _ => 2,
+        };
+        Ok(format!("rest/api/{version}/{rest}"))
+    }
+
+    /// Rich text as this flavour wants it.
+    pub async fn render(&self, doc: &Doc) -> Result<Value, ServiceError> {
+        Ok(match self.flavour().await? {
+            JiraFlavour::Cloud => doc.to_adf(),
+            _ => Value::String(doc.to_wiki()),
+        })
+    }
+
     pub async fn server_info(&self) -> Result<ServerInfo, ServiceError> {
-        self.http.get_json(&self.api("serverInfo"), &[]).await
+        self.http.get_json(&self.api("serverInfo").await?, &[]).await
     }
 
     /// The authenticated user: proves the credentials.
     pub async fn myself(&self) -> Result<User, ServiceError> {
-        self.http.get_json(&self.api("myself"), &[]).await
+        self.http.get_json(&self.api("myself").await?, &[]).await
     }
 
     pub async fn issue(&self, key: &str) -> Result<Issue, ServiceError> {
-        let path = self.api(&format!("issue/{key}"));
+        let path = self.api(&format!("issue/{key}")).await?;
         let issue: IssueJson = self.http.get_json(&path, &[("fields", "status,summary")]).await?;
         issue_from_json(issue).ok_or_else(|| self.http.unusable(&Method::GET, &path, "the issue has no status"))
     }
@@ -295,7 +343,7 @@ impl JiraClient {
             #[serde(default)]
             total: Option<usize>,
         }
-        let path = self.api(&format!("issue/{key}/comment"));
+        let path = self.api(&format!("issue/{key}/comment")).await?;
         let mut comments = Vec::new();
         loop {
             let start = comments.len().to_string();
@@ -313,8 +361,8 @@ impl JiraClient {
 
     /// Adds a comment, once attempt, no retry: see [`Self::add_comment_once`].
     pub async fn add_comment(&self, key: &str, doc: &Doc, options: &CommentOptions) -> Result<Comment, ServiceError> {
-        let path = self.api(&format!("issue/{key}/comment"));
-        let mut body = json!({"body": self.render(doc)});
+        let path = self.api(&format!("issue/{key}/comment")).await?;
+        let mut body = json!({"body": self.render(doc).await?});
         if options.internal {
             body["properties"] = json!([{"key": "sd.public.comment", "value": {"internal": true}}]);
         }
@@ -353,7 +401,7 @@ impl JiraClient {
             #[serde(default)]
             transitions: Vec<Transition>,
         }
-        let found: Transitions = self.http.get_json(&self.api(&format!("issue/{key}/transitions")), &[]).await?;
+        let found: Transitions = self.http.get_json(&self.api(&format!("issue/{key}/transitions")).await?, &[]).await?;
         Ok(found.transitions)
     }
 
@@ -361,7 +409,7 @@ impl JiraClient {
     /// there is success; no transition to it is an error that lists the
     /// available ones.
     pub async fn transition_to(&self, key: &str, target: &str) -> Result<Written, ServiceError> {
-        let path = &self.api(&format!("issue/{key}/transitions"));
+        let path = &self.api(&format!("issue/{key}/transitions")).await?;
         self.http
             .retrying("transition", || async move {
                 let issue = self.issue(key).await?;
@@ -405,10 +453,10 @@ impl JiraClient {
         struct Created {
             key: String,
         }
-        let path = self.api("issue");
+        let path = self.api("issue").await?;
         let mut fields = json!({"project": {"key": project}, "summary": summary, "issuetype": {"name": issue_type}});
         if let Some(description) = description {
-            fields["description"] = self.render(description);
+            fields["description"] = self.render(description).await?;
         }
         let reply = self.http.write_once(Method::POST, &path, Body::Json(json!({"fields": fields}))).await?;
         let created: Created = self.http.decode(&Method::POST, &path, &reply)?;
@@ -456,28 +504,31 @@ impl JiraClient {
             #[serde(default, rename = "nextPageToken")]
             next_page_token: Option<String>,
         }
+        let flavour = self.flavour().await?;
         let mut found = Vec::new();
         let mut next_token: Option<String> = None;
         loop {
             let start = found.len().to_string();
             let mut query = vec![("jql", jql), ("fields", "summary,status"), ("maxResults", "100")];
-            let path = match self.flavour {
-                JiraFlavour::Server => {
+            let path = match flavour {
+                JiraFlavour::Server | JiraFlavour::Auto => {
                     query.push(("startAt", &start));
-                    self.api("search")
+                    self.api("search").await?
                 }
                 JiraFlavour::Cloud => {
                     if let Some(token) = &next_token {
                         query.push(("nextPageToken", token));
                     }
-                    self.api("search/jql")
+                    self.api("search/jql").await?
                 }
             };
             let page: Page = self.http.get_json(&path, &query).await?;
             let got = page.issues.len();
             found.extend(page.issues.into_iter().filter_map(issue_from_json));
-            let more = match self.flavour {
-                JiraFlavour::Server => got > 0 && page.total.is_some_and(|total| found.len() < total),
+            let more = match flavour {
+                JiraFlavour::Server | JiraFlavour::Auto => {
+                    got > 0 && page.total.is_some_and(|total| found.len() < total)
+                }
                 JiraFlavour::Cloud => page.next_page_token.is_some(),
             };
             if !more {

@@ -36,10 +36,12 @@ pub struct General {
 #[serde(rename_all = "lowercase")]
 pub enum JiraFlavour {
     /// Jira Server / Data Center: REST v2, wiki-markup text.
-    #[default]
     Server,
     /// Jira Cloud: REST v3, Atlassian Document Format.
     Cloud,
+    /// Whichever the site's `serverInfo.deploymentType` says.
+    #[default]
+    Auto,
 }
 
 impl JiraFlavour {
@@ -47,6 +49,7 @@ impl JiraFlavour {
         match self {
             JiraFlavour::Server => "server",
             JiraFlavour::Cloud => "cloud",
+            JiraFlavour::Auto => "auto",
         }
     }
 }
