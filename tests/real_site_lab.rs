@@ -272,3 +272,38 @@ async fn jira_flavour_follows_the_site_and_a_contradiction_is_refused() {
         lab.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transition_with_a_screen_sends_its_fields_and_reports_jira_s_field_errors() {
+    use hvmigrate::clients::jira::{JiraClient, Written};
+    use hvmigrate::config::Credentials;
+    use hvmigrate_lab::{Lab, LabOptions};
+
+    // The site's "Draining" transition has a screen that requires a resolution.
+    let required = [("Draining".to_owned(), vec!["resolution".to_owned()])].into();
+    let world = WorldOptions { hosts: 1, oddities: false, jira_required_fields: required, ..WorldOptions::default() };
+    let lab = Lab::start(LabOptions { world, ..LabOptions::default() }).await.expect("the lab starts");
+    let key = lab.world().lock().campaign_hosts().next().unwrap().jira_key.clone().unwrap();
+    let client = |extra: &str| {
+        let yaml =
+            lab.credentials_yaml().replace("  issue_type: HyperVisor\n", &format!("  issue_type: HyperVisor\n{extra}"));
+        let credentials = Credentials::parse(std::path::Path::new("lab.yaml"), &yaml).unwrap();
+        JiraClient::new(credentials.jira.as_ref().unwrap()).unwrap()
+    };
+
+    let err = client("").transition_to(&key, "Draining").await.unwrap_err().to_string();
+    assert!(err.contains("resolution: Resolution is required."), "Jira's field error: {err}");
+    assert!(err.contains("jira.transition_fields.\"Draining\""), "what to set: {err}");
+    assert_eq!(lab.world().lock().jira_issue(&key).unwrap().status, "To Do");
+
+    let wrong = client("  transition_fields:\n    Draining: {resolution: {name: Finished}}\n");
+    let err = wrong.transition_to(&key, "Draining").await.unwrap_err().to_string();
+    assert!(err.contains("Could not find valid 'id' or 'name' in resolution object"), "{err}");
+
+    let set = client("  transition_fields:\n    draining: {resolution: {name: Done}}\n");
+    assert_eq!(set.transition_to(&key, "Draining").await.unwrap(), Written::Created);
+    assert_eq!(lab.world().lock().jira_issue(&key).unwrap().status, "Draining");
+    // The fields go only with their own transition: the next one has no screen.
+    assert_eq!(set.transition_to(&key, "Drained").await.unwrap(), Written::Created);
+    lab.shutdown().await;
+}

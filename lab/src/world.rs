@@ -56,6 +56,9 @@ pub struct WorldOptions {
     /// Jira answers as Jira Cloud: `deploymentType: Cloud`, and the removed
     /// `/rest/api/{2,3}/search` answer 410.
     pub jira_cloud: bool,
+    /// Transition screens: the fields a transition into a status requires
+    /// (`resolution`, typically), by target status.
+    pub jira_required_fields: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for WorldOptions {
@@ -71,6 +74,7 @@ impl Default for WorldOptions {
             short_service_hosts: false,
             host_alerts: false,
             jira_cloud: false,
+            jira_required_fields: BTreeMap::new(),
         }
     }
 }
@@ -430,6 +434,8 @@ pub struct JiraState {
     pub next_issue_number: u64,
     /// See [`WorldOptions::jira_cloud`].
     pub cloud: bool,
+    /// See [`WorldOptions::jira_required_fields`].
+    pub required_fields: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -596,6 +602,7 @@ impl WorldState {
                 initial_status: "To Do".into(),
                 next_issue_number: 101,
                 cloud: options.jira_cloud,
+                required_fields: options.jira_required_fields.clone(),
             },
             silences: Vec::new(),
             alerts: Vec::new(),

@@ -1,9 +1,11 @@
 //! Jira: Server/Data Center (REST v2, wiki markup) and Cloud (REST v3, ADF),
-//! chosen by the `flavour` setting.
+//! chosen by the `flavour` setting or the site's `serverInfo`.
+
+use std::collections::BTreeMap;
 
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::http::{Auth, Body, HttpService, RetryPolicy, ServiceError};
 use crate::config::credentials::{Jira as JiraConfig, JiraAuth, JiraFlavour};
@@ -236,6 +238,8 @@ pub struct JiraClient {
     configured: JiraFlavour,
     /// What the site is, from `serverInfo.deploymentType`, read once.
     resolved: std::sync::Arc<tokio::sync::OnceCell<JiraFlavour>>,
+    /// `jira.transition_fields`.
+    transition_fields: std::sync::Arc<BTreeMap<String, Map<String, Value>>>,
 }
 
 impl JiraClient {
@@ -251,7 +255,12 @@ impl JiraClient {
             JiraAuth::Bearer(token) => Auth::Scheme { scheme: "Bearer", token: token.clone() },
         };
         let http = HttpService::new("jira", config.url.as_url(), auth, policy)?;
-        Ok(JiraClient { http, configured: config.flavour, resolved: Default::default() })
+        Ok(JiraClient {
+            http,
+            configured: config.flavour,
+            resolved: Default::default(),
+            transition_fields: std::sync::Arc::new(config.transition_fields.clone()),
+        })
     }
 
     /// Server or Cloud, as the site says (`serverInfo.deploymentType`, read
@@ -434,9 +443,41 @@ impl JiraClient {
                         ),
                     ));
                 };
-                let body = json!({"transition": {"id": transition.id}});
-                self.http.write_once(Method::POST, path, Body::Json(body)).await?;
-                Ok(Written::Created)
+                // A transition with a screen needs its required fields (a
+                // resolution, typically) or Jira answers 400 with the field errors.
+                let fields = self
+                    .transition_fields
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(target) || name.eq_ignore_ascii_case(&transition.name))
+                    .map(|(_, fields)| fields);
+                let mut body = json!({"transition": {"id": transition.id}});
+                if let Some(fields) = fields {
+                    body["fields"] = Value::Object(fields.clone());
+                }
+                match self.http.write_once(Method::POST, path, Body::Json(body)).await {
+                    Ok(_) => Ok(Written::Created),
+                    Err(err) if err.status() == Some(400) => {
+                        let said = match &err.kind {
+                            super::http::ErrorKind::Status { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        };
+                        let hint = match fields {
+                            Some(_) => format!("check jira.transition_fields.\"{target}\""),
+                            None => format!(
+                                "its screen needs fields: set them in jira.transition_fields.\"{target}\" (for example resolution: {{name: Done}})"
+                            ),
+                        };
+                        Err(self.http.unusable(
+                            &Method::POST,
+                            path,
+                            format!(
+                                "Jira refused the transition '{}' of {key} to '{target}': {said}; {hint}",
+                                transition.name
+                            ),
+                        ))
+                    }
+                    Err(err) => Err(err),
+                }
             })
             .await
     }

@@ -66,6 +66,10 @@ pub struct Jira {
     pub project: String,
     #[serde(default = "default_issue_type")]
     pub issue_type: String,
+    /// Fields the site's transition screens require, by target status (or
+    /// transition name), sent with the transition: `Done: {resolution: {name: Done}}`.
+    #[serde(default)]
+    pub transition_fields: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// How to authenticate to Jira, decided once from the file.
