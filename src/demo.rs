@@ -84,7 +84,15 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
             .map_err(|err| Error::io(&std::env::temp_dir(), err))?
             .keep(),
     };
-    let world = WorldOptions { hosts: settings.hosts, seed: settings.seed, ..WorldOptions::default() };
+    // A typical Kolla site: nova-compute registered under the short host name.
+    let world = WorldOptions {
+        hosts: settings.hosts,
+        seed: settings.seed,
+        short_service_hosts: true,
+        // node_exporter's alerts labelled `instance="<fqdn>:9100"`.
+        host_alerts: true,
+        ..WorldOptions::default()
+    };
     let lab = Lab::start(LabOptions { world, ..LabOptions::default() })
         .await
         .map_err(|err| Error::Refused(format!("cannot start the simulated site: {err}")))?;

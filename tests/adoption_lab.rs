@@ -19,7 +19,7 @@ fn adoptable_site() -> (support::lab_site::LabSite, Vec<String>) {
     {
         let mut world = site.world();
         let mut theirs =
-            world.silences.iter().find(|s| s.matchers.iter().any(|m| m.value == hosts[1])).unwrap().clone();
+            world.silences.iter().find(|s| s.matchers.iter().any(|m| m.matches_value(&hosts[1]))).unwrap().clone();
         theirs.id = "0000aaaa-0000-4000-8000-000000000001".into();
         theirs.created_by = "oncall".into();
         world.silences.push(theirs);
@@ -33,7 +33,7 @@ fn silences_of(site: &support::lab_site::LabSite, host: &str, created_by: &str) 
     world
         .silences
         .iter()
-        .filter(|s| s.created_by == created_by && s.matchers.iter().any(|m| m.value == host) && s.ends_at > now)
+        .filter(|s| s.created_by == created_by && s.matchers.iter().any(|m| m.matches_value(host)) && s.ends_at > now)
         .count()
 }
 

@@ -264,9 +264,10 @@ async fn jira_cloud_comment_is_adf_with_bearer_and_internal_property() {
     );
     assert_eq!(body["properties"], json!([{"key": "sd.public.comment", "value": {"internal": true}}]));
     assert_eq!(body["visibility"], json!({"type": "role", "value": "Administrators"}));
-    // The 429 was retried after its Retry-After.
+    // The 429 was retried after its Retry-After: serverInfo (429, then 404 from
+    // this fake: the configured flavour is trusted), then the comments.
     let gets = mock.requests().into_iter().filter(|r| r.method == Method::GET).count();
-    assert_eq!(gets, 2);
+    assert_eq!(gets, 3);
 }
 
 #[tokio::test]
@@ -308,6 +309,7 @@ async fn jira_transition_by_status_name_and_the_unavailable_case() {
 #[tokio::test]
 async fn jira_cloud_search_pages_with_next_page_token_and_matches_exactly() {
     let mock = Mock::start(|request| match request.path.as_str() {
+        "/rest/api/2/serverInfo" => Reply::Json(200, json!({"deploymentType": "Cloud", "version": "1001.0.0-SNAPSHOT"})),
         "/rest/api/3/search/jql" => {
             let issue = |key: &str, summary: &str| json!({"key": key, "fields": {"summary": summary, "status": {"name": "Open"}}});
             if request.query("nextPageToken").is_empty() {
@@ -323,9 +325,10 @@ async fn jira_cloud_search_pages_with_next_page_token_and_matches_exactly() {
     let client = JiraClient::with_policy(creds.jira.as_ref().unwrap(), fast_policy()).unwrap();
     let (key, written) = client.create_issue_once("MH", "HyperVisor", "hv01.example.org", None).await.unwrap();
     assert_eq!((key.as_str(), written), ("MH-7", Written::AlreadyThere));
-    let first = &mock.requests()[0];
+    assert_eq!(mock.requests()[0].path, "/rest/api/2/serverInfo", "the flavour checked first");
+    let first = &mock.requests()[1];
     assert_eq!(first.query("jql"), ["project = \"MH\" AND summary ~ \"\\\"hv01.example.org\\\"\" ORDER BY key ASC"]);
-    assert_eq!(mock.requests()[1].query("nextPageToken"), ["p2"]);
+    assert_eq!(mock.requests()[2].query("nextPageToken"), ["p2"]);
 }
 
 fn netbox_device(id: u64, name: &str, v4: bool) -> Value {
@@ -433,13 +436,16 @@ async fn openstack_mock(max: Option<&'static str>) -> Mock {
                     return Reply::With(429, vec![("retry-after", "1".into())], json!({"overLimit": {"code": 429, "message": "slow"}}));
                 }
                 if request.query("marker").is_empty() {
-                    Reply::Json(200, json!({"servers": [{"id": "a", "status": "ACTIVE"}],
+                    Reply::Json(200, json!({"servers": [{"id": "a", "status": "ACTIVE", "OS-EXT-SRV-ATTR:host": "hv01"}],
                         "servers_links": [{"rel": "next", "href": format!("{base}/v2.1/servers/detail?limit=1&marker=a&all_tenants=1")}]}))
                 } else {
                     Reply::Json(200, json!({"servers": [{"id": "b", "status": "SHUTOFF", "OS-EXT-SRV-ATTR:host": "hv01"}]}))
                 }
             }
             ("POST", "/v2.1/servers/a/action") => Reply::Empty(202),
+            ("GET", "/v2.1/os-hypervisors/detail") => Reply::Json(200, json!({"hypervisors": [
+                {"id": 1, "hypervisor_hostname": "hv01", "state": "up", "status": "enabled",
+                 "service": {"host": "hv01", "id": 4, "disabled_reason": null}}]})),
             _ => Reply::Json(404, json!({"itemNotFound": {"code": 404, "message": "not here"}})),
         }
     })

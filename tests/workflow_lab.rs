@@ -233,6 +233,7 @@ fn snapshot_filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"\d{8}T\d{6}Z-[0-9a-f]{4}", "[RUN]"),
         (r"\d+ ms\b", "[N] ms"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
         (r"\d+\.\d s\b", "[T] s"),
         (r"\d+\.\ds\b", "[T]s"),
         (r"/[^\s]*/(state|logs)/", "[DIR]/$1/"),
@@ -245,10 +246,11 @@ fn snapshot_filters() -> Vec<(&'static str, &'static str)> {
 #[test]
 fn jira_comment_and_summary_snapshots() {
     for flavour in ["server", "cloud"] {
-        let site = LabSite::start(WorldOptions { hosts: 2, oddities: false, ..WorldOptions::default() });
+        let jira_cloud = flavour == "cloud";
+        let site = LabSite::start(WorldOptions { hosts: 2, oddities: false, jira_cloud, ..WorldOptions::default() });
         let credentials = site.workspace.file("site/credentials.yaml");
         let text = std::fs::read_to_string(&credentials).unwrap();
-        std::fs::write(&credentials, text.replace("flavour: server", &format!("flavour: {flavour}"))).unwrap();
+        std::fs::write(&credentials, text.replace("flavour: auto", &format!("flavour: {flavour}"))).unwrap();
         let host = site.campaign_hosts()[0].clone();
         let out = site.hvmigrate(&["run", "--step", "pre-drain", "--only", &host, "--force", "-q"]).expect_code(0);
         let comments = site.comments(&host);

@@ -25,7 +25,7 @@ pub fn router(state: LabState) -> Router {
         .route("/api/v2/silences", get(list_silences).post(post_silence))
         .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
         .route("/api/v2/status", get(status))
-        .route("/api/v2/alerts", get(empty_list))
+        .route("/api/v2/alerts", get(list_alerts))
         .route("/api/v2/alerts/groups", get(empty_list))
         .route("/api/v2/receivers", get(receivers))
         .route("/-/ready", get(ok_text))
@@ -243,6 +243,90 @@ fn matches_filters(silence: &Silence, filters: &[(String, Operator, String)]) ->
     filters.iter().all(|(name, operator, value)| {
         silence.matchers.iter().any(|m| m.name == *name && Operator::of(m) == *operator && m.value == *value)
     })
+}
+
+/// `GET /api/v2/alerts`: alerts whose labels match every `filter` (label
+/// matching, unlike silences' filters), each with the silences that mute it
+/// now; `silenced`, `inhibited`, `active` and `unprocessed` (default true)
+/// leave out the alerts in that state (alertmanager `api/v2/api.go`,
+/// `getAlertsHandler`).
+async fn list_alerts(State(state): State<LabState>, RawQuery(query): RawQuery) -> Response {
+    let mut filters = Vec::new();
+    let mut show_silenced = true;
+    let mut show_active = true;
+    for (key, value) in form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "filter" => match parse_filter(&value) {
+                Ok((name, operator, value)) => filters.push(SilenceMatcher {
+                    name,
+                    value,
+                    is_regex: matches!(operator, Operator::Regex | Operator::NotRegex),
+                    is_equal: matches!(operator, Operator::Equal | Operator::Regex),
+                }),
+                Err(message) => return reply(StatusCode::BAD_REQUEST, json!(message)),
+            },
+            "silenced" | "active" => match value.as_ref() {
+                "true" | "false" => {
+                    let show = value == "true";
+                    if key == "silenced" {
+                        show_silenced = show;
+                    } else {
+                        show_active = show;
+                    }
+                }
+                _ => return reply(StatusCode::BAD_REQUEST, json!(format!("{key} in query should be a boolean"))),
+            },
+            _ => {}
+        }
+    }
+    let now = Timestamp::now();
+    let world = state.world.lock();
+    let alerts: Vec<Value> = world
+        .alerts
+        .iter()
+        .filter(|alert| filters.iter().all(|filter| filter.matches(&alert.labels)))
+        .filter_map(|alert| {
+            let silenced_by: Vec<&str> = world
+                .silences
+                .iter()
+                .filter(|silence| matches!(silence_state(silence, now), SilenceState::Active))
+                .filter(|silence| silence.matchers.iter().all(|m| m.matches(&alert.labels)))
+                .map(|silence| silence.id.as_str())
+                .collect();
+            let suppressed = !silenced_by.is_empty();
+            if (suppressed && !show_silenced) || (!suppressed && !show_active) {
+                return None;
+            }
+            let fingerprint = format!("{:016x}", fnv(alert.labels.iter().flat_map(|(k, v)| [k, v])));
+            Some(json!({
+                "annotations": {},
+                "endsAt": format_time(now + jiff::SignedDuration::from_mins(4)),
+                "fingerprint": fingerprint,
+                "receivers": [{"name": "null"}],
+                "startsAt": format_time(parse_time(&alert.starts_at)),
+                "status": {
+                    "inhibitedBy": [],
+                    "silencedBy": silenced_by,
+                    "state": if suppressed { "suppressed" } else { "active" },
+                },
+                "updatedAt": format_time(now),
+                "generatorURL": "http://prometheus.lab.example.org:9090/graph",
+                "labels": alert.labels,
+            }))
+        })
+        .collect();
+    reply(StatusCode::OK, Value::Array(alerts))
+}
+
+/// A stable 64-bit digest (Alertmanager's fingerprints are FNV-1a of the labels).
+fn fnv<'a>(parts: impl Iterator<Item = &'a String>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0xff]) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    hash
 }
 
 async fn list_silences(State(state): State<LabState>, RawQuery(query): RawQuery) -> Response {

@@ -17,6 +17,7 @@ pub fn router(state: LabState) -> Router {
         .route("/_lab/faults/{service}", get(get_faults).put(set_faults))
         .route("/_lab/faults/{service}/next", post(push_fault))
         .route("/_lab/reinstall/{host}", post(reinstall))
+        .route("/_lab/keystone/revoke", post(revoke_tokens))
         .route("/_lab/ssh-faults/{host}", get(get_ssh_faults).put(set_ssh_faults))
         .with_state(state)
 }
@@ -67,6 +68,11 @@ async fn push_fault(State(state): State<LabState>, Path(name): Path<String>, Jso
         }
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// Revokes every Keystone token issued so far; answers how many.
+async fn revoke_tokens(State(state): State<LabState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"revoked": crate::keystone::revoke_all(&state)}))
 }
 
 /// The PXE reinstall of a host that Aquilon switched to install.

@@ -437,6 +437,24 @@ async fn server_info(State(state): State<LabState>, Path(version): Path<String>)
     if Api::parse(&version).is_none() {
         return not_found_version(&state, &version);
     }
+    if state.world.lock().jira.cloud {
+        // As Jira Cloud answers (developer.atlassian.com, "Get Jira instance info").
+        return Json(json!({
+            "baseUrl": state.urls.jira,
+            "displayUrl": state.urls.jira,
+            "version": "1001.0.0-SNAPSHOT",
+            "versionNumbers": [1001, 0, 0],
+            "deploymentType": "Cloud",
+            "buildNumber": 100_289,
+            "buildDate": "2025-06-01T00:00:00.000+0000",
+            "serverTime": now(),
+            "scmInfo": "lab",
+            "serverTitle": "Jira",
+            "defaultLocale": {"locale": "en_US"},
+            "serverTimeZone": "Etc/UTC",
+        }))
+        .into_response();
+    }
     let [major, minor, patch] = SERVER_VERSION;
     Json(json!({
         "baseUrl": state.urls.jira,
@@ -824,6 +842,11 @@ async fn do_transition(State(state): State<LabState>, Path(path): Path<IssuePath
     let Some(target) = targets.into_iter().find(|target| transition_id(&world, target) == wanted) else {
         return bad_request(&format!("Transition id '{wanted}' is not valid for this issue."));
     };
+    let screen = world.jira.required_fields.get(&target).cloned().unwrap_or_default();
+    if let Some(errors) = screen_errors(&screen, &request["fields"]) {
+        let errors: Vec<(&str, &str)> = errors.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        return error_collection(StatusCode::BAD_REQUEST, &[], &errors);
+    }
     let author = state.secrets.jira_username.clone();
     for (text, internal) in comments {
         push_comment(&mut world, &path.key, &author, text, internal);
@@ -833,6 +856,43 @@ async fn do_transition(State(state): State<LabState>, Path(path): Path<IssuePath
     issue.status = target;
     issue.updated = now();
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// The resolutions of a default Jira site.
+const RESOLUTIONS: [&str; 4] = ["Done", "Won't Do", "Duplicate", "Cannot Reproduce"];
+
+/// What Jira answers when a transition's screen is not filled in: a
+/// required field missing, a field not on the screen, an unknown resolution
+/// (Jira's `IssueService.validateTransition`; field errors by field id).
+fn screen_errors(screen: &[String], fields: &Value) -> Option<Vec<(String, String)>> {
+    let given = fields.as_object().cloned().unwrap_or_default();
+    let mut errors = Vec::new();
+    for (field, _) in given.iter().filter(|(field, _)| !screen.contains(field)) {
+        errors.push((
+            field.clone(),
+            format!("Field '{field}' cannot be set. It is not on the appropriate screen, or unknown."),
+        ));
+    }
+    for field in screen {
+        match given.get(field) {
+            None | Some(Value::Null) => {
+                let mut name = field.clone();
+                if let Some(first) = name.get_mut(..1) {
+                    first.make_ascii_uppercase();
+                }
+                errors.push((field.clone(), format!("{name} is required.")));
+            }
+            Some(value) if field == "resolution" => {
+                let known = value["name"].as_str().is_some_and(|name| RESOLUTIONS.contains(&name))
+                    || value["id"].as_str().is_some_and(|id| ["10000", "10001", "10002", "10003"].contains(&id));
+                if !known {
+                    errors.push((field.clone(), "Could not find valid 'id' or 'name' in resolution object.".into()));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    (!errors.is_empty()).then_some(errors)
 }
 
 // ---------------------------------------------------------------------------
@@ -1024,10 +1084,11 @@ async fn search_post(State(state): State<LabState>, Path(version): Path<String>,
 }
 
 /// The Data Center search (`startAt`/`maxResults`/`total`). Cloud removed it
-/// from v3, where it answers 410.
+/// from v3, and on a Cloud site from v2 too, where it answers 410
+/// (developer.atlassian.com changelog CHANGE-2046).
 fn search(state: &LabState, version: &str, request: SearchRequest) -> Response {
     let Some(api) = Api::parse(version) else { return not_found_version(state, version) };
-    if api == Api::V3 {
+    if api == Api::V3 || state.world.lock().jira.cloud {
         return error_collection(
             StatusCode::GONE,
             &["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"],

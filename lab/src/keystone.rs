@@ -19,6 +19,8 @@ use crate::{LabSecrets, LabState, Urls};
 pub struct IssuedToken {
     pub expires_at: jiff::Timestamp,
     pub body: Value,
+    /// The token carries the admin role.
+    pub admin: bool,
 }
 
 pub const DOMAIN_ID: &str = "default";
@@ -84,16 +86,44 @@ pub fn user_id(secrets: &LabSecrets) -> String {
     secrets.openstack_project_id.chars().rev().collect()
 }
 
+/// The member user's id, stable per seed.
+pub fn member_user_id(secrets: &LabSecrets) -> String {
+    format!("{}0b", &secrets.openstack_project_id[..30])
+}
+
 /// Whether a token is one Keystone issued and still valid.
 pub fn token_is_valid(state: &LabState, token: &str) -> bool {
+    caller(state, token).is_some()
+}
+
+/// Who a valid token belongs to, as Nova's request context sees it.
+pub fn caller(state: &LabState, token: &str) -> Option<crate::policy::Caller> {
     let world = state.world.lock();
-    world.keystone_tokens.get(token).is_some_and(|issued| issued.expires_at > jiff::Timestamp::now())
+    let issued = world.keystone_tokens.get(token).filter(|issued| issued.expires_at > jiff::Timestamp::now())?;
+    Some(crate::policy::Caller { admin: issued.admin, project_id: state.secrets.openstack_project_id.clone() })
+}
+
+/// Revokes every token issued so far (an operator's `openstack token revoke`,
+/// a Fernet key rotation gone wrong, a restarted Keystone with new keys): the
+/// next request with one of them answers 401.
+pub fn revoke_all(state: &LabState) -> usize {
+    let mut world = state.world.lock();
+    let count = world.keystone_tokens.len();
+    world.keystone_tokens.clear();
+    count
 }
 
 /// What the request authenticated as.
 enum Method {
     Password,
     ApplicationCredential,
+}
+
+/// The lab's Keystone users: the admin, and a member (roles member and reader).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum User {
+    Admin,
+    Member,
 }
 
 async fn issue_token(State(state): State<LabState>, RawQuery(query): RawQuery, body: Bytes) -> Response {
@@ -109,6 +139,8 @@ async fn issue_token(State(state): State<LabState>, RawQuery(query): RawQuery, b
     };
     let scope = request.pointer("/auth/scope");
     let secrets = &state.secrets;
+    // Application credentials belong to the admin user.
+    let mut who_asked = User::Admin;
     let method = if methods.iter().any(|m| m == "application_credential") {
         let Some(credential) = identity.get("application_credential").filter(|v| v.is_object()) else {
             return error(
@@ -121,7 +153,7 @@ async fn issue_token(State(state): State<LabState>, RawQuery(query): RawQuery, b
         }
         let id_matches = credential.get("id").and_then(Value::as_str) == Some(&secrets.application_credential_id);
         let name_matches = credential.get("name").and_then(Value::as_str) == Some("hvmigrate")
-            && user_matches(credential.get("user"), secrets);
+            && user_matches(credential.get("user"), secrets) == Some(User::Admin);
         let secret_matches =
             credential.get("secret").and_then(Value::as_str) == Some(&secrets.application_credential_secret);
         if !(id_matches || name_matches) || !secret_matches {
@@ -132,8 +164,15 @@ async fn issue_token(State(state): State<LabState>, RawQuery(query): RawQuery, b
         let Some(user) = identity.pointer("/password/user").filter(|v| v.is_object()) else {
             return error(StatusCode::BAD_REQUEST, "Invalid input for field 'password': 'user' is a required property");
         };
-        let password_matches = user.get("password").and_then(Value::as_str) == Some(&secrets.openstack_password);
-        if !user_matches(Some(user), secrets) || !password_matches {
+        let given = user.get("password").and_then(Value::as_str);
+        let Some(who) = user_matches(Some(user), secrets) else {
+            return unauthorized(&state.urls, UNAUTHORIZED);
+        };
+        let expected = match who {
+            User::Admin => &secrets.openstack_password,
+            User::Member => &secrets.openstack_member_password,
+        };
+        if given != Some(expected) {
             return unauthorized(&state.urls, UNAUTHORIZED);
         }
         if let Some(scope) = scope {
@@ -141,6 +180,7 @@ async fn issue_token(State(state): State<LabState>, RawQuery(query): RawQuery, b
                 return unauthorized(&state.urls, UNAUTHORIZED);
             }
         }
+        who_asked = who;
         Method::Password
     } else {
         return unauthorized(&state.urls, "Attempted to authenticate with an unsupported method.");
@@ -156,8 +196,9 @@ async fn issue_token(State(state): State<LabState>, RawQuery(query): RawQuery, b
         let issued_at = jiff::Timestamp::now();
         let expires_at = issued_at + jiff::SignedDuration::from_secs(world.token_lifetime_secs as i64);
         let audit_id = crate::world::hex_id(&mut rng, 22);
-        let body = token_body(&state, &method, system_scope, with_catalog, issued_at, expires_at, &audit_id);
-        world.keystone_tokens.insert(token.clone(), IssuedToken { expires_at, body: body.clone() });
+        let body = token_body(&state, &method, who_asked, system_scope, with_catalog, issued_at, expires_at, &audit_id);
+        let admin = who_asked == User::Admin;
+        world.keystone_tokens.insert(token.clone(), IssuedToken { expires_at, body: body.clone(), admin });
         (token, body)
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -169,12 +210,23 @@ async fn issue_token(State(state): State<LabState>, RawQuery(query): RawQuery, b
 }
 
 /// The user given by id, or by name with its domain (by id or name).
-fn user_matches(user: Option<&Value>, secrets: &LabSecrets) -> bool {
-    let Some(user) = user else { return false };
+fn user_matches(user: Option<&Value>, secrets: &LabSecrets) -> Option<User> {
+    let user = user?;
     if let Some(id) = user.get("id").and_then(Value::as_str) {
-        return id == user_id(secrets);
+        return match id {
+            _ if id == user_id(secrets) => Some(User::Admin),
+            _ if id == member_user_id(secrets) => Some(User::Member),
+            _ => None,
+        };
     }
-    user.get("name").and_then(Value::as_str) == Some(&secrets.openstack_username) && domain_matches(user.get("domain"))
+    if !domain_matches(user.get("domain")) {
+        return None;
+    }
+    match user.get("name").and_then(Value::as_str) {
+        Some(name) if name == secrets.openstack_username => Some(User::Admin),
+        Some(name) if name == secrets.openstack_member_username => Some(User::Member),
+        _ => None,
+    }
 }
 
 fn domain_matches(domain: Option<&Value>) -> bool {
@@ -212,9 +264,11 @@ fn keystone_time(at: jiff::Timestamp) -> String {
     at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn token_body(
     state: &LabState,
     method: &Method,
+    user: User,
     system_scope: bool,
     with_catalog: bool,
     issued_at: jiff::Timestamp,
@@ -223,17 +277,24 @@ fn token_body(
 ) -> Value {
     let secrets = &state.secrets;
     let domain = json!({"id": DOMAIN_ID, "name": DOMAIN_NAME});
+    let (id, name) = match user {
+        User::Admin => (user_id(secrets), secrets.openstack_username.clone()),
+        User::Member => (member_user_id(secrets), secrets.openstack_member_username.clone()),
+    };
+    let mut roles = vec![
+        json!({"id": "9fe2ff9ee4384b1894a90878d3e92bab", "name": "member"}),
+        json!({"id": "a3f8c2d1e4b54f6a9c8d7e6f5a4b3c2d", "name": "reader"}),
+    ];
+    if user == User::Admin {
+        roles.insert(0, json!({"id": "5f3c1b9a1c4d4e6f8a7b2c3d4e5f6a7b", "name": "admin"}));
+    }
     let mut token = json!({
         "methods": [match method { Method::Password => "password", Method::ApplicationCredential => "application_credential" }],
-        "user": {"domain": domain, "id": user_id(secrets), "name": secrets.openstack_username, "password_expires_at": null},
+        "user": {"domain": domain, "id": id, "name": name, "password_expires_at": null},
         "audit_ids": [audit_id],
         "expires_at": keystone_time(expires_at),
         "issued_at": keystone_time(issued_at),
-        "roles": [
-            {"id": "5f3c1b9a1c4d4e6f8a7b2c3d4e5f6a7b", "name": "admin"},
-            {"id": "9fe2ff9ee4384b1894a90878d3e92bab", "name": "member"},
-            {"id": "a3f8c2d1e4b54f6a9c8d7e6f5a4b3c2d", "name": "reader"},
-        ],
+        "roles": roles,
     });
     if system_scope {
         token["system"] = json!({"all": true});

@@ -12,6 +12,7 @@ pub mod jira;
 pub mod keystone;
 pub mod netbox;
 pub mod nova;
+pub mod policy;
 pub mod scc;
 pub mod shell;
 pub mod site_files;
@@ -30,6 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultConfig, Faults};
+pub use policy::NovaPolicy;
 pub use ssh::{OutputFault, SshFaultConfig, SshFaults, SshHosts, SshSettings};
 pub use world::{World, WorldOptions, WorldState};
 
@@ -87,6 +89,9 @@ pub struct LabSecrets {
     pub application_credential_secret: String,
     pub scc_username: String,
     pub scc_password: String,
+    /// A Keystone user with the member and reader roles only.
+    pub openstack_member_username: String,
+    pub openstack_member_password: String,
 }
 
 impl LabSecrets {
@@ -106,6 +111,8 @@ impl LabSecrets {
             application_credential_secret: hex(40),
             scc_username: "SCC_lab".into(),
             scc_password: hex(24),
+            openstack_member_username: "hvmigrate-operator".into(),
+            openstack_member_password: hex(20),
         }
     }
 }
@@ -285,6 +292,13 @@ impl Lab {
     /// The simulated SSH hosts (`None` when started without them).
     pub fn ssh(&self) -> Option<&SshHosts> {
         self.ssh.as_ref()
+    }
+
+    /// Revokes every Keystone token issued so far: the next request with
+    /// one answers 401, as after `openstack token revoke` or a Fernet key
+    /// rotation. Answers how many there were.
+    pub fn revoke_tokens(&self) -> usize {
+        keystone::revoke_all(&self.state)
     }
 
     pub fn ssh_faults(&self) -> &SshFaults {

@@ -2,9 +2,11 @@
 //! [`MAX_MINOR`], compute services, servers, live and cold migrations that
 //! progress over simulated time, migrations, hypervisors and aggregates.
 //!
-//! The lab uses each host's FQDN as its compute host name everywhere
-//! (`service.host`, `OS-EXT-SRV-ATTR:host`, `hypervisor_hostname`), so every
-//! name matches the hypervisors file. Every token is an admin token.
+//! The compute host name (`service.host`, `OS-EXT-SRV-ATTR:host`,
+//! migrations, aggregates) is the FQDN, or the short name with
+//! [`crate::WorldOptions::short_service_hosts`] as Kolla deploys it;
+//! `hypervisor_hostname` is always the FQDN. A token without the admin role gets
+//! what Nova's policy gives it ([`crate::policy`]).
 //! Migrations progress lazily: each request first brings them up to the
 //! current simulated time ([`WorldState::advance_migrations`]).
 // Refusals travel as ready replies; one per request, so their size does not matter.
@@ -22,6 +24,7 @@ use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
+use crate::policy::{not_allowed_message, Caller};
 use crate::world::{Host, Migration, Server, WorldState};
 use crate::{LabState, Urls};
 
@@ -192,6 +195,15 @@ fn bad_request(message: &str) -> Response {
     fault(StatusCode::BAD_REQUEST, message)
 }
 
+/// `context.can(rule)`: 403 with Nova's message when the policy says no.
+fn authorize(world: &WorldState, caller: &Caller, rule: &str) -> Result<(), Response> {
+    if caller.can(world, rule) {
+        Ok(())
+    } else {
+        Err(fault(StatusCode::FORBIDDEN, &not_allowed_message(rule)))
+    }
+}
+
 async fn not_found() -> Response {
     fault(StatusCode::NOT_FOUND, "The resource could not be found.")
 }
@@ -267,9 +279,10 @@ fn requested_microversion(headers: &HeaderMap) -> Result<Microversion, Response>
 /// echoes it on the reply.
 async fn gate(State(state): State<LabState>, mut request: Request, next: Next) -> Response {
     let token = request.headers().get("x-auth-token").and_then(|v| v.to_str().ok());
-    if !token.is_some_and(|token| crate::keystone::token_is_valid(&state, token)) {
+    let Some(caller) = token.and_then(|token| crate::keystone::caller(&state, token)) else {
         return crate::keystone::unauthorized(&state.urls, "The request you have made requires authentication.");
-    }
+    };
+    request.extensions_mut().insert(caller);
     let version = match requested_microversion(request.headers()) {
         Ok(version) => version,
         Err(refusal) => return refusal,
@@ -329,7 +342,7 @@ fn is_uuid_like(text: &str) -> bool {
 
 /// The controller services every real deployment lists next to the computes.
 fn controller_services(state: &WorldState) -> Vec<Value> {
-    let host = format!("ctl01.{}.example.org", state.site);
+    let host = nova_name(state, &format!("ctl01.{}.example.org", state.site));
     [("nova-scheduler", 900_001, "3c1d7a52-8f0e-4c44-a0d4-6f3b1c2e9a01"), ("nova-conductor", 900_002, "3c1d7a52-8f0e-4c44-a0d4-6f3b1c2e9a02")]
         .iter()
         .map(|(binary, id, uuid)| {
@@ -337,6 +350,24 @@ fn controller_services(state: &WorldState) -> Vec<Value> {
                    "state": "up", "updated_at": "2026-01-05T09:00:00.000000", "disabled_reason": null, "forced_down": false})
         })
         .collect()
+}
+
+/// The compute host name Nova uses for a host (`service.host`,
+/// `OS-EXT-SRV-ATTR:host`, `source_compute`, aggregate members): the short
+/// name when the site registers nova-compute so (Kolla's default, from
+/// the `ansible_facts.hostname`), else the FQDN. `hypervisor_hostname` (and
+/// the migrations' nodes) stay the FQDN libvirt reports.
+pub fn nova_name(world: &WorldState, fqdn: &str) -> String {
+    if world.short_service_hosts {
+        fqdn.split('.').next().unwrap_or(fqdn).to_owned()
+    } else {
+        fqdn.to_owned()
+    }
+}
+
+/// The host Nova's compute host name `name` stands for (matched exactly, as Nova does).
+fn host_named<'a>(world: &'a WorldState, name: &str) -> Option<&'a Host> {
+    world.hosts.iter().find(|host| nova_name(world, &host.fqdn) == name)
 }
 
 fn service_state(host: &Host) -> &str {
@@ -347,12 +378,12 @@ fn service_state(host: &Host) -> &str {
     }
 }
 
-fn service_json(host: &Host, version: Microversion) -> Value {
+fn service_json(host: &Host, name: String, version: Microversion) -> Value {
     let compute = &host.compute;
     let mut service = json!({
         "id": if version.0 >= 53 { json!(compute.uuid) } else { json!(compute.id) },
         "binary": "nova-compute",
-        "host": host.fqdn,
+        "host": name,
         "zone": host.availability_zone,
         "status": compute.status,
         "state": service_state(host),
@@ -381,6 +412,7 @@ fn controller_json(service: &Value, version: Microversion) -> Value {
 async fn list_services(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(&query);
@@ -392,6 +424,9 @@ async fn list_services(
     let host_filter = query_value(&pairs, "host");
     let binary_filter = query_value(&pairs, "binary");
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-services:list") {
+        return refusal;
+    }
     let mut services: Vec<Value> = controller_services(&world)
         .iter()
         .filter(|s| host_filter.is_none_or(|h| s["host"] == h) && binary_filter.is_none_or(|b| s["binary"] == b))
@@ -399,8 +434,11 @@ async fn list_services(
         .collect();
     if binary_filter.is_none_or(|b| b == "nova-compute") {
         match host_filter {
-            Some(fqdn) => services.extend(world.host(fqdn).map(|host| service_json(host, version))),
-            None => services.extend(world.hosts.iter().map(|host| service_json(host, version))),
+            Some(name) => services.extend(
+                host_named(&world, name).map(|host| service_json(host, nova_name(&world, &host.fqdn), version)),
+            ),
+            None => services
+                .extend(world.hosts.iter().map(|host| service_json(host, nova_name(&world, &host.fqdn), version))),
         }
     }
     Json(json!({"services": services})).into_response()
@@ -409,12 +447,16 @@ async fn list_services(
 async fn update_service(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         return bad_request("Malformed request body");
     };
+    if let Err(refusal) = authorize(&state.world.lock(), &caller, "os_compute_api:os-services:update") {
+        return refusal;
+    }
     if version.0 >= 53 {
         update_service_v253(&state, version, &id, &body)
     } else {
@@ -457,6 +499,7 @@ fn update_service_v253(state: &LabState, version: Microversion, id: &str, body: 
             binary.as_str().unwrap_or_default()
         ));
     }
+    let short = world.short_service_hosts;
     let Some(host) = world.hosts.iter_mut().find(|h| h.compute.uuid == id) else {
         return fault(StatusCode::NOT_FOUND, &format!("Service {id} could not be found."));
     };
@@ -481,7 +524,8 @@ fn update_service_v253(state: &LabState, version: Microversion, id: &str, body: 
     if let Some(forced_down) = body.get("forced_down").and_then(Value::as_bool) {
         host.compute.forced_down = forced_down;
     }
-    Json(json!({"service": service_json(host, version)})).into_response()
+    let name = if short { host.fqdn.split('.').next().unwrap_or_default().to_owned() } else { host.fqdn.clone() };
+    Json(json!({"service": service_json(host, name, version)})).into_response()
 }
 
 /// The pre-2.53 actions: `disable`, `disable-log-reason`, `enable`, `force-down`.
@@ -499,7 +543,10 @@ fn update_service_legacy(state: &LabState, version: Microversion, action: &str, 
         ));
     };
     let mut world = state.world.lock();
-    let host = match world.hosts.iter_mut().find(|h| h.fqdn == host_name) {
+    let Some(fqdn) = host_named(&world, host_name).map(|host| host.fqdn.clone()) else {
+        return fault(StatusCode::NOT_FOUND, "Unknown service");
+    };
+    let host = match world.hosts.iter_mut().find(|h| h.fqdn == fqdn) {
         Some(host) if binary == "nova-compute" => host,
         _ => return fault(StatusCode::NOT_FOUND, "Unknown service"),
     };
@@ -594,7 +641,14 @@ fn server_links(urls: &Urls, id: &str) -> Value {
     ])
 }
 
-fn server_json(world: &WorldState, urls: &Urls, server: &Server, version: Microversion, show: bool) -> Value {
+fn server_json(
+    world: &WorldState,
+    urls: &Urls,
+    server: &Server,
+    version: Microversion,
+    show: bool,
+    caller: &Caller,
+) -> Value {
     let host = world.host(&server.host);
     let (vm_state, power_state) = vm_and_power_state(world, server);
     let flavor = if version.0 >= 47 {
@@ -627,7 +681,7 @@ fn server_json(world: &WorldState, urls: &Urls, server: &Server, version: Microv
         "key_name": null,
         "OS-SRV-USG:launched_at": server.created.trim_end_matches('Z').to_owned() + ".000000",
         "OS-SRV-USG:terminated_at": null,
-        "OS-EXT-SRV-ATTR:host": server.host,
+        "OS-EXT-SRV-ATTR:host": nova_name(world, &server.host),
         "OS-EXT-SRV-ATTR:instance_name": server.instance_name,
         "OS-EXT-SRV-ATTR:hypervisor_hostname": server.host,
         "OS-EXT-STS:task_state": server.task_state,
@@ -668,22 +722,53 @@ fn server_json(world: &WorldState, urls: &Urls, server: &Server, version: Microv
     }
     add(73, "locked_reason", Value::Null);
     add(96, "pinned_availability_zone", Value::Null);
+    // Nova's server view adds these only when the policy allows
+    // (nova/api/openstack/compute/views/servers.py).
+    let object = body.as_object_mut().expect("object");
+    if !caller.can(world, "os_compute_api:os-extended-server-attributes") {
+        object.retain(|key, _| !key.starts_with("OS-EXT-SRV-ATTR:"));
+    }
+    if !caller.can(world, "os_compute_api:servers:show:host_status") {
+        object.remove("host_status");
+    }
     body
 }
 
 /// The servers a listing shows, newest first (Nova sorts by created_at, id desc).
-fn list_servers(state: &LabState, query: &Option<String>, detail: bool, version: Microversion) -> Response {
+fn list_servers(
+    state: &LabState,
+    query: &Option<String>,
+    detail: bool,
+    version: Microversion,
+    caller: &Caller,
+) -> Response {
     let pairs = query_pairs(query);
     let (limit, marker) = match paging(&pairs) {
         Ok(paging) => paging,
         Err(refusal) => return refusal,
     };
     let all_tenants = query_value(&pairs, "all_tenants").is_some();
-    let host_filter = query_value(&pairs, "host");
+    let mut host_filter = query_value(&pairs, "host");
     let status_filter = query_value(&pairs, "status").map(str::to_ascii_uppercase);
-    let project_filter = query_value(&pairs, "project_id").or_else(|| query_value(&pairs, "tenant_id"));
+    let mut project_filter = query_value(&pairs, "project_id").or_else(|| query_value(&pairs, "tenant_id"));
     let own_project = state.secrets.openstack_project_id.as_str();
     let world = state.world.lock();
+    let kind = if detail { "detail" } else { "index" };
+    if let Err(refusal) = authorize(&world, caller, &format!("os_compute_api:servers:{kind}")) {
+        return refusal;
+    }
+    if all_tenants {
+        if let Err(refusal) = authorize(&world, caller, &format!("os_compute_api:servers:{kind}:get_all_tenants")) {
+            return refusal;
+        }
+    }
+    // Without `allow_all_filters` Nova strips the options a project user may
+    // not use (`host`, `project_id`, …) and answers as if they were not
+    // given (nova/api/openstack/compute/servers.py, remove_invalid_options).
+    if !caller.can(&world, "os_compute_api:servers:allow_all_filters") {
+        host_filter = None;
+        project_filter = None;
+    }
     if let Some(marker) = &marker {
         if !world.servers.contains_key(marker) {
             return bad_request(&format!("marker [{marker}] not found"));
@@ -701,15 +786,19 @@ fn list_servers(state: &LabState, query: &Option<String>, detail: bool, version:
                 s.project_id == own_project
             }
         })
-        .filter(|s| host_filter.is_none_or(|h| s.host == h))
+        .filter(|s| host_filter.is_none_or(|h| nova_name(&world, &s.host) == h))
         .filter(|s| status_filter.as_deref().is_none_or(|st| s.status == st))
         .take(limit)
         .collect();
     let servers: Vec<Value> = page
         .iter()
-        .map(
-            |s| if detail { server_json(&world, &state.urls, s, version, false) } else { server_brief(&state.urls, s) },
-        )
+        .map(|s| {
+            if detail {
+                server_json(&world, &state.urls, s, version, false, caller)
+            } else {
+                server_brief(&state.urls, s)
+            }
+        })
         .collect();
     let mut body = json!({"servers": servers});
     if limit > 0 && page.len() == limit {
@@ -722,17 +811,24 @@ fn list_servers(state: &LabState, query: &Option<String>, detail: bool, version:
 async fn list_servers_detail(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_servers(&state, &query, true, version)
+    list_servers(&state, &query, true, version, &caller)
 }
 
 async fn list_servers_brief(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_servers(&state, &query, false, version)
+    list_servers(&state, &query, false, version, &caller)
+}
+
+/// `common.get_instance`: a server the caller's context can read, else 404.
+fn visible_server<'a>(world: &'a WorldState, caller: &Caller, id: &str) -> Result<&'a Server, Response> {
+    world.servers.get(id).filter(|server| caller.sees_project(&server.project_id)).ok_or_else(|| server_not_found(id))
 }
 
 fn server_not_found(id: &str) -> Response {
@@ -742,15 +838,18 @@ fn server_not_found(id: &str) -> Response {
 async fn show_server(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
     let world = state.world.lock();
-    match world.servers.get(&id) {
-        Some(server) => {
-            Json(json!({"server": server_json(&world, &state.urls, server, version, true)})).into_response()
-        }
-        None => server_not_found(&id),
+    let server = match visible_server(&world, &caller, &id) {
+        Ok(server) => server,
+        Err(refusal) => return refusal,
+    };
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:servers:show") {
+        return refusal;
     }
+    Json(json!({"server": server_json(&world, &state.urls, server, version, true, &caller)})).into_response()
 }
 
 async fn show_flavor(State(state): State<LabState>, Path(id): Path<String>) -> Response {
@@ -771,6 +870,7 @@ async fn show_flavor(State(state): State<LabState>, Path(id): Path<String>) -> R
 async fn server_action(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -780,6 +880,17 @@ async fn server_action(
     let Some((action, argument)) = body.iter().next() else {
         return bad_request("Malformed request body");
     };
+    let rule = match action.as_str() {
+        "os-migrateLive" => "os_compute_api:os-migrate-server:migrate_live",
+        "migrate" => "os_compute_api:os-migrate-server:migrate",
+        _ => "os_compute_api:servers:confirm_resize",
+    };
+    {
+        let world = state.world.lock();
+        if let Err(refusal) = visible_server(&world, &caller, &id).and_then(|_| authorize(&world, &caller, rule)) {
+            return refusal;
+        }
+    }
     match action.as_str() {
         "os-migrateLive" => live_migrate(&state, version, &id, argument),
         "migrate" => cold_migrate(&state, version, &id, argument),
@@ -948,11 +1059,10 @@ fn live_migrate(state: &LabState, version: Microversion, id: &str, argument: &Va
     if let Some(task) = &server.task_state {
         return invalid_state("os-migrateLive", server, "task_state", task);
     }
-    if let Some(host) = &host {
-        if world.host(host).is_none() {
-            return bad_request(&format!("Compute host {host} could not be found."));
-        }
-    }
+    let host = match host.map(|name| host_named(&world, &name).map(|h| h.fqdn.clone()).ok_or(name)).transpose() {
+        Ok(host) => host,
+        Err(name) => return bad_request(&format!("Compute host {name} could not be found.")),
+    };
     let server = server.clone();
     match choose_destination(&world, &server, host.as_deref(), forced) {
         Ok(dest) => start_migration(&mut world, id, &dest, true, "queued"),
@@ -963,7 +1073,8 @@ fn live_migrate(state: &LabState, version: Microversion, id: &str, argument: &Va
             start_migration(&mut world, id, &dest, true, "error");
         }
         Err(NoDestination::ToSelf) => {
-            return bad_request(&format!("Unable to migrate instance ({id}) to current host ({}).", server.host))
+            let current = nova_name(&world, &server.host);
+            return bad_request(&format!("Unable to migrate instance ({id}) to current host ({current})."));
         }
         Err(NoDestination::NoValidHost) => return bad_request(NO_VALID_HOST),
     }
@@ -998,11 +1109,10 @@ fn cold_migrate(state: &LabState, version: Microversion, id: &str, argument: &Va
     if let Some(task) = &server.task_state {
         return invalid_state("migrate", server, "task_state", task);
     }
-    if let Some(host) = &host {
-        if world.host(host).is_none() {
-            return bad_request(&format!("Compute host {host} could not be found."));
-        }
-    }
+    let host = match host.map(|name| host_named(&world, &name).map(|h| h.fqdn.clone()).ok_or(name)).transpose() {
+        Ok(host) => host,
+        Err(name) => return bad_request(&format!("Compute host {name} could not be found.")),
+    };
     let server = server.clone();
     match choose_destination(&world, &server, host.as_deref(), false) {
         Ok(dest) => start_migration(&mut world, id, &dest, false, "pre-migrating"),
@@ -1034,14 +1144,20 @@ fn confirm_resize(state: &LabState, id: &str) -> Response {
 
 // ---------------------------------------------------------------- migrations
 
-fn migration_json(world: &WorldState, urls: &Urls, migration: &Migration, version: Microversion) -> Value {
+fn migration_json(
+    world: &WorldState,
+    urls: &Urls,
+    migration: &Migration,
+    version: Microversion,
+    add_host: bool,
+) -> Value {
     let server = world.servers.get(&migration.server_id);
     let dest_host = world.host(&migration.dest_compute).map(host_ip);
     let mut body = json!({
         "id": migration.id,
         "instance_uuid": migration.server_id,
-        "source_compute": migration.source_compute,
-        "dest_compute": migration.dest_compute,
+        "source_compute": nova_name(world, &migration.source_compute),
+        "dest_compute": nova_name(world, &migration.dest_compute),
         "source_node": migration.source_compute,
         "dest_node": migration.dest_compute,
         "source_region": "RegionOne",
@@ -1073,12 +1189,20 @@ fn migration_json(world: &WorldState, urls: &Urls, migration: &Migration, versio
         object.insert("user_id".into(), json!(server.map(|s| s.user_id.clone())));
         object.insert("project_id".into(), json!(server.map(|s| s.project_id.clone())));
     }
+    // Without `os-migrations:index:host` Nova blanks the host fields
+    // (nova/api/openstack/compute/migrations.py, `_output(add_host=False)`).
+    if !add_host {
+        for key in ["source_compute", "dest_compute", "source_node", "dest_node", "dest_host"] {
+            object.insert(key.into(), Value::Null);
+        }
+    }
     body
 }
 
 async fn list_migrations(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(&query);
@@ -1095,6 +1219,17 @@ async fn list_migrations(
     let kind = query_value(&pairs, "migration_type");
     let instance = query_value(&pairs, "instance_uuid");
     let world = state.world.lock();
+    // nova/api/openstack/compute/migrations.py `_index`: the list, then all
+    // projects unless the caller's own is asked for, then host info (not fatal).
+    let project = query_value(&pairs, "project_id");
+    let mut rules = vec!["os_compute_api:os-migrations:index"];
+    if project.is_none_or(|project| project != caller.project_id) {
+        rules.push("os_compute_api:os-migrations:index:all_projects");
+    }
+    if let Some(refusal) = rules.into_iter().find_map(|rule| authorize(&world, &caller, rule).err()) {
+        return refusal;
+    }
+    let add_host = caller.can(&world, "os_compute_api:os-migrations:index:host");
     // Newest first (created_at desc, id desc).
     let mut ordered: Vec<&Migration> = world.migrations.iter().rev().collect();
     if let Some(marker) = &marker {
@@ -1105,13 +1240,16 @@ async fn list_migrations(
     }
     let page: Vec<&Migration> = ordered
         .into_iter()
-        .filter(|m| host.is_none_or(|h| m.source_compute == h || m.dest_compute == h))
+        .filter(|m| {
+            host.is_none_or(|h| nova_name(&world, &m.source_compute) == h || nova_name(&world, &m.dest_compute) == h)
+        })
         .filter(|m| status.is_none_or(|s| m.status == s))
         .filter(|m| kind.is_none_or(|k| m.migration_type == k))
         .filter(|m| instance.is_none_or(|i| m.server_id == i))
         .take(limit)
         .collect();
-    let migrations: Vec<Value> = page.iter().map(|m| migration_json(&world, &state.urls, m, version)).collect();
+    let migrations: Vec<Value> =
+        page.iter().map(|m| migration_json(&world, &state.urls, m, version, add_host)).collect();
     let mut body = json!({"migrations": migrations});
     if version.0 >= 59 && limit > 0 && page.len() == limit {
         body["migrations_links"] = next_link(&state.urls, "/os-migrations", &pairs, &page[page.len() - 1].uuid);
@@ -1138,8 +1276,8 @@ fn live_progress_json(world: &WorldState, migration: &Migration, version: Microv
     let mut body = json!({
         "id": migration.id,
         "server_uuid": migration.server_id,
-        "source_compute": migration.source_compute,
-        "dest_compute": migration.dest_compute,
+        "source_compute": nova_name(world, &migration.source_compute),
+        "dest_compute": nova_name(world, &migration.dest_compute),
         "source_node": migration.source_compute,
         "dest_node": migration.dest_compute,
         "dest_host": world.host(&migration.dest_compute).map(host_ip),
@@ -1174,14 +1312,17 @@ fn live_in_progress<'a>(world: &'a WorldState, server_id: &'a str) -> impl Itera
 async fn server_migrations(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
     if let Err(refusal) = check_server_migrations_version(version) {
         return refusal;
     }
     let world = state.world.lock();
-    if !world.servers.contains_key(&id) {
-        return server_not_found(&id);
+    if let Err(refusal) = visible_server(&world, &caller, &id)
+        .and_then(|_| authorize(&world, &caller, "os_compute_api:servers:migrations:index"))
+    {
+        return refusal;
     }
     let migrations: Vec<Value> =
         live_in_progress(&world, &id).map(|m| live_progress_json(&world, m, version)).collect();
@@ -1195,14 +1336,17 @@ fn migration_not_in_progress(mid: &str, id: &str) -> Response {
 async fn server_migration(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path((id, mid)): Path<(String, String)>,
 ) -> Response {
     if let Err(refusal) = check_server_migrations_version(version) {
         return refusal;
     }
     let world = state.world.lock();
-    if !world.servers.contains_key(&id) {
-        return server_not_found(&id);
+    if let Err(refusal) = visible_server(&world, &caller, &id)
+        .and_then(|_| authorize(&world, &caller, "os_compute_api:servers:migrations:show"))
+    {
+        return refusal;
     }
     let found = live_in_progress(&world, &id).find(|m| m.id.to_string() == mid).cloned();
     match found {
@@ -1212,10 +1356,9 @@ async fn server_migration(
 }
 
 /// Finds a live migration of a server for abort or force-complete.
-fn migration_index(world: &WorldState, id: &str, mid: &str) -> Result<usize, Response> {
-    if !world.servers.contains_key(id) {
-        return Err(server_not_found(id));
-    }
+fn migration_index(world: &WorldState, caller: &Caller, rule: &str, id: &str, mid: &str) -> Result<usize, Response> {
+    visible_server(world, caller, id)?;
+    authorize(world, caller, rule)?;
     world
         .migrations
         .iter()
@@ -1233,13 +1376,14 @@ fn invalid_migration_state(migration: &Migration, method: &str) -> Response {
 async fn abort_migration(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path((id, mid)): Path<(String, String)>,
 ) -> Response {
     if version.0 < 24 {
         return fault(StatusCode::NOT_FOUND, "The resource could not be found.");
     }
     let mut world = state.world.lock();
-    let index = match migration_index(&world, &id, &mid) {
+    let index = match migration_index(&world, &caller, "os_compute_api:servers:migrations:delete", &id, &mid) {
         Ok(index) => index,
         Err(refusal) => return refusal,
     };
@@ -1261,6 +1405,7 @@ async fn abort_migration(
 async fn force_complete_migration(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path((id, mid)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -1272,7 +1417,8 @@ async fn force_complete_migration(
         return bad_request("Malformed request body");
     }
     let mut world = state.world.lock();
-    let index = match migration_index(&world, &id, &mid) {
+    let rule = "os_compute_api:servers:migrations:force_complete";
+    let index = match migration_index(&world, &caller, rule, &id, &mid) {
         Ok(index) => index,
         Err(refusal) => return refusal,
     };
@@ -1337,7 +1483,7 @@ fn hypervisor_json(
         object.insert(
             "service".into(),
             json!({
-                "host": host.fqdn,
+                "host": nova_name(world, &host.fqdn),
                 "id": if version.0 >= 53 { json!(host.compute.uuid) } else { json!(host.compute.id) },
                 "disabled_reason": host.compute.disabled_reason,
             }),
@@ -1372,7 +1518,13 @@ fn hypervisor_json(
     body
 }
 
-fn list_hypervisors(state: &LabState, query: &Option<String>, version: Microversion, detail: bool) -> Response {
+fn list_hypervisors(
+    state: &LabState,
+    query: &Option<String>,
+    version: Microversion,
+    detail: bool,
+    caller: &Caller,
+) -> Response {
     let pairs = query_pairs(query);
     let (limit, marker) = if version.0 >= 33 {
         match paging(&pairs) {
@@ -1390,6 +1542,10 @@ fn list_hypervisors(state: &LabState, query: &Option<String>, version: Microvers
         );
     }
     let world = state.world.lock();
+    let rule = if detail { "os_compute_api:os-hypervisors:list-detail" } else { "os_compute_api:os-hypervisors:list" };
+    if let Err(refusal) = authorize(&world, caller, rule) {
+        return refusal;
+    }
     let id_of = |h: &Host| if version.0 >= 53 { h.hypervisor_uuid.clone() } else { h.hypervisor_id.to_string() };
     let mut hosts: Vec<&Host> = world.hosts.iter().collect();
     if version.0 >= 53 {
@@ -1427,17 +1583,19 @@ fn list_hypervisors(state: &LabState, query: &Option<String>, version: Microvers
 async fn list_hypervisors_detail(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_hypervisors(&state, &query, version, true)
+    list_hypervisors(&state, &query, version, true, &caller)
 }
 
 async fn list_hypervisors_brief(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    list_hypervisors(&state, &query, version, false)
+    list_hypervisors(&state, &query, version, false, &caller)
 }
 
 /// Finds a hypervisor by its id for the microversion (UUID from 2.53).
@@ -1455,12 +1613,16 @@ fn find_hypervisor<'a>(world: &'a WorldState, id: &str, version: Microversion) -
 async fn show_hypervisor(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = query_pairs(&query);
     let with_servers = version.0 >= 53 && query_value(&pairs, "with_servers").is_some_and(|v| v == "true" || v == "1");
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-hypervisors:show") {
+        return refusal;
+    }
     let host = match find_hypervisor(&world, &id, version) {
         Ok(host) => host,
         Err(refusal) => return refusal,
@@ -1478,12 +1640,16 @@ async fn show_hypervisor(
 async fn hypervisor_uptime(
     State(state): State<LabState>,
     Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
     if version.0 >= 88 {
         return fault(StatusCode::NOT_FOUND, "The resource could not be found.");
     }
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-hypervisors:uptime") {
+        return refusal;
+    }
     let host = match find_hypervisor(&world, &id, version) {
         Ok(host) => host,
         Err(refusal) => return refusal,
@@ -1495,13 +1661,24 @@ async fn hypervisor_uptime(
 
 // ---------------------------------------------------------------- aggregates
 
-async fn list_aggregates(State(state): State<LabState>, Extension(version): Extension<Microversion>) -> Response {
+async fn list_aggregates(
+    State(state): State<LabState>,
+    Extension(version): Extension<Microversion>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let world = state.world.lock();
+    if let Err(refusal) = authorize(&world, &caller, "os_compute_api:os-aggregates:index") {
+        return refusal;
+    }
     let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
     for host in &world.hosts {
         match groups.iter_mut().find(|(name, _, _)| *name == host.aggregate) {
-            Some(group) => group.2.push(host.fqdn.clone()),
-            None => groups.push((host.aggregate.clone(), host.availability_zone.clone(), vec![host.fqdn.clone()])),
+            Some(group) => group.2.push(nova_name(&world, &host.fqdn)),
+            None => groups.push((
+                host.aggregate.clone(),
+                host.availability_zone.clone(),
+                vec![nova_name(&world, &host.fqdn)],
+            )),
         }
     }
     let aggregates: Vec<Value> = groups

@@ -53,12 +53,20 @@ impl Lab {
     pub fn credentials_yaml(&self) -> String {
         let urls = self.urls();
         let secrets = self.secrets();
-        let project = self.world().lock().jira.project_key.clone();
+        let (project, member) = {
+            let world = self.world().lock();
+            (world.jira.project_key.clone(), world.openstack_member_user)
+        };
+        let (os_user, os_password) = if member {
+            (&secrets.openstack_member_username, &secrets.openstack_member_password)
+        } else {
+            (&secrets.openstack_username, &secrets.openstack_password)
+        };
         format!(
             "# Written by the simulated site; every service is on 127.0.0.1, over plain http\n\
              # (allow_insecure_http: true), which a real site must not need.\n\
              general:\n  initials: LAB\n\
-             jira:\n  url: {jira}\n  allow_insecure_http: true\n  flavour: server\n  username: {jira_user}\n  api_token: {jira_token}\n  project: {project}\n  issue_type: HyperVisor\n\
+             jira:\n  url: {jira}\n  allow_insecure_http: true\n  flavour: auto\n  username: {jira_user}\n  api_token: {jira_token}\n  project: {project}\n  issue_type: HyperVisor\n\
              netbox:\n  url: {netbox}\n  allow_insecure_http: true\n  token: {netbox_token}\n\
              openstack:\n  auth_url: {keystone}\n  allow_insecure_http: true\n  username: {os_user}\n  password: {os_password}\n  project_name: {os_project}\n  user_domain_name: Default\n  project_domain_name: Default\n  region_name: RegionOne\n  interface: public\n\
              alertmanager:\n  url: {alertmanager}\n  allow_insecure_http: true\n\
@@ -69,8 +77,6 @@ impl Lab {
             netbox = urls.netbox,
             netbox_token = secrets.netbox_token,
             keystone = urls.keystone,
-            os_user = secrets.openstack_username,
-            os_password = secrets.openstack_password,
             os_project = secrets.openstack_project,
             alertmanager = urls.alertmanager,
             scc = urls.scc,

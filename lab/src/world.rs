@@ -9,6 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::policy::NovaPolicy;
+
 /// The shared, lockable world. Clone it freely: clones share one state.
 #[derive(Clone)]
 pub struct World {
@@ -38,11 +40,42 @@ pub struct WorldOptions {
     pub site: String,
     /// VMs on each campaign host (1 to 4 at random when unset).
     pub vms_per_host: Option<u32>,
+    /// The credentials name Keystone's member user, not the admin: Nova
+    /// answers it as its policy says ([`NovaPolicy`]).
+    pub openstack_member_user: bool,
+    /// What the site's Nova policy grants the member role.
+    pub nova_policy: NovaPolicy,
+    /// Nova knows each compute host by its short name (`service.host`,
+    /// `OS-EXT-SRV-ATTR:host`, migrations), as Kolla deploys it by default;
+    /// `hypervisor_hostname` stays the FQDN.
+    pub short_service_hosts: bool,
+    /// Every campaign host has alerts firing as a Prometheus site labels
+    /// them: node_exporter's with `instance="<fqdn>:9100"` only, the IPMI
+    /// exporter's with `hostname="<fqdn>"`.
+    pub host_alerts: bool,
+    /// Jira answers as Jira Cloud: `deploymentType: Cloud`, and the removed
+    /// `/rest/api/{2,3}/search` answer 410.
+    pub jira_cloud: bool,
+    /// Transition screens: the fields a transition into a status requires
+    /// (`resolution`, typically), by target status.
+    pub jira_required_fields: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { hosts: 12, seed: 1, oddities: true, site: "lab".into(), vms_per_host: None }
+        WorldOptions {
+            hosts: 12,
+            seed: 1,
+            oddities: true,
+            site: "lab".into(),
+            vms_per_host: None,
+            openstack_member_user: false,
+            nova_policy: NovaPolicy::default(),
+            short_service_hosts: false,
+            host_alerts: false,
+            jira_cloud: false,
+            jira_required_fields: BTreeMap::new(),
+        }
     }
 }
 
@@ -61,6 +94,8 @@ pub struct WorldState {
     pub netbox: NetBoxState,
     pub jira: JiraState,
     pub silences: Vec<Silence>,
+    /// Alerts firing in Alertmanager (see [`WorldOptions::host_alerts`]).
+    pub alerts: Vec<Alert>,
     pub scc: SccRegistry,
     /// Simulated seconds that pass per real second (migrations, reinstalls).
     pub time_scale: f64,
@@ -81,6 +116,11 @@ pub struct WorldState {
     /// The most migrations ever in progress at once, site-wide and from one source host.
     pub max_concurrent_migrations: usize,
     pub max_concurrent_migrations_per_source: usize,
+    /// See [`WorldOptions::openstack_member_user`].
+    pub openstack_member_user: bool,
+    pub nova_policy: NovaPolicy,
+    /// See [`WorldOptions::short_service_hosts`].
+    pub short_service_hosts: bool,
     next_id: u64,
     vms_per_host: Option<u32>,
     /// Real time per simulated minute of a long remote job (Kayobe runs and
@@ -460,6 +500,10 @@ pub struct JiraState {
     /// refuses longer ones with 400: its `jira.text.field.character.limit`,
     /// 32,767 by default (Atlassian, "Configuring advanced settings").
     pub comment_limit: Option<usize>,
+    /// See [`WorldOptions::jira_cloud`].
+    pub cloud: bool,
+    /// See [`WorldOptions::jira_required_fields`].
+    pub required_fields: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -519,6 +563,31 @@ pub struct SilenceMatcher {
     pub value: String,
     pub is_regex: bool,
     pub is_equal: bool,
+}
+
+impl SilenceMatcher {
+    /// Whether a label with this value matches (a missing label is the empty
+    /// string; regexes are anchored RE2, as Alertmanager's `labels.Matcher`).
+    pub fn matches_value(&self, value: &str) -> bool {
+        let hit = if self.is_regex {
+            regex_lite::Regex::new(&format!("^(?:{})$", self.value)).is_ok_and(|regex| regex.is_match(value))
+        } else {
+            self.value == value
+        };
+        hit == self.is_equal
+    }
+
+    /// Whether it matches a label set.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matches_value(labels.get(&self.name).map_or("", String::as_str))
+    }
+}
+
+/// An alert Alertmanager received.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Alert {
+    pub labels: BTreeMap<String, String>,
+    pub starts_at: String,
 }
 
 /// What the SUSE Customer Center received.
@@ -617,8 +686,11 @@ impl WorldState {
                 initial_status: "To Do".into(),
                 next_issue_number: 101,
                 comment_limit: Some(32_767),
+                cloud: options.jira_cloud,
+                required_fields: options.jira_required_fields.clone(),
             },
             silences: Vec::new(),
+            alerts: Vec::new(),
             scc: SccRegistry::default(),
             time_scale: 1.0,
             service_hosts: ["aquilon", "kayobe"]
@@ -631,6 +703,9 @@ impl WorldState {
             clock: Default::default(),
             max_concurrent_migrations: 0,
             max_concurrent_migrations_per_source: 0,
+            openstack_member_user: options.openstack_member_user,
+            nova_policy: options.nova_policy.clone(),
+            short_service_hosts: options.short_service_hosts,
             next_id: 1,
             vms_per_host: options.vms_per_host,
             remote_job_minute: std::time::Duration::from_millis(10),
@@ -645,6 +720,32 @@ impl WorldState {
                 _ => Shape::Standard,
             };
             world.add_host(&mut rng, index, in_campaign, shape);
+        }
+        if options.host_alerts {
+            let hosts: Vec<String> = world.campaign_hosts().map(|host| host.fqdn.clone()).collect();
+            for fqdn in hosts {
+                let labels = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+                let instance = format!("{fqdn}:9100");
+                world.alerts.push(Alert {
+                    labels: labels(&[
+                        ("alertname", "NodeFilesystemSpaceFillingUp"),
+                        ("instance", &instance),
+                        ("job", "node"),
+                        ("mountpoint", "/var/lib/docker"),
+                        ("severity", "warning"),
+                    ]),
+                    starts_at: START.into(),
+                });
+                world.alerts.push(Alert {
+                    labels: labels(&[
+                        ("alertname", "IPMISensorWarning"),
+                        ("hostname", &fqdn),
+                        ("job", "ipmi"),
+                        ("severity", "warning"),
+                    ]),
+                    starts_at: START.into(),
+                });
+            }
         }
         world
     }

@@ -1,4 +1,4 @@
-//! Prometheus Alertmanager API v2: silences.
+//! Prometheus Alertmanager API v2: silences, and the alerts they mute.
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,17 @@ impl Matcher {
     /// `name="value"`.
     pub fn equal(name: &str, value: &str) -> Self {
         Matcher { name: name.to_owned(), value: value.to_owned(), is_regex: false, is_equal: true }
+    }
+
+    /// `name=~"regex"` (Alertmanager anchors it).
+    pub fn regex(name: &str, regex: &str) -> Self {
+        Matcher { name: name.to_owned(), value: regex.to_owned(), is_regex: true, is_equal: true }
+    }
+
+    /// `name="value"` or `name=~"value"`, as a person reads it.
+    pub fn describe(&self) -> String {
+        let op = if self.is_regex { "=~" } else { "=" };
+        format!("{}{op}{}", self.name, self.value)
     }
 
     /// As the `filter` query parameter writes it.
@@ -65,6 +76,24 @@ pub struct Silence {
     pub created_by: String,
     #[serde(default)]
     pub comment: String,
+}
+
+/// An alert as `GET /api/v2/alerts` shows it (`gettableAlert`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub status: AlertStatus,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertStatus {
+    /// `active`, `suppressed` or `unprocessed`.
+    pub state: String,
+    #[serde(default)]
+    pub silenced_by: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -122,6 +151,23 @@ impl AlertmanagerClient {
     pub async fn active_silences_with(&self, matchers: &[Matcher]) -> Result<Vec<Silence>, ServiceError> {
         let found = self.silences(matchers).await?;
         Ok(found.into_iter().filter(|silence| silence.is_active() && silence.has_matchers(matchers)).collect())
+    }
+
+    /// The alerts whose labels match every one of `matchers`, silenced or
+    /// not (`GET /api/v2/alerts?filter=…`; `silenced`, `inhibited` and
+    /// `active` default to true). Alertmanager works out `silencedBy` when
+    /// it answers, so a silence just made shows at once.
+    pub async fn alerts(&self, matchers: &[Matcher]) -> Result<Vec<Alert>, ServiceError> {
+        let filters: Vec<String> = matchers.iter().map(Matcher::filter).collect();
+        let query: Vec<(&str, &str)> = filters.iter().map(|filter| ("filter", filter.as_str())).collect();
+        self.http.get_json("api/v2/alerts", &query).await
+    }
+
+    /// How many alerts `matchers` select, and how many of them the silence `id` mutes.
+    pub async fn muted_by(&self, id: &str, matchers: &[Matcher]) -> Result<(usize, usize), ServiceError> {
+        let alerts = self.alerts(matchers).await?;
+        let muted = alerts.iter().filter(|alert| alert.status.silenced_by.iter().any(|by| by == id)).count();
+        Ok((alerts.len(), muted))
     }
 
     /// Creates a silence, one attempt: see [`Self::ensure_silence`].

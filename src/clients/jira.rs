@@ -1,10 +1,12 @@
 //! Jira: Server/Data Center (REST v2, wiki markup) and Cloud (REST v3, ADF),
-//! chosen by the `flavour` setting.
+//! chosen by the `flavour` setting or the site's `serverInfo`.
+
+use std::collections::BTreeMap;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::http::{Auth, Body, HttpService, RetryPolicy, ServiceError};
 use crate::config::credentials::{Jira as JiraConfig, JiraAuth, JiraFlavour};
@@ -314,7 +316,12 @@ pub struct User {
 #[derive(Clone, Debug)]
 pub struct JiraClient {
     http: HttpService,
-    flavour: JiraFlavour,
+    /// As configured (`auto` by default).
+    configured: JiraFlavour,
+    /// What the site is, from `serverInfo.deploymentType`, read once.
+    resolved: std::sync::Arc<tokio::sync::OnceCell<JiraFlavour>>,
+    /// `jira.transition_fields`.
+    transition_fields: std::sync::Arc<BTreeMap<String, Map<String, Value>>>,
 }
 
 impl JiraClient {
@@ -330,40 +337,90 @@ impl JiraClient {
             JiraAuth::Bearer(token) => Auth::Scheme { scheme: "Bearer", token: token.clone() },
         };
         let http = HttpService::new("jira", config.url.as_url(), auth, policy, &config.transport)?;
-        Ok(JiraClient { http, flavour: config.flavour })
+        Ok(JiraClient {
+            http,
+            configured: config.flavour,
+            resolved: Default::default(),
+            transition_fields: std::sync::Arc::new(config.transition_fields.clone()),
+        })
     }
 
-    pub fn flavour(&self) -> JiraFlavour {
-        self.flavour
+    /// Server or Cloud, as the site says (`serverInfo.deploymentType`, read
+    /// once): Cloud removed `/rest/api/{2,3}/search` (410) and wants ADF,
+    /// Data Center has no v3. `auto` takes the site's; an explicit flavour
+    /// the site contradicts is refused.
+    pub async fn flavour(&self) -> Result<JiraFlavour, ServiceError> {
+        self.resolved.get_or_try_init(|| self.detect_flavour()).await.copied()
     }
 
-    fn api(&self, rest: &str) -> String {
-        let version = match self.flavour {
-            JiraFlavour::Server => 2,
-            JiraFlavour::Cloud => 3,
+    async fn detect_flavour(&self) -> Result<JiraFlavour, ServiceError> {
+        // v2 serves serverInfo on both (Atlassian's REST v2 reference and Cloud's).
+        let path = "rest/api/2/serverInfo";
+        let info: ServerInfo = match self.http.get_json(path, &[]).await {
+            Ok(info) => info,
+            // A site (or proxy) without serverInfo: an explicit flavour is trusted.
+            Err(err) if err.status() == Some(404) && self.configured != JiraFlavour::Auto => {
+                tracing::warn!(
+                    service = "jira",
+                    flavour = self.configured.as_str(),
+                    "no serverInfo; the configured flavour is used"
+                );
+                return Ok(self.configured);
+            }
+            Err(err) => return Err(err),
         };
-        format!("rest/api/{version}/{rest}")
-    }
-
-    /// Rich text as this flavour wants it.
-    pub fn render(&self, doc: &Doc) -> Value {
-        match self.flavour {
-            JiraFlavour::Server => Value::String(doc.to_wiki()),
-            JiraFlavour::Cloud => doc.to_adf(),
+        let site = if info.deployment_type.eq_ignore_ascii_case("cloud") {
+            JiraFlavour::Cloud
+        } else {
+            // `Server` or `DataCenter` (absent before Jira 7: a server).
+            JiraFlavour::Server
+        };
+        let deployment = if info.deployment_type.is_empty() { "Server" } else { info.deployment_type.as_str() };
+        match self.configured {
+            JiraFlavour::Auto => {
+                tracing::info!(service = "jira", deployment, flavour = site.as_str(), "Jira flavour chosen from serverInfo");
+                Ok(site)
+            }
+            configured if configured == site => Ok(site),
+            configured => Err(self.http.unusable(
+                &Method::GET,
+                path,
+                format!(
+                    "jira.flavour is '{}' but this Jira is {deployment} (serverInfo.deploymentType): set flavour: {} or auto",
+                    configured.as_str(),
+                    site.as_str()
+                ),
+            )),
         }
     }
 
+    async fn api(&self, rest: &str) -> Result<String, ServiceError> {
+        let version = match self.flavour().await? {
+            JiraFlavour::Cloud => 3,
+            _ => 2,
+        };
+        Ok(format!("rest/api/{version}/{rest}"))
+    }
+
+    /// Rich text as this flavour wants it.
+    pub async fn render(&self, doc: &Doc) -> Result<Value, ServiceError> {
+        Ok(match self.flavour().await? {
+            JiraFlavour::Cloud => doc.to_adf(),
+            _ => Value::String(doc.to_wiki()),
+        })
+    }
+
     pub async fn server_info(&self) -> Result<ServerInfo, ServiceError> {
-        self.http.get_json(&self.api("serverInfo"), &[]).await
+        self.http.get_json(&self.api("serverInfo").await?, &[]).await
     }
 
     /// The authenticated user: proves the credentials.
     pub async fn myself(&self) -> Result<User, ServiceError> {
-        self.http.get_json(&self.api("myself"), &[]).await
+        self.http.get_json(&self.api("myself").await?, &[]).await
     }
 
     pub async fn issue(&self, key: &str) -> Result<Issue, ServiceError> {
-        let path = self.api(&format!("issue/{key}"));
+        let path = self.api(&format!("issue/{key}")).await?;
         let issue: IssueJson = self.http.get_json(&path, &[("fields", "status,summary")]).await?;
         issue_from_json(issue).ok_or_else(|| self.http.unusable(&Method::GET, &path, "the issue has no status"))
     }
@@ -377,7 +434,7 @@ impl JiraClient {
             #[serde(default)]
             total: Option<usize>,
         }
-        let path = self.api(&format!("issue/{key}/comment"));
+        let path = self.api(&format!("issue/{key}/comment")).await?;
         let mut comments = Vec::new();
         loop {
             let start = comments.len().to_string();
@@ -395,8 +452,8 @@ impl JiraClient {
 
     /// Adds a comment, once attempt, no retry: see [`Self::add_comment_once`].
     pub async fn add_comment(&self, key: &str, doc: &Doc, options: &CommentOptions) -> Result<Comment, ServiceError> {
-        let path = self.api(&format!("issue/{key}/comment"));
-        let mut body = json!({"body": self.render(doc)});
+        let path = self.api(&format!("issue/{key}/comment")).await?;
+        let mut body = json!({"body": self.render(doc).await?});
         if options.internal {
             body["properties"] = json!([{"key": "sd.public.comment", "value": {"internal": true}}]);
         }
@@ -440,7 +497,7 @@ impl JiraClient {
         struct IssueAttachments {
             fields: Fields,
         }
-        let path = self.api(&format!("issue/{key}"));
+        let path = self.api(&format!("issue/{key}")).await?;
         let issue: IssueAttachments = self.http.get_json(&path, &[("fields", "attachment")]).await?;
         Ok(issue.fields.attachment)
     }
@@ -449,7 +506,7 @@ impl JiraClient {
     /// Multipart with the part named `file` and `X-Atlassian-Token: no-check`,
     /// as Jira's XSRF protection requires (pycontribs/jira `add_attachment`).
     pub async fn attach(&self, key: &str, file_name: &str, text: &str) -> Result<Attachment, ServiceError> {
-        let path = self.api(&format!("issue/{key}/attachments"));
+        let path = self.api(&format!("issue/{key}/attachments")).await?;
         let body = Body::File {
             field: "file",
             file_name: file_name.to_owned(),
@@ -489,7 +546,7 @@ impl JiraClient {
             #[serde(default)]
             transitions: Vec<Transition>,
         }
-        let found: Transitions = self.http.get_json(&self.api(&format!("issue/{key}/transitions")), &[]).await?;
+        let found: Transitions = self.http.get_json(&self.api(&format!("issue/{key}/transitions")).await?, &[]).await?;
         Ok(found.transitions)
     }
 
@@ -497,7 +554,7 @@ impl JiraClient {
     /// there is success; no transition to it is an error that lists the
     /// available ones.
     pub async fn transition_to(&self, key: &str, target: &str) -> Result<Written, ServiceError> {
-        let path = &self.api(&format!("issue/{key}/transitions"));
+        let path = &self.api(&format!("issue/{key}/transitions")).await?;
         self.http
             .retrying("transition", || async move {
                 let issue = self.issue(key).await?;
@@ -522,9 +579,41 @@ impl JiraClient {
                         ),
                     ));
                 };
-                let body = json!({"transition": {"id": transition.id}});
-                self.http.write_once(Method::POST, path, Body::Json(body)).await?;
-                Ok(Written::Created)
+                // A transition with a screen needs its required fields (a
+                // resolution, typically) or Jira answers 400 with the field errors.
+                let fields = self
+                    .transition_fields
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(target) || name.eq_ignore_ascii_case(&transition.name))
+                    .map(|(_, fields)| fields);
+                let mut body = json!({"transition": {"id": transition.id}});
+                if let Some(fields) = fields {
+                    body["fields"] = Value::Object(fields.clone());
+                }
+                match self.http.write_once(Method::POST, path, Body::Json(body)).await {
+                    Ok(_) => Ok(Written::Created),
+                    Err(err) if err.status() == Some(400) => {
+                        let said = match &err.kind {
+                            super::http::ErrorKind::Status { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        };
+                        let hint = match fields {
+                            Some(_) => format!("check jira.transition_fields.\"{target}\""),
+                            None => format!(
+                                "its screen needs fields: set them in jira.transition_fields.\"{target}\" (for example resolution: {{name: Done}})"
+                            ),
+                        };
+                        Err(self.http.unusable(
+                            &Method::POST,
+                            path,
+                            format!(
+                                "Jira refused the transition '{}' of {key} to '{target}': {said}; {hint}",
+                                transition.name
+                            ),
+                        ))
+                    }
+                    Err(err) => Err(err),
+                }
             })
             .await
     }
@@ -541,10 +630,10 @@ impl JiraClient {
         struct Created {
             key: String,
         }
-        let path = self.api("issue");
+        let path = self.api("issue").await?;
         let mut fields = json!({"project": {"key": project}, "summary": summary, "issuetype": {"name": issue_type}});
         if let Some(description) = description {
-            fields["description"] = self.render(description);
+            fields["description"] = self.render(description).await?;
         }
         let reply = self.http.write_once(Method::POST, &path, Body::Json(json!({"fields": fields}))).await?;
         let created: Created = self.http.decode(&Method::POST, &path, &reply)?;
@@ -592,22 +681,23 @@ impl JiraClient {
             #[serde(default, rename = "nextPageToken")]
             next_page_token: Option<String>,
         }
+        let flavour = self.flavour().await?;
         let mut found = Vec::new();
         let mut next_token: Option<String> = None;
         let mut pages = super::http::Pages::default();
         loop {
             let start = found.len().to_string();
             let mut query = vec![("jql", jql), ("fields", "summary,status"), ("maxResults", "100")];
-            let path = match self.flavour {
-                JiraFlavour::Server => {
+            let path = match flavour {
+                JiraFlavour::Server | JiraFlavour::Auto => {
                     query.push(("startAt", &start));
-                    self.api("search")
+                    self.api("search").await?
                 }
                 JiraFlavour::Cloud => {
                     if let Some(token) = &next_token {
                         query.push(("nextPageToken", token));
                     }
-                    self.api("search/jql")
+                    self.api("search/jql").await?
                 }
             };
             // Never the same page twice, never more than the cap of pages.
@@ -615,8 +705,10 @@ impl JiraClient {
             let page: Page = self.http.get_json(&path, &query).await?;
             let got = page.issues.len();
             found.extend(page.issues.into_iter().filter_map(issue_from_json));
-            let more = match self.flavour {
-                JiraFlavour::Server => got > 0 && page.total.is_some_and(|total| found.len() < total),
+            let more = match flavour {
+                JiraFlavour::Server | JiraFlavour::Auto => {
+                    got > 0 && page.total.is_some_and(|total| found.len() < total)
+                }
                 JiraFlavour::Cloud => page.next_page_token.is_some(),
             };
             if !more {

@@ -1,6 +1,8 @@
 //! Nova (compute API v2.1) with microversion negotiation: compute services,
 //! servers, migrations, hypervisors, aggregates.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use reqwest::header::HeaderName;
@@ -12,11 +14,18 @@ use url::Url;
 
 use super::http::{Auth, Body, HttpService, Pages, ServiceError};
 use super::openstack::Keystone;
+use crate::config::credentials::ComputeHostNames;
 
 /// The microversion we would like: 2.53+ gives service UUIDs and the
 /// non-legacy enable/disable; 2.88 drops the hypervisor statistics the
 /// capacity check reads, so stay below it.
 pub const WANTED_MICROVERSION: Microversion = Microversion(2, 87);
+
+/// The Nova policies (nova/policies/servers.py, migrations.py) whose absence
+/// changes answers without an error.
+pub const ALL_FILTERS_POLICY: &str = "os_compute_api:servers:allow_all_filters";
+pub const EXTENDED_ATTRIBUTES_POLICY: &str = "os_compute_api:os-extended-server-attributes";
+pub const MIGRATION_HOSTS_POLICY: &str = "os_compute_api:os-migrations:index:host";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Microversion(pub u32, pub u32);
@@ -162,11 +171,26 @@ pub struct ComputeVersion {
     pub used: Microversion,
 }
 
+/// What Nova calls a host of the hypervisors file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComputeHost {
+    /// Its `service.host`: `OS-EXT-SRV-ATTR:host` of its servers, the
+    /// `source_compute` of its migrations, its name in aggregates.
+    pub service_host: String,
+    /// Its `hypervisor_hostname`, when Nova has a hypervisor record of it.
+    pub hypervisor_hostname: Option<String>,
+    /// Which mapping gave the names, for the record.
+    pub mapping: String,
+}
+
 #[derive(Debug)]
 pub struct NovaClient {
     keystone: Arc<Keystone>,
     http: HttpService,
     version: ComputeVersion,
+    host_names: ComputeHostNames,
+    /// Hosts already mapped (only those Nova has a hypervisor record of).
+    mapped: std::sync::Mutex<HashMap<String, ComputeHost>>,
 }
 
 impl NovaClient {
@@ -187,22 +211,97 @@ impl NovaClient {
             None => ComputeVersion { min: Microversion(2, 1), max: Microversion(2, 1), used: Microversion(2, 1) },
         };
         tracing::debug!(service = "nova", min = %version.min, max = %version.max, used = %version.used, "compute API version");
-        Ok(NovaClient { keystone, http, version })
+        Ok(NovaClient { keystone, http, version, host_names: ComputeHostNames::default(), mapped: Default::default() })
+    }
+
+    /// The mapping of the hypervisors file's FQDNs to Nova's names (`openstack.compute_host_names`).
+    pub fn with_host_names(mut self, host_names: ComputeHostNames) -> Self {
+        self.host_names = host_names;
+        self
+    }
+
+    /// Nova's names of `fqdn`, by the configured mapping. Names are matched
+    /// exactly: Nova's hypervisor search is a substring pattern (`hv1` also
+    /// finds `hv10`) and answers 404 when nothing matches.
+    pub async fn compute_host(&self, fqdn: &str) -> Result<ComputeHost, ServiceError> {
+        if let Some(known) = self.mapped.lock().unwrap_or_else(|poison| poison.into_inner()).get(fqdn) {
+            return Ok(known.clone());
+        }
+        let short = fqdn.split('.').next().unwrap_or(fqdn);
+        let candidates = self.hypervisors_like(short).await?;
+        let service_of = |hv: &Hypervisor| hv.service.as_ref().map(|service| service.host.clone());
+        let find = |wanted: &dyn Fn(&Hypervisor) -> bool| candidates.iter().find(|hv| wanted(hv));
+        let (service_host, mapping) = match self.host_names {
+            ComputeHostNames::Fqdn => (fqdn.to_owned(), "fqdn (openstack.compute_host_names)".to_owned()),
+            ComputeHostNames::Short => (short.to_owned(), "short (openstack.compute_host_names)".to_owned()),
+            ComputeHostNames::Auto => {
+                let record = find(&|hv| service_of(hv).as_deref() == Some(fqdn))
+                    .or_else(|| find(&|hv| service_of(hv).as_deref() == Some(short)))
+                    .or_else(|| find(&|hv| hv.hypervisor_hostname == fqdn))
+                    .or_else(|| find(&|hv| hv.hypervisor_hostname == short));
+                match record.and_then(service_of) {
+                    Some(name) if name == fqdn => (name, "auto: Nova's service host is the FQDN".to_owned()),
+                    Some(name) if name == short => (name, "auto: Nova's service host is the short name".to_owned()),
+                    Some(name) => {
+                        let mapping = format!("auto: the hypervisor record names service host {name}");
+                        (name, mapping)
+                    }
+                    None => (fqdn.to_owned(), "auto: Nova has no hypervisor record of it; the FQDN assumed".to_owned()),
+                }
+            }
+        };
+        let record = find(&|hv| service_of(hv).as_deref() == Some(service_host.as_str()))
+            .or_else(|| find(&|hv| hv.hypervisor_hostname == fqdn));
+        let found =
+            ComputeHost { hypervisor_hostname: record.map(|hv| hv.hypervisor_hostname.clone()), service_host, mapping };
+        tracing::info!(service = "nova", host = fqdn, service_host = %found.service_host, hypervisor = ?found.hypervisor_hostname, mapping = %found.mapping, "compute host names");
+        if record.is_some() {
+            self.mapped.lock().unwrap_or_else(|poison| poison.into_inner()).insert(fqdn.to_owned(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The hypervisors whose name contains `pattern` (none when Nova's
+    /// search answers 404); every hypervisor before microversion 2.53.
+    async fn hypervisors_like(&self, pattern: &str) -> Result<Vec<Hypervisor>, ServiceError> {
+        if self.version.used < Microversion(2, 53) {
+            return self.hypervisors().await;
+        }
+        match self.list("os-hypervisors/detail", &[("hypervisor_hostname_pattern", pattern)], "hypervisors").await {
+            Err(err) if err.status() == Some(404) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     pub fn version(&self) -> ComputeVersion {
         self.version
     }
 
-    /// The HTTP client with a current token.
-    async fn http(&self) -> Result<HttpService, ServiceError> {
+    /// Runs `call` with a current token. A 401 means the token was revoked
+    /// before its expiry (keystonemiddleware refused the request before Nova
+    /// did anything, so even a write is safe to repeat): the token is renewed
+    /// once and `call` runs again.
+    async fn authed<T, F, Fut>(&self, call: F) -> Result<T, ServiceError>
+    where
+        F: Fn(HttpService) -> Fut,
+        Fut: Future<Output = Result<T, ServiceError>>,
+    {
+        let token = self.keystone.token(false).await?;
         let mut http = self.http.clone();
-        http.set_auth(token_auth(&self.keystone.token(false).await?.value));
-        Ok(http)
+        http.set_auth(token_auth(&token.value));
+        match call(http).await {
+            Err(err) if err.status() == Some(401) => {
+                let renewed = self.keystone.renew_rejected(&token.value).await?;
+                let mut http = self.http.clone();
+                http.set_auth(token_auth(&renewed.value));
+                call(http).await
+            }
+            other => other,
+        }
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ServiceError> {
-        self.http().await?.get_json(path, query).await
+        self.authed(|http| async move { http.get_json(path, query).await }).await
     }
 
     /// Every item of a paginated collection, following `<collection>_links`.
@@ -212,36 +311,17 @@ impl NovaClient {
         query: &[(&str, &str)],
         collection: &str,
     ) -> Result<Vec<T>, ServiceError> {
-        let http = self.http().await?;
-        let mut url = http.url(path, query)?;
-        let mut pages = Pages::default();
-        let mut found = Vec::new();
-        loop {
-            pages.visit(&http, path, &url)?;
-            let reply = http.get_url(url.clone()).await?;
-            let mut page: Value = http.decode(&Method::GET, path, &reply)?;
-            let items: Vec<T> = serde_json::from_value(page[collection].take())
-                .map_err(|err| http.unusable(&Method::GET, path, format!("unexpected {collection}: {err}")))?;
-            let got = items.len();
-            found.extend(items);
-            let next = page[format!("{collection}_links")]
-                .as_array()
-                .and_then(|links| links.iter().find(|link| link["rel"] == "next"))
-                .and_then(|link| link["href"].as_str());
-            match next {
-                // The token goes with the next request: only to our own Nova.
-                Some(next) if got > 0 => url = http.follow_link(path, next)?,
-                _ => return Ok(found),
-            }
-        }
+        self.authed(|http| async move { list_pages(&http, path, query, collection).await }).await
     }
 
-    /// The `nova-compute` service of `host`, if Nova knows it.
-    pub async fn compute_service(&self, host: &str) -> Result<Option<ComputeService>, ServiceError> {
+    /// The `nova-compute` service of `fqdn` (a host of the hypervisors file), if Nova knows it.
+    pub async fn compute_service(&self, fqdn: &str) -> Result<Option<ComputeService>, ServiceError> {
         #[derive(Deserialize)]
         struct Services {
             services: Vec<ComputeService>,
         }
+        let name = self.compute_host(fqdn).await?.service_host;
+        let host = name.as_str();
         let found: Services = self.get_json("os-services", &[("host", host), ("binary", "nova-compute")]).await?;
         Ok(found.services.into_iter().find(|service| service.host == host && service.binary == "nova-compute"))
     }
@@ -280,8 +360,13 @@ impl NovaClient {
         struct Reply {
             service: Value,
         }
-        let http = self.http().await?;
-        let reply = http.idempotent(Method::PUT, path, Body::Json(body)).await?;
+        let reply = self
+            .authed(|http| {
+                let body = body.clone();
+                async move { http.idempotent(Method::PUT, path, Body::Json(body)).await }
+            })
+            .await?;
+        let http = &self.http;
         let reply: Reply = http.decode(&Method::PUT, path, &reply)?;
         // The legacy answer is partial: fill in from what we had.
         let mut service = serde_json::to_value(ServiceJson::from(before)).expect("serializes");
@@ -291,9 +376,64 @@ impl NovaClient {
         serde_json::from_value(service).map_err(|err| http.unusable(&Method::PUT, path, err.to_string()))
     }
 
-    /// Every server on `host`, in all projects.
-    pub async fn servers_on_host(&self, host: &str) -> Result<Vec<Server>, ServiceError> {
-        self.list("servers/detail", &[("all_tenants", "1"), ("host", host), ("limit", "1000")], "servers").await
+    /// Every server on `fqdn` (a host of the hypervisors file), in all projects.
+    ///
+    /// What Nova answers depends on the token's policy: without
+    /// `os_compute_api:servers:allow_all_filters` it drops the `host` filter
+    /// silently and lists every server the token sees; without
+    /// `os_compute_api:os-extended-server-attributes` it leaves out
+    /// `OS-EXT-SRV-ATTR:host`. Each server's host is checked, so a census
+    /// never plans moves for servers of other hosts.
+    pub async fn servers_on_host(&self, fqdn: &str) -> Result<Vec<Server>, ServiceError> {
+        let name = self.compute_host(fqdn).await?.service_host;
+        let host = name.as_str();
+        let path = "servers/detail";
+        let servers: Vec<Server> =
+            self.list(path, &[("all_tenants", "1"), ("host", host), ("limit", "1000")], "servers").await?;
+        for server in &servers {
+            match server.host.as_deref() {
+                None => {
+                    return Err(self.policy_refusal(
+                        path,
+                        EXTENDED_ATTRIBUTES_POLICY,
+                        format!("server {} came without OS-EXT-SRV-ATTR:host, so its host is unknown", server.id),
+                    ))
+                }
+                Some(found) if found != host => {
+                    return Err(self.policy_refusal(
+                        path,
+                        ALL_FILTERS_POLICY,
+                        format!("the host filter was ignored: server {} is on {found}, not {host}", server.id),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(servers)
+    }
+
+    /// A refusal that names the Nova policy the token lacks.
+    fn policy_refusal(&self, path: &str, policy: &str, what: String) -> ServiceError {
+        self.http.unusable(
+            &Method::GET,
+            path,
+            format!(
+                "{what}; the token lacks the Nova policy {policy} (use an admin token, or grant the rule to this user's role in Nova's policy.yaml)"
+            ),
+        )
+    }
+
+    /// Checks that Nova showed the hosts of migrations (policy `…:index:host`).
+    fn migrations_with_hosts(&self, path: &str, migrations: Vec<Migration>) -> Result<Vec<Migration>, ServiceError> {
+        // Nova always knows a migration's source; only the policy blanks it.
+        match migrations.iter().find(|m| m.source_compute.is_none()) {
+            Some(blank) => Err(self.policy_refusal(
+                path,
+                MIGRATION_HOSTS_POLICY,
+                format!("migration {} came with a null source_compute", blank.id),
+            )),
+            None => Ok(migrations),
+        }
     }
 
     pub async fn server(&self, id: &str) -> Result<Server, ServiceError> {
@@ -326,26 +466,33 @@ impl NovaClient {
 
     async fn action(&self, server_id: &str, body: Value) -> Result<(), ServiceError> {
         let path = format!("servers/{server_id}/action");
-        self.http().await?.write_once(Method::POST, &path, Body::Json(body)).await?;
+        let path = path.as_str();
+        self.authed(|http| {
+            let body = body.clone();
+            async move { http.write_once(Method::POST, path, Body::Json(body)).await }
+        })
+        .await?;
         Ok(())
     }
 
-    /// Migrations from or to `host`, optionally of one status.
-    pub async fn migrations(&self, host: &str, status: Option<&str>) -> Result<Vec<Migration>, ServiceError> {
-        let mut query = vec![("host", host)];
+    /// Migrations from or to `fqdn` (a host of the hypervisors file), optionally of one status.
+    pub async fn migrations(&self, fqdn: &str, status: Option<&str>) -> Result<Vec<Migration>, ServiceError> {
+        let name = self.compute_host(fqdn).await?.service_host;
+        let mut query = vec![("host", name.as_str())];
         if let Some(status) = status {
             query.push(("status", status));
         }
-        if self.version.used >= Microversion(2, 59) {
+        let migrations = if self.version.used >= Microversion(2, 59) {
             query.push(("limit", "1000"));
-            self.list("os-migrations", &query, "migrations").await
+            self.list("os-migrations", &query, "migrations").await?
         } else {
             #[derive(Deserialize)]
             struct Reply {
                 migrations: Vec<Migration>,
             }
-            Ok(self.get_json::<Reply>("os-migrations", &query).await?.migrations)
-        }
+            self.get_json::<Reply>("os-migrations", &query).await?.migrations
+        };
+        self.migrations_with_hosts("os-migrations", migrations)
     }
 
     /// The migrations of one server, newest first.
@@ -354,29 +501,30 @@ impl NovaClient {
         struct Reply {
             migrations: Vec<Migration>,
         }
-        Ok(self.get_json::<Reply>("os-migrations", &[("instance_uuid", server_id)]).await?.migrations)
+        let migrations = self.get_json::<Reply>("os-migrations", &[("instance_uuid", server_id)]).await?.migrations;
+        self.migrations_with_hosts("os-migrations", migrations)
     }
 
     /// Aborts a live migration in progress (2.24+). Not retried: the caller
     /// reads the migration again to see how it ended.
     pub async fn abort_live_migration(&self, server_id: &str, migration_id: &str) -> Result<(), ServiceError> {
         let path = format!("servers/{server_id}/migrations/{migration_id}");
-        self.http().await?.write_once(Method::DELETE, &path, Body::Empty).await?;
+        let path = path.as_str();
+        self.authed(|http| async move { http.write_once(Method::DELETE, path, Body::Empty).await }).await?;
         Ok(())
     }
 
-    /// Hypervisors whose name contains `pattern`, or all of them.
-    pub async fn hypervisors(&self, pattern: Option<&str>) -> Result<Vec<Hypervisor>, ServiceError> {
-        let all: Vec<Hypervisor> = match pattern {
-            Some(pattern) if self.version.used >= Microversion(2, 53) => {
-                self.list("os-hypervisors/detail", &[("hypervisor_hostname_pattern", pattern)], "hypervisors").await?
-            }
-            _ => self.list("os-hypervisors/detail", &[], "hypervisors").await?,
-        };
-        Ok(match pattern {
-            Some(pattern) => all.into_iter().filter(|h| h.hypervisor_hostname.contains(pattern)).collect(),
-            None => all,
-        })
+    /// Every hypervisor.
+    pub async fn hypervisors(&self) -> Result<Vec<Hypervisor>, ServiceError> {
+        self.list("os-hypervisors/detail", &[], "hypervisors").await
+    }
+
+    /// The hypervisor record of `fqdn` (a host of the hypervisors file), matched exactly.
+    pub async fn hypervisor_of(&self, fqdn: &str) -> Result<Option<Hypervisor>, ServiceError> {
+        let names = self.compute_host(fqdn).await?;
+        let Some(wanted) = names.hypervisor_hostname else { return Ok(None) };
+        let short = fqdn.split('.').next().unwrap_or(fqdn);
+        Ok(self.hypervisors_like(short).await?.into_iter().find(|hv| hv.hypervisor_hostname == wanted))
     }
 
     pub async fn aggregates(&self) -> Result<Vec<Aggregate>, ServiceError> {
@@ -410,6 +558,36 @@ impl<'a> From<&'a ComputeService> for ServiceJson<'a> {
             status: &service.status,
             state: &service.state,
             disabled_reason: &service.disabled_reason,
+        }
+    }
+}
+
+/// Every item of a paginated collection, following `<collection>_links`.
+async fn list_pages<T: DeserializeOwned>(
+    http: &HttpService,
+    path: &str,
+    query: &[(&str, &str)],
+    collection: &str,
+) -> Result<Vec<T>, ServiceError> {
+    let mut url = http.url(path, query)?;
+    let mut pages = Pages::default();
+    let mut found = Vec::new();
+    loop {
+        pages.visit(http, path, &url)?;
+        let reply = http.get_url(url.clone()).await?;
+        let mut page: Value = http.decode(&Method::GET, path, &reply)?;
+        let items: Vec<T> = serde_json::from_value(page[collection].take())
+            .map_err(|err| http.unusable(&Method::GET, path, format!("unexpected {collection}: {err}")))?;
+        let got = items.len();
+        found.extend(items);
+        let next = page[format!("{collection}_links")]
+            .as_array()
+            .and_then(|links| links.iter().find(|link| link["rel"] == "next"))
+            .and_then(|link| link["href"].as_str());
+        match next {
+            // The token goes with the next request: only to our own Nova.
+            Some(next) if got > 0 => url = http.follow_link(path, next)?,
+            _ => return Ok(found),
         }
     }
 }

@@ -278,6 +278,22 @@ impl Keystone {
         Ok(token)
     }
 
+    /// A new token after a service refused `rejected` with 401 (revoked,
+    /// or Keystone's keys rotated): issued once however many requests saw
+    /// the refusal at the same time.
+    pub async fn renew_rejected(&self, rejected: &Secret) -> Result<Token, ServiceError> {
+        let mut current = self.token.lock().await;
+        if let Some(token) = current.as_ref() {
+            if token.value.expose() != rejected.expose() {
+                return Ok(token.clone());
+            }
+        }
+        tracing::info!(service = "keystone", "the token was refused (401): getting a new one");
+        let token = self.issue_token().await?;
+        *current = Some(token.clone());
+        Ok(token)
+    }
+
     /// The URL of a service from the catalog, for the configured interface and region.
     pub async fn endpoint(&self, service_type: &str) -> Result<Url, ServiceError> {
         let token = self.token(false).await?;

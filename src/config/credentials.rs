@@ -57,10 +57,12 @@ impl Transport {
 #[serde(rename_all = "lowercase")]
 pub enum JiraFlavour {
     /// Jira Server / Data Center: REST v2, wiki-markup text.
-    #[default]
     Server,
     /// Jira Cloud: REST v3, Atlassian Document Format.
     Cloud,
+    /// Whichever the site's `serverInfo.deploymentType` says.
+    #[default]
+    Auto,
 }
 
 impl JiraFlavour {
@@ -68,6 +70,7 @@ impl JiraFlavour {
         match self {
             JiraFlavour::Server => "server",
             JiraFlavour::Cloud => "cloud",
+            JiraFlavour::Auto => "auto",
         }
     }
 }
@@ -90,6 +93,10 @@ pub struct Jira {
     pub project: String,
     #[serde(default = "default_issue_type")]
     pub issue_type: String,
+    /// Fields the site's transition screens require, by target status (or
+    /// transition name), sent with the transition: `Done: {resolution: {name: Done}}`.
+    #[serde(default)]
+    pub transition_fields: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// How to authenticate to Jira, decided once from the file.
@@ -150,6 +157,25 @@ pub struct OpenStack {
     pub region_name: Option<String>,
     #[serde(default = "default_interface")]
     pub interface: String,
+    /// How a host of the hypervisors file is named in Nova.
+    #[serde(default)]
+    pub compute_host_names: ComputeHostNames,
+}
+
+/// How the hypervisors file's FQDNs map to Nova's compute host names
+/// (`service.host`, `OS-EXT-SRV-ATTR:host`, migrations, aggregates). Kolla
+/// registers nova-compute under the short name by default, while libvirt's
+/// `hypervisor_hostname` is the FQDN.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeHostNames {
+    /// Nova's service host is the FQDN.
+    Fqdn,
+    /// Nova's service host is the first label of the FQDN.
+    Short,
+    /// Whichever Nova's hypervisor record of the host says.
+    #[default]
+    Auto,
 }
 
 /// The one way of authenticating to Keystone that the section describes.

@@ -188,8 +188,10 @@ pub struct SilenceSettings {
     /// Comment on each silence; `{start}` and `{initials}` are filled in.
     pub comment: String,
     pub created_by: String,
-    /// Label names silenced, each matched to the host's fqdn.
-    pub matchers: Vec<String>,
+    /// One silence per matcher. The Prometheus `instance` label is usually
+    /// `host:port` (`hv01.example.org:9100`), so the default matches it by
+    /// regex; a plain label name matches that label equal to the FQDN.
+    pub matchers: Vec<SilenceMatcherSetting>,
 }
 
 impl Default for SilenceSettings {
@@ -198,9 +200,68 @@ impl Default for SilenceSettings {
             window_days: 28,
             comment: "RL9 Reinstall {start} - {initials}".into(),
             created_by: "hvmigrate".into(),
-            matchers: vec!["hostname".into(), "instance".into()],
+            matchers: vec![
+                SilenceMatcherSetting::Template(MatcherTemplate {
+                    name: "hostname".into(),
+                    regex: false,
+                    value: "{fqdn}".into(),
+                }),
+                SilenceMatcherSetting::Template(MatcherTemplate {
+                    name: "instance".into(),
+                    regex: true,
+                    value: "{fqdn}(:[0-9]+)?".into(),
+                }),
+            ],
         }
     }
+}
+
+/// One silence matcher: a label name (equal to the FQDN), or a name, an
+/// operator and a value template.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum SilenceMatcherSetting {
+    Label(String),
+    Template(MatcherTemplate),
+}
+
+/// `{fqdn}` and `{short}` in `value` are the host's names; in a regex they
+/// are escaped (the dots match dots only).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MatcherTemplate {
+    pub name: String,
+    /// `=~` (an RE2 regex, anchored by Alertmanager) instead of `=`.
+    #[serde(default)]
+    pub regex: bool,
+    pub value: String,
+}
+
+impl SilenceMatcherSetting {
+    /// The label name, whether a regex, and the value for the host `fqdn`.
+    pub fn for_host(&self, fqdn: &str) -> (String, bool, String) {
+        let short = fqdn.split('.').next().unwrap_or(fqdn);
+        match self {
+            SilenceMatcherSetting::Label(name) => (name.clone(), false, fqdn.to_owned()),
+            SilenceMatcherSetting::Template(template) => {
+                let fill = |name: &str| if template.regex { regex_escape(name) } else { name.to_owned() };
+                let value = template.value.replace("{fqdn}", &fill(fqdn)).replace("{short}", &fill(short));
+                (template.name.clone(), template.regex, value)
+            }
+        }
+    }
+}
+
+/// Escapes RE2's special characters.
+fn regex_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 4);
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,7 +48,8 @@ impl Services {
         }
         if let Some(openstack) = &credentials.openstack {
             let keystone = Keystone::new(KeystoneSettings::from_config(openstack)?, policy).map_err(unreachable)?;
-            services.nova = Some(NovaClient::connect(Arc::new(keystone)).await.map_err(unreachable)?);
+            let nova = NovaClient::connect(Arc::new(keystone)).await.map_err(unreachable)?;
+            services.nova = Some(nova.with_host_names(openstack.compute_host_names));
         }
         if let Some(alertmanager) = &credentials.alertmanager {
             services.alertmanager = Some(AlertmanagerClient::with_policy(alertmanager, policy).map_err(unreachable)?);

@@ -128,7 +128,7 @@ pub async fn comment_with_attachments(
         output.text = quote_end(&output.text, &name);
     }
     let doc = report.jira_comment(run_id, initials);
-    if rendered_len(jira, &doc) + MARKER_ROOM <= COMMENT_LIMIT {
+    if rendered_len(jira, &doc).await? + MARKER_ROOM <= COMMENT_LIMIT {
         return Ok(doc);
     }
     let whole = doc.to_wiki();
@@ -142,11 +142,11 @@ pub async fn comment_with_attachments(
 }
 
 /// The length Jira counts: the wiki text, or the ADF document's JSON.
-fn rendered_len(jira: &JiraClient, doc: &Doc) -> usize {
-    match jira.render(doc) {
+async fn rendered_len(jira: &JiraClient, doc: &Doc) -> Result<usize, ServiceError> {
+    Ok(match jira.render(doc).await? {
         serde_json::Value::String(text) => text.chars().count(),
         other => other.to_string().chars().count(),
-    }
+    })
 }
 
 /// `adoption-hv01.example.org-kayobe-fatal-1-1a2b3c4d.txt`: the same output

@@ -180,7 +180,7 @@ async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove, progress:
     match ended {
         Attempt::Moved { to } => {
             // The scheduler only avoids disabled hosts: say so when it chose one this campaign will drain.
-            if run.run_hosts.iter().any(|other| other.as_str() == to) {
+            if run.run_hosts.iter().any(|other| super::is_named(other.as_str(), &to)) {
                 let note = format!("landed on {to}, a host of this run whose nova-compute is still enabled");
                 row.reason = Some(match row.reason.take() {
                     Some(earlier) => format!("{earlier}; {note}"),
@@ -249,7 +249,7 @@ async fn attempt(
             (Ok(now), Ok(records)) => {
                 let record = records.into_iter().find(|m| match &wanted_id {
                     Some(id) => m.id == *id,
-                    None => !known.contains(&m.id) && m.source_compute.as_deref() == Some(host),
+                    None => !known.contains(&m.id) && m.source_compute.as_deref() == Some(&planned.nova_host),
                 });
                 record.map(|record| (record, now))
             }
@@ -267,7 +267,7 @@ async fn attempt(
             if FAILED.contains(&record.status.as_str()) {
                 return Attempt::Failed { reason: describe(&record, &now, "ended in") };
             }
-            let moved = now.host.as_deref().is_some_and(|now_host| now_host != host);
+            let moved = now.host.as_deref().is_some_and(|now_host| now_host != planned.nova_host);
             let settled = match planned.kind {
                 // A live migration keeps the server's state: running, or paused.
                 MoveKind::Live => match planned.server.status.as_str() {

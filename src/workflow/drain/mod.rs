@@ -50,6 +50,8 @@ pub struct PlannedMove {
     /// The server's migration records at the census: the one a new migration
     /// creates is the one not among them.
     pub known_migrations: HashSet<String>,
+    /// The host as Nova names it (`source_compute`, `OS-EXT-SRV-ATTR:host`).
+    pub nova_host: String,
 }
 
 /// A VM that stays: not movable as it is, or skipped by the settings.
@@ -81,10 +83,12 @@ impl Census {
     pub async fn take(nova: &NovaClient, host: &str, settings: &DrainSettings) -> Result<Census, ActionError> {
         let servers = nova.servers_on_host(host).await?;
         let migrations = nova.migrations(host, None).await?;
+        let nova_host = nova.compute_host(host).await?.service_host;
         let mut census = Census::default();
         let mut resumed = HashSet::new();
         // Newest first: the first record of a server is its latest migration.
-        for migration in migrations.iter().filter(|m| m.source_compute.as_deref() == Some(host) && in_progress(m)) {
+        for migration in migrations.iter().filter(|m| m.source_compute.as_deref() == Some(&nova_host) && in_progress(m))
+        {
             if !resumed.insert(migration.instance_uuid.clone()) {
                 continue;
             }
@@ -103,6 +107,7 @@ impl Census {
                 kind,
                 resume: Some(migration.clone()),
                 known_migrations: HashSet::new(),
+                nova_host: nova_host.clone(),
             });
         }
         for server in servers.into_iter().filter(|server| !resumed.contains(&server.id)) {
@@ -125,7 +130,8 @@ impl Census {
                 Ok(kind) => {
                     let known_migrations =
                         migrations.iter().filter(|m| m.instance_uuid == server.id).map(|m| m.id.clone()).collect();
-                    census.moves.push(PlannedMove { server, kind, resume: None, known_migrations })
+                    let nova_host = nova_host.clone();
+                    census.moves.push(PlannedMove { server, kind, resume: None, known_migrations, nova_host })
                 }
                 Err(reason) => census.left.push(LeftBehind { server, reason }),
             }
@@ -252,7 +258,7 @@ pub fn destinations(
         .filter(|hv| hv.status.as_deref() == Some("enabled") && hv.state.as_deref() == Some("up"))
         .filter(|hv| {
             let name = service_host(hv);
-            name != host && !run_hosts.contains(name) && in_scope.as_ref().is_none_or(|scope| scope.contains(name))
+            name != host && !is_run_host(run_hosts, hv) && in_scope.as_ref().is_none_or(|scope| scope.contains(name))
         })
         .map(|hv| Room {
             host: service_host(hv).to_owned(),
@@ -261,6 +267,18 @@ pub fn destinations(
                 - hv.memory_mb_used.unwrap_or(0) as f64,
         })
         .collect()
+}
+
+/// Whether a hypervisor is one of this run's hosts (FQDNs), whether Nova
+/// names its service by the FQDN or the short name.
+fn is_run_host(run_hosts: &BTreeSet<String>, hv: &Hypervisor) -> bool {
+    let name = service_host(hv);
+    run_hosts.contains(&hv.hypervisor_hostname) || run_hosts.iter().any(|fqdn| is_named(fqdn, name))
+}
+
+/// Whether Nova's compute host name `name` names the host `fqdn` (itself or its short name).
+pub fn is_named(fqdn: &str, name: &str) -> bool {
+    fqdn == name || fqdn.split('.').next() == Some(name)
 }
 
 /// The compute host name of a hypervisor (what servers and services call it).

@@ -10,7 +10,7 @@ use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::{HostContext, RecordedOutput};
 use crate::workflow::Step;
 
-use super::common::{no_compute_service, JiraStatus};
+use super::common::{no_compute_service, silence_matchers, JiraStatus};
 use super::{JiraStatuses, StepPlan};
 
 pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
@@ -304,10 +304,17 @@ impl ExpireSilences {
     /// Active silences on this host's labels (one label each, as pre-reinstall
     /// makes them, or all labels together), split into ours and others'.
     async fn active(host: &HostContext) -> Result<(Vec<Silence>, Vec<Silence>), ActionError> {
-        let labels = &host.run.credentials.workflow.silence.matchers;
+        let mut shapes = silence_matchers(host);
+        shapes.push(shapes.iter().flatten().cloned().collect());
+        // Silences an earlier version made: each label equal to the FQDN.
         let fqdn = host.host.as_str();
-        let mut shapes: Vec<Vec<Matcher>> = labels.iter().map(|label| vec![Matcher::equal(label, fqdn)]).collect();
-        shapes.push(labels.iter().map(|label| Matcher::equal(label, fqdn)).collect());
+        let names: Vec<String> = shapes.iter().flatten().map(|m| m.name.clone()).collect();
+        for name in names {
+            let legacy = vec![Matcher::equal(&name, fqdn)];
+            if !shapes.contains(&legacy) {
+                shapes.push(legacy);
+            }
+        }
         let alertmanager = host.run.alertmanager()?;
         let mut found: Vec<Silence> = Vec::new();
         for matchers in shapes {

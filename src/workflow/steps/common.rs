@@ -1,5 +1,6 @@
 //! Actions several steps share.
 
+use crate::clients::alertmanager::Matcher;
 use crate::config::workflow::Transitions;
 use crate::hosts::hypervisor::{Hypervisor, PciDevices};
 use crate::ssh::{RemoteCommand, SshError, Target};
@@ -20,6 +21,19 @@ pub async fn root_login_works(host: &HostContext) -> Result<bool, ActionError> {
         Err(SshError::AuthenticationRefused { .. }) => Ok(false),
         Err(err) => Err(err.into()),
     }
+}
+
+/// One matcher set per entry of `workflow.silence.matchers`, filled in for
+/// this host (`hostname="<fqdn>"`, `instance=~"<fqdn>(:[0-9]+)?"` by default).
+pub fn silence_matchers(host: &HostContext) -> Vec<Vec<Matcher>> {
+    let settings = &host.run.credentials.workflow.silence.matchers;
+    settings
+        .iter()
+        .map(|setting| {
+            let (name, regex, value) = setting.for_host(host.host.as_str());
+            vec![if regex { Matcher::regex(&name, &value) } else { Matcher::equal(&name, &value) }]
+        })
+        .collect()
 }
 
 /// What an action decides when Nova knows no nova-compute service on the host.

@@ -111,12 +111,13 @@ impl Action for Capacity {
             }
             let nova = host.run.nova()?;
             let settings = &host.run.credentials.workflow.drain;
-            let hypervisors = nova.hypervisors(None).await?;
+            let hypervisors = nova.hypervisors().await?;
+            let nova_host = nova.compute_host(host.host.as_str()).await?.service_host;
             let aggregates = nova.aggregates().await?;
             let zone = host.facts.compute_service.as_ref().and_then(|service| service.zone.clone());
             let run_hosts: BTreeSet<String> = host.run.run_hosts.iter().map(ToString::to_string).collect();
             let rooms = drain::destinations(
-                host.host.as_str(),
+                &nova_host,
                 zone.as_deref(),
                 settings.capacity_scope,
                 &hypervisors,

@@ -161,11 +161,14 @@ impl Action for RecordState {
 
     fn observe<'a>(&'a self, host: &'a mut HostContext) -> BoxFuture<'a, Result<Decision, ActionError>> {
         Box::pin(async move {
-            let hypervisors = host.run.nova()?.hypervisors(Some(host.host.as_str())).await?;
-            let details = hypervisors.iter().find(|hv| hv.hypervisor_hostname == host.host.as_str());
-            let nova = match details {
+            let nova = host.run.nova()?;
+            let names = nova.compute_host(host.host.as_str()).await?;
+            let details = nova.hypervisor_of(host.host.as_str()).await?;
+            let nova = match &details {
                 Some(hv) => format!(
-                    "Nova: {} / {}, {} VMs, {} of {} vCPUs and {} of {} MB used",
+                    "Nova: compute host {} (names: {}), {} / {}, {} VMs, {} of {} vCPUs and {} of {} MB used",
+                    names.service_host,
+                    names.mapping,
                     hv.status.as_deref().unwrap_or("?"),
                     hv.state.as_deref().unwrap_or("?"),
                     hv.running_vms.unwrap_or(0),

@@ -18,7 +18,7 @@ use crate::workflow::context::{HostContext, RecordedOutput, RunContext};
 use crate::workflow::drain::in_progress;
 use crate::workflow::Step;
 
-use super::common::{hypervisor, pci_devices, GpuCheck, JiraStatus, NetBoxDevice};
+use super::common::{hypervisor, pci_devices, silence_matchers, GpuCheck, JiraStatus, NetBoxDevice};
 use super::{JiraStatuses, StepPlan};
 
 const STEP: &str = "pre-reinstall";
@@ -150,14 +150,8 @@ impl Action for BlockDevices {
     }
 }
 
-/// One matcher set per label of `workflow.silence.matchers`, each `label=<fqdn>`.
-fn silence_matchers(host: &HostContext) -> Vec<Vec<Matcher>> {
-    let labels = &host.run.credentials.workflow.silence.matchers;
-    labels.iter().map(|label| vec![Matcher::equal(label, host.host.as_str())]).collect()
-}
-
 fn describe(matchers: &[Matcher]) -> String {
-    matchers.iter().map(|m| format!("{}={}", m.name, m.value)).collect::<Vec<_>>().join(",")
+    matchers.iter().map(Matcher::describe).collect::<Vec<_>>().join(",")
 }
 
 /// Alerts of the host are silenced until the end of the maintenance window;
@@ -236,7 +230,13 @@ impl Action for Silences {
                 };
                 let (id, _) = alertmanager.ensure_silence(&silence).await?;
                 let link = base.as_deref().map(|base| format!(" ({base}/#/silences/{id})")).unwrap_or_default();
-                made.push(format!("{}: {id}{link}", describe(&matchers)));
+                // Checked against the alerts the matchers select: a matcher
+                // that mutes nothing is worth knowing before the reinstall.
+                let (selected, muted) = alertmanager.muted_by(&id, &matchers).await?;
+                made.push(format!(
+                    "{}: {id}{link}, mutes {muted} of the {selected} alerts it selects now",
+                    describe(&matchers)
+                ));
             }
             Ok(Change(format!("silenced until {}: {}", run.window.end_text(), made.join("; "))))
         })
