@@ -244,6 +244,9 @@ fn ticket_jira(runtime: &tokio::runtime::Runtime, during_create: impl Fn() + Sen
                 let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
                 match (method.as_str(), path.as_str()) {
                     ("GET", "/rest/api/2/myself") => Json(json!({"name": "ops"})).into_response(),
+                    ("GET", "/rest/api/2/serverInfo") => {
+                        Json(json!({"deploymentType": "Server", "version": "9.12.0"})).into_response()
+                    }
                     ("GET", "/rest/api/2/search") => {
                         Json(json!({"startAt": 0, "total": 0, "issues": []})).into_response()
                     }

@@ -146,10 +146,11 @@ async fn a_nova_link_to_another_host_gets_no_token() {
                             .into_response()
                     }
                     ("GET", "/v2.1/servers/detail") if query.contains("marker=a") => {
-                        Json(json!({"servers": [{"id": "b", "status": "ACTIVE"}]})).into_response()
+                        Json(json!({"servers": [{"id": "b", "status": "ACTIVE", "OS-EXT-SRV-ATTR:host": "hv01"}]}))
+                            .into_response()
                     }
                     ("GET", "/v2.1/servers/detail") => Json(json!({
-                        "servers": [{"id": "a", "status": "ACTIVE"}],
+                        "servers": [{"id": "a", "status": "ACTIVE", "OS-EXT-SRV-ATTR:host": "hv01"}],
                         "servers_links": [{"rel": "next", "href": format!("{foreign}/v2.1/servers/detail?marker=a")}]}))
                     .into_response(),
                     _ => (axum::http::StatusCode::NOT_FOUND, Json(json!({}))).into_response(),
@@ -364,8 +365,15 @@ async fn a_repeating_jira_page_token_ends_with_an_error() {
     let url = serve({
         let seen = seen.clone();
         move |request: Request| {
-            seen.record(&request);
-            async {
+            // The client first asks which Jira this is: a Cloud one, as configured.
+            let server_info = request.uri().path().ends_with("/serverInfo");
+            if !server_info {
+                seen.record(&request);
+            }
+            async move {
+                if server_info {
+                    return Json(json!({"deploymentType": "Cloud", "version": "1001.0.0"})).into_response();
+                }
                 Json(json!({"issues": [{"key": "MH-1", "fields": {"summary": "hv01"}}], "nextPageToken": "again"}))
                     .into_response()
             }

@@ -206,7 +206,8 @@ fn killed_at_any_point_a_rerun_ends_as_an_uninterrupted_run() {
         site.lab.faults().set(service, FaultConfig { latency_ms: Some((2, 10)), ..Default::default() });
     }
     let mut cut_mid_step = 0;
-    for delay_ms in [150, 300, 450, 600, 800, 1000, 1300] {
+    // The run first checks every service's credentials, then starts hosts: kills spread well past that.
+    for delay_ms in [150, 400, 700, 1000, 1400, 1900, 2500, 3200] {
         let mut child = site.hvmigrate(&["run", "--step", "pre-drain", "--parallel", "-q"]).command.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill();

@@ -742,7 +742,7 @@ mod tests {
             ),
             (
                 "jira:\n  url: https://j\n  flavour: SECRET5\n",
-                "c.yaml:3:12: jira.flavour: unknown variant value, expected `server` or `cloud`",
+                "c.yaml:3:12: jira.flavour: unknown variant value, expected one of `server`, `cloud`, `auto`",
             ),
             (
                 "ssh:\n  username: ops\n  key_path: k\n  known_hosts: kh\n  connect_timeout_secs: SECRET6\n",
