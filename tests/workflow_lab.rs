@@ -234,7 +234,6 @@ fn snapshot_filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r"\d{8}T\d{6}Z-[0-9a-f]{4}", "[RUN]"),
         (r"\d+ ms\b", "[N] ms"),
-        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
         (r"\d+\.\d s\b", "[T] s"),
         (r"\d+\.\ds\b", "[T]s"),
         (r"/[^\s]*/(state|logs)/", "[DIR]/$1/"),

@@ -295,7 +295,7 @@ pub struct Transition {
     pub to: Status,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct ServerInfo {
     #[serde(default)]
     pub version: String,
@@ -358,24 +358,23 @@ impl JiraClient {
         let path = "rest/api/2/serverInfo";
         let info: ServerInfo = match self.http.get_json(path, &[]).await {
             Ok(info) => info,
-            // A site (or proxy) without serverInfo: an explicit flavour is trusted.
-            Err(err) if err.status() == Some(404) && self.configured != JiraFlavour::Auto => {
-                tracing::warn!(
-                    service = "jira",
-                    flavour = self.configured.as_str(),
-                    "no serverInfo; the configured flavour is used"
-                );
-                return Ok(self.configured);
-            }
+            // A site (or proxy) without serverInfo: nothing to compare with.
+            Err(err) if err.status() == Some(404) => ServerInfo::default(),
             Err(err) => return Err(err),
         };
-        let site = if info.deployment_type.eq_ignore_ascii_case("cloud") {
-            JiraFlavour::Cloud
-        } else {
-            // `Server` or `DataCenter` (absent before Jira 7: a server).
-            JiraFlavour::Server
-        };
-        let deployment = if info.deployment_type.is_empty() { "Server" } else { info.deployment_type.as_str() };
+        // Cloud always says so; Server and Data Center say `Server` or
+        // `DataCenter`, and said nothing before Jira 7.
+        if info.deployment_type.is_empty() {
+            let flavour = match self.configured {
+                JiraFlavour::Auto => JiraFlavour::Server,
+                configured => configured,
+            };
+            tracing::warn!(service = "jira", flavour = flavour.as_str(), "serverInfo names no deploymentType");
+            return Ok(flavour);
+        }
+        let site =
+            if info.deployment_type.eq_ignore_ascii_case("cloud") { JiraFlavour::Cloud } else { JiraFlavour::Server };
+        let deployment = info.deployment_type.as_str();
         match self.configured {
             JiraFlavour::Auto => {
                 tracing::info!(service = "jira", deployment, flavour = site.as_str(), "Jira flavour chosen from serverInfo");
