@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use hvmigrate_lab::world::KayobeRuns;
 use post_reinstall_common::*;
+use support::lab_site::kill_when;
 
 /// Looks at running jobs often: the lab's Kayobe minutes are short.
 const QUICK_POLLS: &str = "workflow:\n  remote_jobs:\n    poll_interval_ms: 100\n";
@@ -37,16 +38,7 @@ fn a_kayobe_run_outlasting_the_ssh_timeout_survives_a_kill_and_is_awaited_by_the
     ssh_command_timeout(&site, 1);
 
     let mut child = site.spawn(&["-q", "run", "--step", "adoption", "--yes", "--parallel"]);
-    let started = Instant::now();
-    while kayobe_runs(&site).host_configure == before.host_configure {
-        assert!(started.elapsed() < Duration::from_secs(60), "host configure never started");
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the step ended before it could be killed: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    kill_when(&mut child, "host configure", || kayobe_runs(&site).host_configure != before.host_configure);
     assert_eq!(site.world().jobs.running(), 1, "the job outlives the tool");
 
     let out = adoption(&site, &[]);
@@ -86,16 +78,8 @@ fn killed_during_every_job_of_the_batch_each_runs_once() {
     // what the killed runs finished, and starts only what is left.
     for stage in 0..4 {
         let mut child = site.spawn(&["-q", "run", "--step", "adoption", "--yes", "--parallel"]);
-        let started = Instant::now();
-        while stage_count(&kayobe_runs(&site), stage) == stage_count(&before, stage) {
-            assert!(started.elapsed() < Duration::from_secs(90), "stage {stage} never started");
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the run ended before stage {stage} started: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        let what = format!("stage {stage}");
+        kill_when(&mut child, &what, || stage_count(&kayobe_runs(&site), stage) != stage_count(&before, stage));
     }
     let out = adoption(&site, &[]);
     let summary = json(&out);
@@ -153,13 +137,7 @@ fn killed_once_the_hosts_are_deployed_the_rerun_still_deploys_the_controllers() 
     site.world().remote_job_minute = Duration::from_millis(100);
     let mut child = site.spawn(&["-q", "run", "--step", "adoption", "--yes", "--parallel"]);
     let started = Instant::now();
-    while kayobe_runs(&site).service_deploy == before.service_deploy {
-        assert!(started.elapsed() < Duration::from_secs(90), "service deploy never started");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before service deploy");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    kill_when(&mut child, "service deploy", || kayobe_runs(&site).service_deploy != before.service_deploy);
     // The deploy ends while no one looks: nova-compute is up before the re-run.
     while site.world().jobs.running() > 0 {
         assert!(started.elapsed() < Duration::from_secs(90), "the deploy never ended");
@@ -263,7 +241,7 @@ fn the_mellanox_playbook_interrupted_runs_once() {
         let args = ["run", "--step", "pre-reinstall", "--yes", "--only", mellanox.as_str()];
         if by_kill {
             let mut child = site.spawn(&[&["-q"][..], &args[..]].concat());
-            support::lab_site::kill_when(&mut child, "the Mellanox playbook", || kayobe_runs(&site).mellanox > before);
+            kill_when(&mut child, "the Mellanox playbook", || kayobe_runs(&site).mellanox > before);
         } else {
             let kayobe = site.world().kayobe_host_name();
             std::thread::scope(|scope| {

@@ -389,11 +389,9 @@ mod tests {
         RemoteCommand::script("x", POLL, &[folder]).command_line()
     }
 
-    #[tokio::test]
-    async fn a_job_recorded_but_never_started_is_started_under_its_own_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Arc::new(Journal::open(&dir.path().join("j.db")).unwrap());
-        let earlier = RemoteJob {
+    /// The host-configure job an earlier run (`r0`) recorded.
+    fn earlier_job() -> RemoteJob {
+        RemoteJob {
             id: "j0".into(),
             run_id: "r0".into(),
             target: "stack@kayobe".into(),
@@ -404,7 +402,14 @@ mod tests {
             ended_at: None,
             exit_status: None,
             state: "running".into(),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_recorded_but_never_started_is_started_under_its_own_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Arc::new(Journal::open(&dir.path().join("j.db")).unwrap());
+        let earlier = earlier_job();
         journal.job_started(&earlier).unwrap();
         let shell = Arc::new(FakeShell::new());
         let poll = poll_line("hvmigrate-jobs/j0");
@@ -436,18 +441,7 @@ mod tests {
                 forced: false,
             })
             .unwrap();
-        let earlier = RemoteJob {
-            id: "j0".into(),
-            run_id: "r0".into(),
-            target: "stack@kayobe".into(),
-            action: "kayobe-host-configure".into(),
-            command: spec().command_line(),
-            folder: "hvmigrate-jobs/j0".into(),
-            started_at: crate::journal::now(),
-            ended_at: None,
-            exit_status: None,
-            state: "running".into(),
-        };
+        let earlier = earlier_job();
         journal.job_started(&earlier).unwrap();
         let shell = Arc::new(FakeShell::new());
         let poll = poll_line("hvmigrate-jobs/j0");
