@@ -158,6 +158,17 @@ async fn run_host_in_span(
         // The step succeeds only once its trail is on the ticket: the
         // journal is written last, so a failed trail never opens the next step's gate.
         let trail = Trail::of(&host, plan, &report).await;
+        // Kept before posting: a run killed between the comment and the
+        // journal leaves a trail the next run posts (its marker finds the
+        // comment) instead of a step whose changes it would report again.
+        let kept = (report.outcome == HostOutcome::Succeeded && trail.is_whole())
+            .then(|| serde_json::to_string(&trail).ok())
+            .flatten();
+        if let Some(kept) = &kept {
+            if let Err(err) = journal.set_trail(id, "posting", Some(kept)) {
+                tracing::error!(%err, "could not journal the audit trail before posting it");
+            }
+        }
         match trail.post(&host).await {
             Ok(note) => {
                 report.jira = Some(note);
@@ -168,9 +179,6 @@ async fn run_host_in_span(
             }
             Err(note) => {
                 // Kept for the next run, which posts only this when the actions all ended well.
-                let kept = (report.outcome == HostOutcome::Succeeded && trail.is_whole())
-                    .then(|| serde_json::to_string(&trail).ok())
-                    .flatten();
                 report.jira = Some(note.clone());
                 if report.outcome == HostOutcome::Succeeded {
                     report.outcome = HostOutcome::Failed;
