@@ -172,7 +172,10 @@ async fn run_host_in_span(
         match trail.post(&host).await {
             Ok(note) => {
                 report.jira = Some(note);
-                let _ = journal.set_trail(id, "posted", None);
+                if let Err(err) = journal.set_trail(id, "posted", None) {
+                    // The next run finds the comment by its marker and does not post it again.
+                    tracing::error!(%err, "could not journal that the audit trail is posted");
+                }
                 if let Err(err) = journal.mark_reported(&earlier, &run.run_id) {
                     tracing::error!(%err, "could not journal that the earlier changes are on the ticket");
                 }

@@ -265,7 +265,9 @@ async fn run_one(
                 let reason = format!("{previous} has not succeeded on this host (the journal says); --force overrides");
                 if let Some(journal) = journal.filter(|_| !run.dry_run) {
                     if let Ok(id) = journal.start_host_step(&run.run_id, host.as_str(), plan.step.name(), false) {
-                        let _ = journal.finish_host_step(id, StepOutcome::Blocked, Some(&reason));
+                        if let Err(err) = journal.finish_host_step(id, StepOutcome::Blocked, Some(&reason)) {
+                            tracing::error!(%err, "could not journal the blocked step");
+                        }
                     }
                 }
                 return HostReport::not_run(&host, &key, plan.step, HostOutcome::Blocked, reason);
