@@ -12,6 +12,9 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::untrusted::visible;
 
+mod leases;
+pub use leases::{Lease, LeaseHolder, LeaseOutcome, RunUnderWay, Takeover};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -197,6 +200,9 @@ pub struct HostStatus {
     /// The host's place in the campaign (see [`Journal::position`]).
     pub position: Option<String>,
     pub position_at: Option<String>,
+    /// The run that holds the host now, if one does (see [`Lease`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<Lease>,
 }
 
 /// One recorded action, for `hvmigrate status --host`.
@@ -326,6 +332,7 @@ impl Journal {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(10)))
             .and_then(|()| conn.execute_batch(SCHEMA))
+            .and_then(|()| conn.execute_batch(leases::SCHEMA))
             .and_then(|()| add_missing_columns(&conn))
             .map_err(|err| journal_error(path, err))?;
         Ok(Journal { path: path.to_owned(), conn: Mutex::new(conn) })
@@ -350,6 +357,28 @@ impl Journal {
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|poison| poison.into_inner());
         f(&conn).map_err(|err| journal_error(&self.path, err))
+    }
+
+    /// Runs `f` in a write transaction taken at once (`BEGIN IMMEDIATE`):
+    /// what it reads cannot change under it in another process before it
+    /// writes. Rolled back when `f` fails.
+    fn immediate<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.with(|conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => match conn.execute_batch("COMMIT") {
+                    Ok(()) => Ok(value),
+                    Err(err) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Err(err)
+                    }
+                },
+                Err(err) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(err)
+                }
+            }
+        })
     }
 
     pub fn start_run(&self, run: &NewRun<'_>) -> Result<()> {
@@ -452,15 +481,7 @@ impl Journal {
 
     /// Whether `step` last ended in success on `host`.
     pub fn step_succeeded(&self, host: &str, step: &str) -> Result<bool> {
-        self.with(|conn| {
-            conn.query_row(
-                "SELECT outcome FROM host_steps WHERE host = ?1 AND step = ?2 ORDER BY id DESC LIMIT 1",
-                params![host, step],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map(|outcome| outcome.is_some_and(|outcome| outcome == "succeeded"))
-        })
+        self.with(|conn| step_succeeded_in(conn, host, step))
     }
 
     /// Whether `action` of `step` was ever done on `host` (a side effect that
@@ -511,17 +532,7 @@ impl Journal {
     /// The host's place in the campaign: the latest campaign step that
     /// succeeded on it (`noops` changes nothing and is no place).
     pub fn position(&self, host: &str) -> Result<Option<Position>> {
-        self.with(|conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT p.step, p.run_id, {POSITION_SINCE} FROM host_steps p
-                     WHERE p.host = ?1 AND p.outcome = 'succeeded' AND p.step <> 'noops' ORDER BY p.id DESC LIMIT 1"
-                ),
-                params![host],
-                |row| Ok(Position { step: row.get(0)?, run_id: row.get(1)?, at: row.get(2)? }),
-            )
-            .optional()
-        })
+        self.with(|conn| position_in(conn, host))
     }
 
     /// Writes a sub-command's intent (one side effect of a multi-command
@@ -776,9 +787,17 @@ impl Journal {
                     ended_at: row.get(6)?,
                     position: row.get(7)?,
                     position_at: row.get(8)?,
+                    held_by: None,
                 })
             })?;
-            rows.collect()
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .and_then(|mut statuses| {
+            let leases = self.leases()?;
+            for status in &mut statuses {
+                status.held_by = leases.iter().find(|lease| lease.host == status.host).cloned();
+            }
+            Ok(statuses)
         })
     }
 
@@ -810,6 +829,30 @@ impl Journal {
     }
 }
 
+/// [`Journal::step_succeeded`] inside a transaction.
+pub fn step_succeeded_in(conn: &Connection, host: &str, step: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT outcome FROM host_steps WHERE host = ?1 AND step = ?2 ORDER BY id DESC LIMIT 1",
+        params![host, step],
+        |row| row.get::<_, String>(0),
+    )
+    .optional()
+    .map(|outcome| outcome.is_some_and(|outcome| outcome == "succeeded"))
+}
+
+/// [`Journal::position`] inside a transaction.
+pub fn position_in(conn: &Connection, host: &str) -> rusqlite::Result<Option<Position>> {
+    conn.query_row(
+        &format!(
+            "SELECT p.step, p.run_id, {POSITION_SINCE} FROM host_steps p
+             WHERE p.host = ?1 AND p.outcome = 'succeeded' AND p.step <> 'noops' ORDER BY p.id DESC LIMIT 1"
+        ),
+        params![host],
+        |row| Ok(Position { step: row.get(0)?, run_id: row.get(1)?, at: row.get(2)? }),
+    )
+    .optional()
+}
+
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     let mut query = conn.prepare("SELECT name FROM pragma_table_info('host_steps')")?;
     let present: Vec<String> = query.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
@@ -838,7 +881,12 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteJob> {
 
 /// The journal's time stamp for now.
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    stamp(jiff::Timestamp::now())
+}
+
+/// The journal's time stamp: fixed width, so that text order is time order.
+fn stamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 fn journal_error(path: &Path, err: rusqlite::Error) -> Error {

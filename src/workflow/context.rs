@@ -104,6 +104,8 @@ pub struct RunContext {
     pub aquilon_slots: Arc<tokio::sync::Semaphore>,
     /// Every service's credentials checked once for the run (the preflight).
     pub services_checked: tokio::sync::OnceCell<Vec<crate::reach::Reach>>,
+    /// The run's hold on its hosts in the ledger (none in a dry run).
+    pub leases: Option<Arc<super::leases::RunLeases>>,
 }
 
 impl RunContext {

@@ -67,6 +67,9 @@ pub struct SshFaultConfig {
     pub refuse_connections: bool,
     /// The host presents another host key (strict checking must refuse it).
     pub changed_host_key: bool,
+    /// Commands wait, before they run, until this is turned off (tests line
+    /// up several processes before any of them gets an answer).
+    pub hold: bool,
     /// Hostile output: commands whose line contains this text print more
     /// (escape sequences, huge output), as a compromised or broken host would.
     pub output: Option<OutputFault>,

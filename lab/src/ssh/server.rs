@@ -286,6 +286,12 @@ fn reads_stdin(line: &str) -> bool {
 impl Command {
     async fn run(self, mut input: mpsc::UnboundedReceiver<Input>) {
         let name = self.machine.name().to_owned();
+        let mut changes = self.shared.faults.subscribe();
+        while self.shared.faults.get(&name).hold {
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
         let latency = self.shared.faults.latency(&name);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
