@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::untrusted::visible;
 
 mod leases;
+mod slots;
 pub use leases::{Lease, LeaseHolder, LeaseOutcome, RunUnderWay, Takeover};
 
 const SCHEMA: &str = "
@@ -83,6 +84,40 @@ CREATE TABLE IF NOT EXISTS remote_jobs (
 );
 CREATE INDEX IF NOT EXISTS remote_jobs_by_action ON remote_jobs(target, action, state);
 ";
+
+/// The ledger's structure, recorded in `schema_version` by every binary
+/// that opens it. Every table and index is made with `IF NOT EXISTS` and
+/// columns added by [`add_missing_columns`], so an older ledger is brought
+/// up to date on open; a change that cannot be made so (a column's meaning,
+/// a data rewrite) is applied on open for ledgers below its version, and
+/// bumps this number.
+const SCHEMA_VERSION: i64 = 2;
+
+const VERSION_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);";
+
+/// A ledger a newer binary has written may hold what this one would
+/// misread or undo: it is left alone (exit 2, nothing changed).
+fn refuse_newer(path: &Path, conn: &Connection) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'", [], |_| Ok(()))
+        .optional()
+        .and_then(|table| match table {
+            Some(()) => conn.query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0)),
+            None => Ok(None),
+        })
+        .map_err(|err| journal_error(path, err))?;
+    match found {
+        Some(version) if version > SCHEMA_VERSION => Err(Error::input(crate::error::InputProblem::new(
+            path,
+            format!(
+                "this ledger has schema version {version}, written by a newer hvmigrate; this one knows up to \
+                 version {SCHEMA_VERSION}: use the newer hvmigrate (nothing was changed)"
+            ),
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// When the host reached its position `p` (a host step row): the first
 /// success of that step since a success of another one, so that a re-run
@@ -331,11 +366,24 @@ impl Journal {
         // wait for the disk on every action of every host.
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(10)))
-            .and_then(|()| conn.execute_batch(SCHEMA))
-            .and_then(|()| conn.execute_batch(leases::SCHEMA))
-            .and_then(|()| add_missing_columns(&conn))
             .map_err(|err| journal_error(path, err))?;
-        Ok(Journal { path: path.to_owned(), conn: Mutex::new(conn) })
+        refuse_newer(path, &conn)?;
+        let journal = Journal { path: path.to_owned(), conn: Mutex::new(conn) };
+        // One transaction, so two processes opening a new ledger at once do not both build it.
+        journal.immediate(|conn| {
+            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(leases::SCHEMA)?;
+            conn.execute_batch(slots::SCHEMA)?;
+            add_missing_columns(conn)?;
+            conn.execute_batch(VERSION_TABLE)?;
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) SELECT ?1, ?2
+                 WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version >= ?1)",
+                params![SCHEMA_VERSION, now()],
+            )
+            .map(drop)
+        })?;
+        Ok(journal)
     }
 
     /// Opens an existing journal without changing it (dry runs, `status`).
@@ -347,6 +395,7 @@ impl Journal {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|err| journal_error(path, err))?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|err| journal_error(path, err))?;
+        refuse_newer(path, &conn)?;
         Ok(Some(Journal { path: path.to_owned(), conn: Mutex::new(conn) }))
     }
 
@@ -996,6 +1045,32 @@ mod tests {
         journal.job_started(&job("j2", "ended")).unwrap();
         journal.job_ended("j2", Some(0)).unwrap();
         assert_eq!(journal.reusable_job(target, action, command, "now").unwrap(), None, "a later job ran and was used");
+    }
+
+    #[test]
+    fn a_ledger_newer_than_the_binary_is_refused() {
+        let (dir, journal) = journal();
+        let path = dir.path().join("state/hvmigrate.db");
+        drop(journal);
+        let reopened = Journal::open(&path).unwrap();
+        reopened
+            .with(|conn| {
+                let versions: Vec<i64> = conn
+                    .prepare("SELECT version FROM schema_version")?
+                    .query_map([], |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                assert_eq!(versions, [SCHEMA_VERSION], "recorded once");
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?1, 'later')",
+                    params![SCHEMA_VERSION + 1],
+                )
+            })
+            .unwrap();
+        drop(reopened);
+        for refused in [Journal::open(&path).err(), Journal::open_read_only(&path).err()] {
+            let message = refused.expect("refused").to_string();
+            assert!(message.contains("written by a newer hvmigrate") && message.contains("hvmigrate.db"), "{message}");
+        }
     }
 
     #[test]

@@ -292,3 +292,41 @@ fn three_runs_claiming_at_once_partition_the_hosts() {
     let fourth = summary(start(&site, &["--step", "pre-drain", "--claim", "3"]));
     assert!(fourth["hosts"].as_array().unwrap().is_empty(), "{fourth:#?}");
 }
+
+#[test]
+fn two_drains_at_once_keep_to_the_global_live_migration_limit() {
+    let settings = "workflow:\n  drain:\n    poll_interval_ms: 50\n    timeout_base_secs: 60\n  limits:\n    live_migrations_global: 2\n    live_migrations_per_host: 2\n";
+    let world = WorldOptions { hosts: 4, seed: 7, vms_per_host: Some(4), oddities: false, ..WorldOptions::default() };
+    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, settings);
+    site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
+    {
+        let mut world = site.world();
+        // Simulated migrations of 2 to 4 s take 1 to 2 s: the two drains overlap.
+        world.time_scale = 2.0;
+        for host in world.hosts.iter_mut().filter(|host| host.in_campaign) {
+            host.compute.status = "disabled".into();
+            host.compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
+        }
+        for server in world.servers.values_mut() {
+            server.status = "ACTIVE".into();
+        }
+    }
+    let hosts = site.campaign_hosts();
+    let drain = |list: &[&String]| {
+        let mut args = only("drain", list);
+        args.push("--force");
+        start(&site, &args)
+    };
+    let (first, second) = (drain(&[&hosts[0], &hosts[1]]), drain(&[&hosts[2], &hosts[3]]));
+    let summaries = [summary(first), summary(second)];
+    for summary in &summaries {
+        let reports = summary["hosts"].as_array().unwrap();
+        assert!(reports.iter().all(|report| report["outcome"] == "succeeded"), "{summary:#?}");
+    }
+    let world = site.world();
+    assert_eq!(world.migrations.len(), 16);
+    assert!(world.max_concurrent_migrations <= 2, "across both runs: {}", world.max_concurrent_migrations);
+    assert_eq!(world.max_concurrent_migrations, 2, "the limit is used, not only respected");
+    drop(world);
+    assert_eq!(journal(&site).slots_taken("live-migrations").unwrap(), 0, "every slot was given back");
+}

@@ -187,6 +187,7 @@ impl Journal {
     pub fn run_ended(&self, run_id: &str) -> Result<()> {
         self.immediate(|conn| {
             conn.execute("DELETE FROM leases WHERE run_id = ?1", params![run_id])?;
+            conn.execute("DELETE FROM slots WHERE run_id = ?1", params![run_id])?;
             conn.execute("DELETE FROM runs_under_way WHERE run_id = ?1", params![run_id]).map(drop)
         })
     }
@@ -272,6 +273,7 @@ impl Journal {
             let until = later(duration);
             conn.execute("UPDATE leases SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
             conn.execute("UPDATE runs_under_way SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
+            conn.execute("UPDATE slots SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
             let mut query = conn.prepare("SELECT host FROM leases WHERE run_id = ?1 ORDER BY host")?;
             let hosts = query.query_map(params![run_id], |row| row.get(0))?.collect();
             hosts
@@ -393,7 +395,7 @@ fn acquire_in(
 }
 
 /// The journal's time stamp `duration` from now.
-fn later(duration: Duration) -> String {
+pub(super) fn later(duration: Duration) -> String {
     let at = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX))
         .unwrap_or(jiff::Timestamp::MAX);
@@ -407,7 +409,7 @@ fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
 }
 
 /// What this process is, for a lease, and whether another one still runs.
-mod process {
+pub(super) mod process {
     /// The login name of the effective user (its uid when it has none).
     pub fn user_name() -> String {
         // SAFETY: geteuid cannot fail; getpwuid_r writes into the buffers given.

@@ -110,6 +110,36 @@ impl RunLeases {
     }
 }
 
+/// One place in a limit shared by every run on the ledger; given back when dropped.
+pub struct LedgerSlot {
+    leases: Arc<RunLeases>,
+    id: i64,
+}
+
+impl Drop for LedgerSlot {
+    fn drop(&mut self) {
+        if let Err(err) = self.leases.journal.release_slot(self.id) {
+            tracing::error!(%err, "could not give a shared slot back; it runs out by itself");
+        }
+    }
+}
+
+impl RunLeases {
+    /// Waits for one of the `limit` slots of `name` across every run on the
+    /// ledger, looking again every `poll`; with `beyond_limit` (a use
+    /// already under way) it is counted at once, free or not.
+    pub async fn slot(self: &Arc<Self>, name: &str, limit: usize, beyond_limit: bool, poll: Duration) -> LedgerSlot {
+        loop {
+            match self.journal.take_slot(name, limit, &self.holder, self.duration, beyond_limit) {
+                Ok(Some(id)) => return LedgerSlot { leases: self.clone(), id },
+                Ok(None) => {}
+                Err(err) => tracing::error!(name, %err, "could not take a shared slot; trying again"),
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }

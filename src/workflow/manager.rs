@@ -141,7 +141,9 @@ pub async fn run(
         }
         _ => hosts,
     };
-    let migration_slots = super::drain::MigrationSlots::new(credentials.workflow.limits.live_migrations_global);
+    // Live migrations at once are limited across every run on the ledger, not per process.
+    let migration_slots =
+        super::drain::MigrationSlots::shared(credentials.workflow.limits.live_migrations_global, leases.clone());
     let aquilon_commands = credentials.workflow.limits.aquilon_commands.max(1);
     let run = Arc::new(RunContext {
         run_id,
