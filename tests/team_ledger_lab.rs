@@ -88,28 +88,21 @@ fn disabled(site: &LabSite, host: &str) -> bool {
     site.world().host(host).unwrap().compute.status == "disabled"
 }
 
-/// Runs at once over overlapping lists: each host worked on by exactly one
-/// run, one comment per host, and every other run's report names the holder.
-fn overlapping_runs(lists: &[&[usize]]) {
-    let (site, hosts) = set_up(6, 150, 60);
-    let listed: BTreeSet<usize> = lists.iter().flat_map(|list| list.iter().copied()).collect();
-    // The hosts answer nobody until every run is under way and holds what it could take:
-    // however late a process starts (the machine may be busy), the runs overlap.
-    for host in &hosts {
+/// The hosts answer nobody (their SSH commands wait) until released.
+fn hold(site: &LabSite, hosts: &[String]) {
+    for host in hosts {
         site.lab.ssh_faults().update(host, |faults| faults.hold = true);
     }
-    let children: Vec<Child> = lists
-        .iter()
-        .map(|list| {
-            let list: Vec<&String> = list.iter().map(|index| &hosts[*index]).collect();
-            start(&site, &only("pre-drain", &list))
-        })
-        .collect();
+}
+
+/// Once `runs` runs are under way and `leased` hosts leased, and a moment
+/// later (each run tries all its hosts at once when it starts), the hosts answer.
+fn release_when_under_way(site: &LabSite, hosts: &[String], runs: usize, leased: usize) {
     let started = Instant::now();
     loop {
         let ready = std::fs::metadata(site.workspace.file("state/hvmigrate.db")).is_ok() && {
-            let journal = journal(&site);
-            journal.runs_under_way().unwrap().len() == lists.len() && journal.leases().unwrap().len() == listed.len()
+            let journal = journal(site);
+            journal.runs_under_way().unwrap().len() == runs && journal.leases().unwrap().len() == leased
         };
         if ready {
             break;
@@ -117,11 +110,27 @@ fn overlapping_runs(lists: &[&[usize]]) {
         assert!(started.elapsed() < Duration::from_secs(60), "the runs never all started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Each run tries all its hosts at once when it starts (a moment after it is under way).
     std::thread::sleep(Duration::from_millis(500));
-    for host in &hosts {
+    for host in hosts {
         site.lab.ssh_faults().update(host, |faults| faults.hold = false);
     }
+}
+
+/// Runs at once over overlapping lists: each host worked on by exactly one
+/// run, one comment per host, and every other run's report names the holder.
+fn overlapping_runs(lists: &[&[usize]]) {
+    let (site, hosts) = set_up(6, 150, 60);
+    let listed: BTreeSet<usize> = lists.iter().flat_map(|list| list.iter().copied()).collect();
+    // However late a process starts (the machine may be busy), the runs overlap.
+    hold(&site, &hosts);
+    let children: Vec<Child> = lists
+        .iter()
+        .map(|list| {
+            let list: Vec<&String> = list.iter().map(|index| &hosts[*index]).collect();
+            start(&site, &only("pre-drain", &list))
+        })
+        .collect();
+    release_when_under_way(&site, &hosts, lists.len(), listed.len());
     let summaries: Vec<Value> = children.into_iter().map(summary).collect();
     let mut reports: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
     for summary in &summaries {
@@ -329,4 +338,29 @@ fn two_drains_at_once_keep_to_the_global_live_migration_limit() {
     assert_eq!(world.max_concurrent_migrations, 2, "the limit is used, not only respected");
     drop(world);
     assert_eq!(journal(&site).slots_taken("live-migrations").unwrap(), 0, "every slot was given back");
+}
+
+#[test]
+fn two_runs_at_once_take_turns_on_the_aquilon_host() {
+    let world = WorldOptions { hosts: 4, vms_per_host: Some(0), oddities: false, ..WorldOptions::default() };
+    let site = LabSite::drained(world, "");
+    let hosts = site.campaign_hosts();
+    let aquilon = site.world().aquilon_host_name();
+    let slow = SshFaultConfig { latency_ms: Some((100, 100)), ..SshFaultConfig::default() };
+    site.lab.ssh_faults().set(&aquilon, slow);
+    hold(&site, &hosts);
+    let pre_reinstall = |list: &[&String]| {
+        let mut args = only("pre-reinstall", list);
+        args.push("--yes");
+        start(&site, &args)
+    };
+    let (first, second) = (pre_reinstall(&[&hosts[0], &hosts[1]]), pre_reinstall(&[&hosts[2], &hosts[3]]));
+    release_when_under_way(&site, &hosts, 2, 4);
+    for summary in [summary(first), summary(second)] {
+        let reports = summary["hosts"].as_array().unwrap();
+        assert!(reports.iter().all(|report| report["outcome"] == "succeeded"), "{summary:#?}");
+    }
+    // workflow.limits.aquilon_commands is 1: one command at a time across both runs.
+    assert_eq!(site.lab.ssh_faults().most_commands_at_once(&aquilon), 1);
+    assert_eq!(journal(&site).slots_taken("aquilon-commands").unwrap(), 0, "every turn was given back");
 }

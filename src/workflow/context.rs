@@ -133,6 +133,20 @@ impl RunContext {
         self.services.shell.as_ref().ok_or_else(|| missing("ssh"))
     }
 
+    /// A turn on the Aquilon host: one of `workflow.limits.aquilon_commands`
+    /// across every run on the ledger, not only this one's.
+    pub async fn aquilon_turn(&self) -> AquilonTurn {
+        let local = self.aquilon_slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let limit = self.credentials.workflow.limits.aquilon_commands.max(1);
+        let shared = match &self.leases {
+            Some(leases) => {
+                Some(leases.slot("aquilon-commands", limit, false, std::time::Duration::from_millis(50)).await)
+            }
+            None => None,
+        };
+        AquilonTurn { _local: local, _shared: shared }
+    }
+
     /// Whether the operator asked to repeat this once-per-campaign action.
     pub fn redo_action(&self, action: &str) -> bool {
         self.redo.as_deref() == Some(action)
@@ -177,6 +191,12 @@ impl RunContext {
     pub fn disable_reason(&self) -> String {
         self.credentials.workflow.disable_reason_for(&self.initials)
     }
+}
+
+/// A turn on the Aquilon host, given back when dropped.
+pub struct AquilonTurn {
+    _local: tokio::sync::OwnedSemaphorePermit,
+    _shared: Option<super::leases::LedgerSlot>,
 }
 
 /// What earlier actions of the step found out about the host.

@@ -292,6 +292,8 @@ impl Command {
                 break;
             }
         }
+        // Under way from here until its answer is sent (or its connection dropped).
+        let _running = self.shared.faults.running(&name);
         let latency = self.shared.faults.latency(&name);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
