@@ -220,6 +220,10 @@ pub struct RunArgs {
     /// Do not ask for confirmation before a destructive step.
     #[arg(long)]
     pub yes: bool,
+    /// Take up to N hosts of the list, in order, that the step may run on and that no
+    /// other run holds (several operators sharing one --state each claim their own).
+    #[arg(long, value_name = "N", conflicts_with_all = ["dry_run", "redo"], value_parser = clap::value_parser!(usize))]
+    pub claim: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +231,9 @@ pub struct StatusArgs {
     /// Show every recorded action of this host.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// List the runs under way on the ledger: who, where, which step, the hosts they hold, since when.
+    #[arg(long, conflicts_with = "host")]
+    pub runs: bool,
 }
 
 #[derive(Debug, Args)]

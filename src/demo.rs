@@ -118,6 +118,7 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
             dry_run: false,
             force: false,
             redo: None,
+            claim: None,
             journal: journal.clone(),
         };
         let progress = output.progress(quiet);

@@ -12,6 +12,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::untrusted::visible;
 
+mod leases;
+mod slots;
+pub use leases::{Lease, LeaseHolder, LeaseOutcome, RunUnderWay, Takeover};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -80,6 +84,40 @@ CREATE TABLE IF NOT EXISTS remote_jobs (
 );
 CREATE INDEX IF NOT EXISTS remote_jobs_by_action ON remote_jobs(target, action, state);
 ";
+
+/// The ledger's structure, recorded in `schema_version` by every binary
+/// that opens it. Every table and index is made with `IF NOT EXISTS` and
+/// columns added by [`add_missing_columns`], so an older ledger is brought
+/// up to date on open; a change that cannot be made so (a column's meaning,
+/// a data rewrite) is applied on open for ledgers below its version, and
+/// bumps this number.
+const SCHEMA_VERSION: i64 = 2;
+
+const VERSION_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);";
+
+/// A ledger a newer binary has written may hold what this one would
+/// misread or undo: it is left alone (exit 2, nothing changed).
+fn refuse_newer(path: &Path, conn: &Connection) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'", [], |_| Ok(()))
+        .optional()
+        .and_then(|table| match table {
+            Some(()) => conn.query_row("SELECT MAX(version) FROM schema_version", [], |row| row.get(0)),
+            None => Ok(None),
+        })
+        .map_err(|err| journal_error(path, err))?;
+    match found {
+        Some(version) if version > SCHEMA_VERSION => Err(Error::input(crate::error::InputProblem::new(
+            path,
+            format!(
+                "this ledger has schema version {version}, written by a newer hvmigrate; this one knows up to \
+                 version {SCHEMA_VERSION}: use the newer hvmigrate (nothing was changed)"
+            ),
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// When the host reached its position `p` (a host step row): the first
 /// success of that step since a success of another one, so that a re-run
@@ -197,6 +235,9 @@ pub struct HostStatus {
     /// The host's place in the campaign (see [`Journal::position`]).
     pub position: Option<String>,
     pub position_at: Option<String>,
+    /// The run that holds the host now, if one does (see [`Lease`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<Lease>,
 }
 
 /// One recorded action, for `hvmigrate status --host`.
@@ -325,10 +366,24 @@ impl Journal {
         // wait for the disk on every action of every host.
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .and_then(|()| conn.busy_timeout(std::time::Duration::from_secs(10)))
-            .and_then(|()| conn.execute_batch(SCHEMA))
-            .and_then(|()| add_missing_columns(&conn))
             .map_err(|err| journal_error(path, err))?;
-        Ok(Journal { path: path.to_owned(), conn: Mutex::new(conn) })
+        refuse_newer(path, &conn)?;
+        let journal = Journal { path: path.to_owned(), conn: Mutex::new(conn) };
+        // One transaction, so two processes opening a new ledger at once do not both build it.
+        journal.immediate(|conn| {
+            conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(leases::SCHEMA)?;
+            conn.execute_batch(slots::SCHEMA)?;
+            add_missing_columns(conn)?;
+            conn.execute_batch(VERSION_TABLE)?;
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) SELECT ?1, ?2
+                 WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version >= ?1)",
+                params![SCHEMA_VERSION, now()],
+            )
+            .map(drop)
+        })?;
+        Ok(journal)
     }
 
     /// Opens an existing journal without changing it (dry runs, `status`).
@@ -340,6 +395,7 @@ impl Journal {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|err| journal_error(path, err))?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|err| journal_error(path, err))?;
+        refuse_newer(path, &conn)?;
         Ok(Some(Journal { path: path.to_owned(), conn: Mutex::new(conn) }))
     }
 
@@ -350,6 +406,28 @@ impl Journal {
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let conn = self.conn.lock().unwrap_or_else(|poison| poison.into_inner());
         f(&conn).map_err(|err| journal_error(&self.path, err))
+    }
+
+    /// Runs `f` in a write transaction taken at once (`BEGIN IMMEDIATE`):
+    /// what it reads cannot change under it in another process before it
+    /// writes. Rolled back when `f` fails.
+    fn immediate<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        self.with(|conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(value) => match conn.execute_batch("COMMIT") {
+                    Ok(()) => Ok(value),
+                    Err(err) => {
+                        let _ = conn.execute_batch("ROLLBACK");
+                        Err(err)
+                    }
+                },
+                Err(err) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(err)
+                }
+            }
+        })
     }
 
     pub fn start_run(&self, run: &NewRun<'_>) -> Result<()> {
@@ -452,15 +530,7 @@ impl Journal {
 
     /// Whether `step` last ended in success on `host`.
     pub fn step_succeeded(&self, host: &str, step: &str) -> Result<bool> {
-        self.with(|conn| {
-            conn.query_row(
-                "SELECT outcome FROM host_steps WHERE host = ?1 AND step = ?2 ORDER BY id DESC LIMIT 1",
-                params![host, step],
-                |row| row.get::<_, String>(0),
-            )
-            .optional()
-            .map(|outcome| outcome.is_some_and(|outcome| outcome == "succeeded"))
-        })
+        self.with(|conn| step_succeeded_in(conn, host, step))
     }
 
     /// Whether `action` of `step` was ever done on `host` (a side effect that
@@ -511,17 +581,7 @@ impl Journal {
     /// The host's place in the campaign: the latest campaign step that
     /// succeeded on it (`noops` changes nothing and is no place).
     pub fn position(&self, host: &str) -> Result<Option<Position>> {
-        self.with(|conn| {
-            conn.query_row(
-                &format!(
-                    "SELECT p.step, p.run_id, {POSITION_SINCE} FROM host_steps p
-                     WHERE p.host = ?1 AND p.outcome = 'succeeded' AND p.step <> 'noops' ORDER BY p.id DESC LIMIT 1"
-                ),
-                params![host],
-                |row| Ok(Position { step: row.get(0)?, run_id: row.get(1)?, at: row.get(2)? }),
-            )
-            .optional()
-        })
+        self.with(|conn| position_in(conn, host))
     }
 
     /// Writes a sub-command's intent (one side effect of a multi-command
@@ -776,9 +836,17 @@ impl Journal {
                     ended_at: row.get(6)?,
                     position: row.get(7)?,
                     position_at: row.get(8)?,
+                    held_by: None,
                 })
             })?;
-            rows.collect()
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .and_then(|mut statuses| {
+            let leases = self.leases()?;
+            for status in &mut statuses {
+                status.held_by = leases.iter().find(|lease| lease.host == status.host).cloned();
+            }
+            Ok(statuses)
         })
     }
 
@@ -810,6 +878,30 @@ impl Journal {
     }
 }
 
+/// [`Journal::step_succeeded`] inside a transaction.
+pub fn step_succeeded_in(conn: &Connection, host: &str, step: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT outcome FROM host_steps WHERE host = ?1 AND step = ?2 ORDER BY id DESC LIMIT 1",
+        params![host, step],
+        |row| row.get::<_, String>(0),
+    )
+    .optional()
+    .map(|outcome| outcome.is_some_and(|outcome| outcome == "succeeded"))
+}
+
+/// [`Journal::position`] inside a transaction.
+pub fn position_in(conn: &Connection, host: &str) -> rusqlite::Result<Option<Position>> {
+    conn.query_row(
+        &format!(
+            "SELECT p.step, p.run_id, {POSITION_SINCE} FROM host_steps p
+             WHERE p.host = ?1 AND p.outcome = 'succeeded' AND p.step <> 'noops' ORDER BY p.id DESC LIMIT 1"
+        ),
+        params![host],
+        |row| Ok(Position { step: row.get(0)?, run_id: row.get(1)?, at: row.get(2)? }),
+    )
+    .optional()
+}
+
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
     let mut query = conn.prepare("SELECT name FROM pragma_table_info('host_steps')")?;
     let present: Vec<String> = query.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
@@ -838,7 +930,12 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteJob> {
 
 /// The journal's time stamp for now.
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    stamp(jiff::Timestamp::now())
+}
+
+/// The journal's time stamp: fixed width, so that text order is time order.
+fn stamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 fn journal_error(path: &Path, err: rusqlite::Error) -> Error {
@@ -948,6 +1045,32 @@ mod tests {
         journal.job_started(&job("j2", "ended")).unwrap();
         journal.job_ended("j2", Some(0)).unwrap();
         assert_eq!(journal.reusable_job(target, action, command, "now").unwrap(), None, "a later job ran and was used");
+    }
+
+    #[test]
+    fn a_ledger_newer_than_the_binary_is_refused() {
+        let (dir, journal) = journal();
+        let path = dir.path().join("state/hvmigrate.db");
+        drop(journal);
+        let reopened = Journal::open(&path).unwrap();
+        reopened
+            .with(|conn| {
+                let versions: Vec<i64> = conn
+                    .prepare("SELECT version FROM schema_version")?
+                    .query_map([], |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                assert_eq!(versions, [SCHEMA_VERSION], "recorded once");
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?1, 'later')",
+                    params![SCHEMA_VERSION + 1],
+                )
+            })
+            .unwrap();
+        drop(reopened);
+        for refused in [Journal::open(&path).err(), Journal::open_read_only(&path).err()] {
+            let message = refused.expect("refused").to_string();
+            assert!(message.contains("written by a newer hvmigrate") && message.contains("hvmigrate.db"), "{message}");
+        }
     }
 
     #[test]

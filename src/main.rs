@@ -214,6 +214,7 @@ fn run_step(cli: &Cli, args: &RunArgs, paths: &InputPaths, output: &Output, run_
         dry_run: args.dry_run,
         force: args.force,
         redo: args.redo.clone(),
+        claim: args.claim,
         journal: global.state.clone(),
     };
     let log = run_log.open(&global.log_dir, &paths.hypervisors_file)?;
@@ -279,6 +280,10 @@ fn status(cli: &Cli, args: &StatusArgs, output: &Output) -> Result<ExitCode> {
     let Some(journal) = Journal::open_read_only(&cli.global.state)? else {
         return Err(Error::input(InputProblem::new(&cli.global.state, "no journal here yet: no step has run")));
     };
+    if args.runs {
+        output.runs_under_way(&journal.runs_under_way()?);
+        return Ok(ExitCode::Success);
+    }
     match &args.host {
         Some(host) => {
             let host = HostName::parse(host).map_err(|err| usage(&format!("--host: {err}")))?;

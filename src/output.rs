@@ -245,7 +245,53 @@ impl Output {
                 ]
             })
             .collect();
-        self.print(&table(&["HOST", "POSITION", "SINCE", "LAST ATTEMPT", "OUTCOME", "AT", "REASON"], &rows));
+        let header = ["HOST", "POSITION", "SINCE", "LAST ATTEMPT", "OUTCOME", "AT", "REASON"];
+        if statuses.iter().all(|status| status.held_by.is_none()) {
+            return self.print(&table(&header, &rows));
+        }
+        // Who works on each host now, when some run does.
+        let rows: Vec<[String; 8]> = rows
+            .into_iter()
+            .zip(statuses)
+            .map(|(row, status)| {
+                let held = status.held_by.as_ref().map(|lease| {
+                    format!("run {} ({}, pid {}) until {}", lease.run_id, lease.holder(), lease.pid, lease.expires_at)
+                });
+                let [host, position, since, step, outcome, at, reason] = row;
+                [host, held.unwrap_or_default(), position, since, step, outcome, at, reason]
+            })
+            .collect();
+        let header = ["HOST", "HELD BY", "POSITION", "SINCE", "LAST ATTEMPT", "OUTCOME", "AT", "REASON"];
+        self.print(&table(&header, &rows));
+    }
+
+    /// `hvmigrate status --runs`: the runs under way on the ledger.
+    pub fn runs_under_way(&self, runs: &[crate::journal::RunUnderWay]) {
+        if self.format == Format::Json {
+            return self.json(&runs);
+        }
+        if runs.is_empty() {
+            return self.print("No run is under way.\n");
+        }
+        let rows: Vec<[String; 6]> = runs
+            .iter()
+            .map(|run| {
+                let holding = match run.holding.len() {
+                    0 => "none".to_owned(),
+                    n if n <= 8 => run.holding.join(", "),
+                    n => format!("{}, … ({n})", run.holding[..8].join(", ")),
+                };
+                [
+                    run.run_id.clone(),
+                    format!("{}@{} (pid {})", run.user, run.machine, run.pid),
+                    run.step.clone(),
+                    run.hosts.to_string(),
+                    holding,
+                    run.started_at.clone(),
+                ]
+            })
+            .collect();
+        self.print(&table(&["RUN", "WHO", "STEP", "HOSTS", "WORKING ON", "SINCE"], &rows));
     }
 
     /// `hvmigrate status --host H`: every action on one host.

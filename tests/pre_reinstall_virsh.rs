@@ -54,6 +54,7 @@ async fn a_domain_libvirt_has_but_nova_does_not_blocks() {
         dry_run: false,
         force: true,
         redo: None,
+        claim: None,
         journal: site.journal.clone(),
     };
     let summary =

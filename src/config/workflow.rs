@@ -33,6 +33,8 @@ pub struct Workflow {
     pub drain: DrainSettings,
     /// Kayobe, playbooks and package updates run detached on their host.
     pub remote_jobs: RemoteJobSettings,
+    /// The shared ledger: how long a run's hold on a host lasts unrenewed.
+    pub ledger: LedgerSettings,
 }
 
 impl Default for Workflow {
@@ -53,6 +55,7 @@ impl Default for Workflow {
             scc_group: None,
             drain: DrainSettings::default(),
             remote_jobs: RemoteJobSettings::default(),
+            ledger: LedgerSettings::default(),
         }
     }
 }
@@ -73,6 +76,9 @@ impl Workflow {
         }
         problems.extend(self.drain.validate(path));
         problems.extend(self.remote_jobs.validate(path));
+        if self.ledger.lease_secs < 3 {
+            problems.push(InputProblem::new(path, "workflow.ledger.lease_secs must be at least 3"));
+        }
         if self.silence.window_days == 0 {
             problems.push(InputProblem::new(path, "workflow.silence.window_days must be at least 1"));
         }
@@ -94,6 +100,28 @@ impl Workflow {
     /// The disable reason with the operator's initials filled in.
     pub fn disable_reason_for(&self, initials: &str) -> String {
         self.disable_reason.replace("{initials}", initials)
+    }
+}
+
+/// The ledger shared by every run of the campaign.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// How long a host lease lasts unless renewed: a run renews its leases
+    /// every third of it, and a run that stopped renewing (killed, or on a
+    /// machine that went away) frees its hosts this long after its last renewal.
+    pub lease_secs: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings { lease_secs: 300 }
+    }
+}
+
+impl LedgerSettings {
+    pub fn lease_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_secs)
     }
 }
 

@@ -104,6 +104,8 @@ pub struct RunContext {
     pub aquilon_slots: Arc<tokio::sync::Semaphore>,
     /// Every service's credentials checked once for the run (the preflight).
     pub services_checked: tokio::sync::OnceCell<Vec<crate::reach::Reach>>,
+    /// The run's hold on its hosts in the ledger (none in a dry run).
+    pub leases: Option<Arc<super::leases::RunLeases>>,
 }
 
 impl RunContext {
@@ -129,6 +131,20 @@ impl RunContext {
 
     pub fn shell(&self) -> Result<&Arc<dyn RemoteShell>, ActionError> {
         self.services.shell.as_ref().ok_or_else(|| missing("ssh"))
+    }
+
+    /// A turn on the Aquilon host: one of `workflow.limits.aquilon_commands`
+    /// across every run on the ledger, not only this one's.
+    pub async fn aquilon_turn(&self) -> AquilonTurn {
+        let local = self.aquilon_slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let limit = self.credentials.workflow.limits.aquilon_commands.max(1);
+        let shared = match &self.leases {
+            Some(leases) => {
+                Some(leases.slot("aquilon-commands", limit, false, std::time::Duration::from_millis(50)).await)
+            }
+            None => None,
+        };
+        AquilonTurn { _local: local, _shared: shared }
     }
 
     /// Whether the operator asked to repeat this once-per-campaign action.
@@ -175,6 +191,12 @@ impl RunContext {
     pub fn disable_reason(&self) -> String {
         self.credentials.workflow.disable_reason_for(&self.initials)
     }
+}
+
+/// A turn on the Aquilon host, given back when dropped.
+pub struct AquilonTurn {
+    _local: tokio::sync::OwnedSemaphorePermit,
+    _shared: Option<super::leases::LedgerSlot>,
 }
 
 /// What earlier actions of the step found out about the host.

@@ -129,6 +129,15 @@ async fn run_host_in_span(
             report.reason = Some(format!("stopped by the operator before {}", action.name()));
             break;
         }
+        if let Some(lost) = run.leases.as_ref().and_then(|leases| leases.lost(host.host.as_str())) {
+            // Another run works on the host now: it reports this run's
+            // changes (the step stays open in the journal), this run posts nothing.
+            report.outcome = HostOutcome::Interrupted;
+            report.reason = Some(format!("stopped before {}: {lost}", action.name()));
+            report.duration = started.elapsed();
+            progress.host_finished(&report);
+            return report;
+        }
         progress.action_started(host.host.as_str(), action.name());
         let action_started = Instant::now();
         let (outcome, observed) = reconcile(action.as_ref(), &mut host, journal, host_step).await;
@@ -154,6 +163,12 @@ async fn run_host_in_span(
     report.vms = std::mem::take(&mut host.facts.vm_moves);
     report.duration = started.elapsed();
 
+    if let Some(lost) = run.leases.as_ref().and_then(|leases| leases.lost(host.host.as_str())) {
+        report.outcome = HostOutcome::Interrupted;
+        report.reason = Some(format!("not reported: {lost}"));
+        progress.host_finished(&report);
+        return report;
+    }
     if let (Some(journal), Some(id)) = (journal, host_step) {
         // The step succeeds only once its trail is on the ticket: the
         // journal is written last, so a failed trail never opens the next step's gate.
@@ -433,6 +448,7 @@ mod tests {
             journal: None,
             aquilon_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             services_checked: Default::default(),
+            leases: None,
         });
         HostContext::new(HostName::parse("hv01.example.org").unwrap(), JiraKey::parse("MH-1").unwrap(), run)
     }

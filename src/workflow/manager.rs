@@ -9,11 +9,12 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Credentials, HostName, HypervisorList};
 use crate::error::{Error, ExitCode, InputProblem, Result};
-use crate::journal::{Journal, NewRun, StepOutcome};
+use crate::journal::{Journal, LeaseHolder, LeaseOutcome, NewRun, StepOutcome};
 use crate::maintenance_window::MaintenanceWindow;
 
 use super::context::{HostContext, RunContext, Services};
 use super::host_run::{run_host, Progress, StopSignal};
+use super::leases::RunLeases;
 use super::report::{HostOutcome, HostReport};
 use super::steps::{self, StepPlan};
 use super::Step;
@@ -32,6 +33,9 @@ pub struct RunSettings {
     /// `--redo`: `Some("")` runs the step on hosts already past it;
     /// `Some(action)` also repeats that once-per-campaign action.
     pub redo: Option<String>,
+    /// `--claim N`: only up to N hosts of the list that the step may run on
+    /// and no other run holds, taken in list order.
+    pub claim: Option<usize>,
     pub journal: PathBuf,
 }
 
@@ -107,10 +111,42 @@ pub async fn run(
         Some(Journal::open(&settings.journal)?)
     };
     let journal = journal.map(Arc::new);
-    let migration_slots = super::drain::MigrationSlots::new(credentials.workflow.limits.live_migrations_global);
+    let run_id = new_run_id();
+    if let (Some(journal), false) = (&journal, settings.dry_run) {
+        journal.start_run(&NewRun {
+            id: &run_id,
+            step: settings.step.name(),
+            operator: &initials,
+            hypervisors_file: &hypervisors.path.display().to_string(),
+            dry_run: false,
+            forced: settings.force,
+        })?;
+    }
+    // Every host is leased before the run works on it (a dry run changes nothing and holds nothing).
+    let leases = match journal.as_ref().filter(|_| !settings.dry_run) {
+        Some(journal) => Some(RunLeases::start(
+            journal.clone(),
+            LeaseHolder::this_process(&run_id, settings.step.name()),
+            hosts.len(),
+            credentials.workflow.ledger.lease_duration(),
+        )?),
+        None => None,
+    };
+    let renewing = leases.as_ref().map(RunLeases::keep_renewed);
+    let hosts = match (settings.claim, &journal, &leases) {
+        (Some(wanted), Some(journal), Some(leases)) => {
+            let claimed = claim(journal, leases, &hosts, wanted, settings)?;
+            tracing::info!(claimed = claimed.len(), wanted, "hosts claimed");
+            hosts.into_iter().filter(|(host, _)| claimed.iter().any(|name| name == host.as_str())).collect()
+        }
+        _ => hosts,
+    };
+    // Live migrations at once are limited across every run on the ledger, not per process.
+    let migration_slots =
+        super::drain::MigrationSlots::shared(credentials.workflow.limits.live_migrations_global, leases.clone());
     let aquilon_commands = credentials.workflow.limits.aquilon_commands.max(1);
     let run = Arc::new(RunContext {
-        run_id: new_run_id(),
+        run_id,
         step: settings.step,
         dry_run: settings.dry_run,
         force: settings.force,
@@ -131,17 +167,8 @@ pub async fn run(
         journal: journal.clone(),
         aquilon_slots: Arc::new(Semaphore::new(aquilon_commands)),
         services_checked: Default::default(),
+        leases: leases.clone(),
     });
-    if let (Some(journal), false) = (&journal, settings.dry_run) {
-        journal.start_run(&NewRun {
-            id: &run.run_id,
-            step: settings.step.name(),
-            operator: &run.initials,
-            hypervisors_file: &hypervisors.path.display().to_string(),
-            dry_run: false,
-            forced: settings.force,
-        })?;
-    }
     tracing::info!(run = %run.run_id, step = %settings.step, hosts = hosts.len(), parallel = settings.parallel, dry_run = settings.dry_run, "run starts");
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -156,7 +183,7 @@ pub async fn run(
             let _finished = FinishedGuard { run: run.clone(), host: name.clone() };
             // One of the `--parallel` slots (given back while the host waits at a batch point).
             run.batches.start_host(&name).await;
-            let report = run_one(host, key, &plan, journal.as_deref(), &run, &stop, progress.as_ref()).await;
+            let report = run_leased(host, key, &plan, journal.as_deref(), &run, &stop, progress.as_ref()).await;
             // The host's work is done: its master connection goes now, not after every host.
             if let Some(shell) = &run.services.shell {
                 shell.close(&crate::ssh::Target::root(name.as_str())).await;
@@ -181,6 +208,12 @@ pub async fn run(
     reports.sort_by_key(|(index, _)| *index);
     let reports: Vec<HostReport> = reports.into_iter().map(|(_, report)| report).collect();
 
+    if let Some(renewing) = renewing {
+        renewing.abort();
+    }
+    if let Some(leases) = &leases {
+        leases.end();
+    }
     if let (Some(journal), false) = (&journal, settings.dry_run) {
         let outcome = if reports.iter().all(|r| r.outcome.is_success()) { "succeeded" } else { "some hosts failed" };
         journal.finish_run(&run.run_id, outcome)?;
@@ -216,6 +249,72 @@ fn panic_message(err: tokio::task::JoinError) -> String {
         .map(|text| (*text).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
+}
+
+/// One host, leased for the run while it works on it: a host another live
+/// run holds is left alone (blocked, nothing journaled or posted).
+async fn run_leased(
+    host: HostName,
+    key: crate::config::JiraKey,
+    plan: &StepPlan,
+    journal: Option<&Journal>,
+    run: &Arc<RunContext>,
+    stop: &StopSignal,
+    progress: &dyn Progress,
+) -> HostReport {
+    let Some(leases) = &run.leases else {
+        return run_one(host, key, plan, journal, run, stop, progress).await;
+    };
+    match leases.acquire(host.as_str()) {
+        Ok(LeaseOutcome::Acquired { .. }) => {}
+        Ok(LeaseOutcome::Held(lease)) => {
+            let report = HostReport::not_run(&host, &key, plan.step, HostOutcome::Blocked, lease.held_reason());
+            progress.host_finished(&report);
+            return report;
+        }
+        Err(err) => return HostReport::not_run(&host, &key, plan.step, HostOutcome::Failed, err.to_string()),
+    }
+    // Given back however the host's task ends (a panic included).
+    let _release = ReleaseGuard { leases: leases.clone(), host: host.to_string() };
+    run_one(host, key, plan, journal, run, stop, progress).await
+}
+
+struct ReleaseGuard {
+    leases: Arc<RunLeases>,
+    host: String,
+}
+
+impl Drop for ReleaseGuard {
+    fn drop(&mut self) {
+        self.leases.release(&self.host);
+    }
+}
+
+/// `--claim N`: leases, in one transaction, up to N hosts of the list in
+/// order that nobody holds and that the step may run on (not past it, the
+/// previous step succeeded unless forced, the step not done yet).
+fn claim(
+    journal: &Journal,
+    leases: &RunLeases,
+    hosts: &[(HostName, crate::config::JiraKey)],
+    wanted: usize,
+    settings: &RunSettings,
+) -> Result<Vec<String>> {
+    let names: Vec<String> = hosts.iter().map(|(host, _)| host.to_string()).collect();
+    let step = settings.step;
+    let eligible = |conn: &rusqlite::Connection, host: &str| -> rusqlite::Result<bool> {
+        let position = crate::journal::position_in(conn, host)?.and_then(|position| position.step.parse::<Step>().ok());
+        if step != Step::Noops && position.is_some_and(|reached| reached == step || step.is_before(reached)) {
+            return Ok(false);
+        }
+        match step.previous() {
+            Some(previous) if !settings.force => crate::journal::step_succeeded_in(conn, host, previous.name()),
+            _ => Ok(true),
+        }
+    };
+    let claimed = journal.claim_leases(&names, wanted, leases.holder(), leases.duration(), &eligible)?;
+    leases.claimed(&claimed);
+    Ok(claimed)
 }
 
 /// One host: the campaign position and the step-order gate, then the step.

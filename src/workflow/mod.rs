@@ -6,6 +6,7 @@ pub mod batch;
 pub mod context;
 pub mod drain;
 pub mod host_run;
+pub mod leases;
 pub mod manager;
 pub mod report;
 pub mod resume;

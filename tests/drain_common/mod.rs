@@ -96,6 +96,7 @@ impl DrainSite {
             dry_run,
             force: true,
             redo: None,
+            claim: None,
             journal: self.journal.clone(),
         };
         let summary = manager::run(

@@ -67,6 +67,9 @@ pub struct SshFaultConfig {
     pub refuse_connections: bool,
     /// The host presents another host key (strict checking must refuse it).
     pub changed_host_key: bool,
+    /// Commands wait, before they run, until this is turned off (tests line
+    /// up several processes before any of them gets an answer).
+    pub hold: bool,
     /// Hostile output: commands whose line contains this text print more
     /// (escape sequences, huge output), as a compromised or broken host would.
     pub output: Option<OutputFault>,
@@ -119,6 +122,22 @@ pub struct SshFaults {
 struct FaultsInner {
     hosts: BTreeMap<String, SshFaultConfig>,
     rng: StdRng,
+    /// Commands under way now, and the most at once, by host (for tests of limits).
+    running: BTreeMap<String, (usize, usize)>,
+}
+
+/// A command counted as under way on its host until dropped.
+pub(crate) struct Running {
+    faults: SshFaults,
+    host: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some((now, _)) = self.faults.lock().running.get_mut(&self.host) {
+            *now = now.saturating_sub(1);
+        }
+    }
 }
 
 impl SshFaults {
@@ -128,6 +147,7 @@ impl SshFaults {
             inner: Arc::new(Mutex::new(FaultsInner {
                 hosts: BTreeMap::new(),
                 rng: StdRng::seed_from_u64(seed ^ 0x55f),
+                running: BTreeMap::new(),
             })),
             version: Arc::new(version),
         }
@@ -147,6 +167,20 @@ impl SshFaults {
     pub fn update(&self, host: &str, change: impl FnOnce(&mut SshFaultConfig)) {
         change(self.lock().hosts.entry(host.to_owned()).or_default());
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Counts a command under way on `host` until the result is dropped.
+    pub(crate) fn running(&self, host: &str) -> Running {
+        let mut inner = self.lock();
+        let (now, most) = inner.running.entry(host.to_owned()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        Running { faults: self.clone(), host: host.to_owned() }
+    }
+
+    /// The most commands that were under way at once on `host`.
+    pub fn most_commands_at_once(&self, host: &str) -> usize {
+        self.lock().running.get(host).map_or(0, |(_, most)| *most)
     }
 
     pub fn get(&self, host: &str) -> SshFaultConfig {

@@ -286,6 +286,14 @@ fn reads_stdin(line: &str) -> bool {
 impl Command {
     async fn run(self, mut input: mpsc::UnboundedReceiver<Input>) {
         let name = self.machine.name().to_owned();
+        let mut changes = self.shared.faults.subscribe();
+        while self.shared.faults.get(&name).hold {
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
+        // Under way from here until its answer is sent (or its connection dropped).
+        let _running = self.shared.faults.running(&name);
         let latency = self.shared.faults.latency(&name);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

@@ -88,7 +88,10 @@ pub async fn migrate_all(
     moves.sort_by_key(|(_, planned)| planned.resume.is_none());
     for (index, planned) in moves {
         // Migrations under way take their places at once, before any new one can start.
-        let under_way = planned.resume.as_ref().map(|_| (per_host.for_running(), run.migration_slots.for_running()));
+        let under_way = match &planned.resume {
+            Some(_) => Some((per_host.for_running().await, run.migration_slots.for_running().await)),
+            None => None,
+        };
         let (run, host, per_host, aborted, progress) =
             (run.clone(), host.clone(), per_host.clone(), aborted.clone(), progress.clone());
         tasks.spawn(async move {

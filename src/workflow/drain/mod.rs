@@ -372,12 +372,22 @@ impl CapacityLedger {
 /// A limit on migrations at once (per host, or across the run). Migrations
 /// found under way (an interrupted run's) count against it even when no slot
 /// is free for them: new ones then wait until the total is back under the limit.
-#[derive(Debug)]
 pub struct MigrationSlots {
     semaphore: Arc<Semaphore>,
     /// Migrations under way that hold no slot.
     owed: AtomicUsize,
+    /// The same limit across every run on the ledger (the run-wide limit only).
+    shared: Option<(Arc<crate::workflow::leases::RunLeases>, usize)>,
 }
+
+impl std::fmt::Debug for MigrationSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrationSlots").field("owed", &self.owed).field("shared", &self.shared.is_some()).finish()
+    }
+}
+
+/// The name of the global live-migration limit in the ledger.
+const SHARED_MIGRATIONS: &str = "live-migrations";
 
 /// Migrations found under way that have not taken their slots yet; they stop
 /// counting when dropped (when they take their slots, or the host's step ends).
@@ -394,14 +404,20 @@ impl Drop for UnderWay {
 }
 
 /// The place of one migration in a limit, given back when dropped.
-pub enum Slot {
-    Held(OwnedSemaphorePermit),
+pub struct Slot {
+    local: LocalSlot,
+    /// Its place in the limit shared by every run on the ledger.
+    _shared: Option<crate::workflow::leases::LedgerSlot>,
+}
+
+enum LocalSlot {
+    Held(#[allow(dead_code)] OwnedSemaphorePermit),
     Owed(Arc<MigrationSlots>),
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Slot::Owed(slots) = self {
+        if let LocalSlot::Owed(slots) = &self.local {
             slots.owed.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -409,7 +425,25 @@ impl Drop for Slot {
 
 impl MigrationSlots {
     pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(MigrationSlots { semaphore: Arc::new(Semaphore::new(limit.max(1))), owed: AtomicUsize::new(0) })
+        Arc::new(MigrationSlots {
+            semaphore: Arc::new(Semaphore::new(limit.max(1))),
+            owed: AtomicUsize::new(0),
+            shared: None,
+        })
+    }
+
+    /// The run-wide limit, held across every run on the ledger too.
+    pub fn shared(limit: usize, leases: Option<Arc<crate::workflow::leases::RunLeases>>) -> Arc<Self> {
+        Arc::new(MigrationSlots {
+            semaphore: Arc::new(Semaphore::new(limit.max(1))),
+            owed: AtomicUsize::new(0),
+            shared: leases.map(|leases| (leases, limit.max(1))),
+        })
+    }
+
+    async fn shared_slot(&self, beyond_limit: bool, poll: Duration) -> Option<crate::workflow::leases::LedgerSlot> {
+        let (leases, limit) = self.shared.as_ref()?;
+        Some(leases.slot(SHARED_MIGRATIONS, *limit, beyond_limit, poll).await)
     }
 
     /// For a new migration: waits for a free slot, and until the migrations
@@ -420,7 +454,9 @@ impl MigrationSlots {
         while self.owed.load(Ordering::SeqCst) > self.semaphore.available_permits() {
             tokio::time::sleep(poll).await;
         }
-        Slot::Held(permit)
+        // Then a place among the migrations of every run on the ledger.
+        let shared = self.shared_slot(false, poll).await;
+        Slot { local: LocalSlot::Held(permit), _shared: shared }
     }
 
     /// Migrations a host's census found under way, counted from then on (other
@@ -431,14 +467,17 @@ impl MigrationSlots {
     }
 
     /// For a migration already under way: a free slot, or one owed.
-    pub fn for_running(self: &Arc<Self>) -> Slot {
-        match self.semaphore.clone().try_acquire_owned() {
-            Ok(permit) => Slot::Held(permit),
+    pub async fn for_running(self: &Arc<Self>) -> Slot {
+        let local = match self.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => LocalSlot::Held(permit),
             Err(_) => {
                 self.owed.fetch_add(1, Ordering::SeqCst);
-                Slot::Owed(self.clone())
+                LocalSlot::Owed(self.clone())
             }
-        }
+        };
+        // Counted across runs at once, free or not: it is under way.
+        let shared = self.shared_slot(true, Duration::ZERO).await;
+        Slot { local, _shared: shared }
     }
 }
 
@@ -483,7 +522,10 @@ mod tests {
     #[tokio::test]
     async fn migrations_under_way_count_against_the_limit() {
         let slots = MigrationSlots::new(2);
-        let running: Vec<Slot> = (0..3).map(|_| slots.for_running()).collect();
+        let mut running: Vec<Slot> = Vec::new();
+        for _ in 0..3 {
+            running.push(slots.for_running().await);
+        }
         let poll = Duration::from_millis(1);
         let waiting = tokio::time::timeout(Duration::from_millis(30), slots.for_new(poll)).await;
         assert!(waiting.is_err(), "three under way for a limit of two: a new one waits");

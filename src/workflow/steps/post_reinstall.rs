@@ -113,7 +113,7 @@ impl Action for HardwareModel {
                     let target = Target::new(&aquilon.username, &aquilon.host);
                     let aq = Aquilon::new(host.run.shell()?.clone(), target);
                     // One command at a time on the Aquilon host, by default.
-                    let slot = host.run.aquilon_slots.clone().acquire_owned().await;
+                    let slot = host.run.aquilon_turn().await;
                     let model = aq.model(host.host.as_str()).await?;
                     drop(slot);
                     (model, "Aquilon")

@@ -385,8 +385,8 @@ fn aquilon(host: &HostContext) -> Result<Aquilon, ActionError> {
     Ok(Aquilon::new(host.run.shell()?.clone(), Target::new(&settings.username, &settings.host)))
 }
 
-async fn aquilon_slot(host: &HostContext) -> tokio::sync::SemaphorePermit<'_> {
-    host.run.aquilon_slots.acquire().await.expect("the semaphore is never closed")
+async fn aquilon_slot(host: &HostContext) -> crate::workflow::context::AquilonTurn {
+    host.run.aquilon_turn().await
 }
 
 /// `aq show host`, which must know the host.
