@@ -140,6 +140,8 @@ pub struct WorldState {
     pub kayobe_runs: KayobeRuns,
     /// What libvirt knows of the guests beyond Nova (agents, host devices, orphans).
     pub guests: crate::guests::Guests,
+    /// Power requests Nova accepted (`os-start ID`, `os-stop ID`, `reboot ID`).
+    pub nova_power_actions: Vec<String>,
 }
 
 /// Kayobe and Ansible runs started on the Kayobe host (a run counts when it starts).
@@ -720,6 +722,7 @@ impl WorldState {
             jobs: Default::default(),
             kayobe_runs: KayobeRuns::default(),
             guests: Default::default(),
+            nova_power_actions: Vec::new(),
         };
         let spares = (options.hosts / 4).max(2);
         for index in 0..options.hosts + spares {

@@ -288,7 +288,7 @@ pub fn domain_xml(world: &WorldState, domain: &Domain) -> String {
 
 /// `0000:81:00.0` → (`81`, `00`, `0`).
 fn pci_parts(address: &str) -> (String, String, String) {
-    let mut parts = address.rsplit(|c| c == ':' || c == '.');
+    let mut parts = address.rsplit([':', '.']);
     let function = parts.next().unwrap_or("0").to_owned();
     let slot = parts.next().unwrap_or("00").to_owned();
     let bus = parts.next().unwrap_or("00").to_owned();
