@@ -234,3 +234,66 @@ fn vm_power_and_autostart_of_an_orphan_go_through_libvirt() {
     );
     assert!(world.nova_power_actions.is_empty());
 }
+
+/// `workflow_yaml` for quick drains; the lab's minutes pass in a blink.
+const FAST_DRAIN: &str = "workflow:\n  drain:\n    poll_interval_ms: 10\n";
+
+/// Host 1 as pre-drain leaves it (nova-compute disabled), set up for root SSH.
+fn ready_to_drain(site: &LabSite, host: &str) {
+    {
+        let mut world = site.world();
+        world.time_scale = 600.0;
+        let compute = &mut world.host_mut(host).unwrap().compute;
+        compute.status = "disabled".into();
+        compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
+    }
+    site.hvmigrate(&["-q", "run", "--step", "setup", "--only", host]).expect_code(0);
+}
+
+#[test]
+fn drain_census_blocks_a_gpu_passthrough_vm_with_the_reason_and_moves_the_others() {
+    let world =
+        WorldOptions { hosts: 3, oddities: false, vms_per_host: Some(3), guest_oddities: true, ..Default::default() };
+    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, FAST_DRAIN);
+    for server in site.world().servers.values_mut() {
+        server.status = "ACTIVE".into();
+    }
+    let (host, names, _) = domains(&site, 0);
+    ready_to_drain(&site, &host);
+    let gpu = site.world().servers.values().find(|s| s.instance_name == names[0]).unwrap().name.clone();
+    let out = site
+        .hvmigrate(&["--output", "json", "run", "--step", "drain", "--force", "--yes", "--only", &host])
+        .expect_code(1);
+    let summary = json(&out);
+    let report = support::lab_site::report_of(&summary, &host);
+    let census = support::lab_site::action(report, "census").to_string();
+    assert!(census.contains(&gpu) && census.contains("PCI passthrough 0000:81:00.0"), "{census}");
+    let row =
+        report["vms"].as_array().unwrap().iter().find(|vm| vm["name"] == gpu.as_str()).expect("a row for the GPU VM");
+    assert!(row["reason"].as_str().unwrap().contains("Nova cannot live-migrate PCI passthrough"), "{row}");
+    let world = site.world();
+    let left: Vec<&str> = world.servers_on(&host).map(|s| s.name.as_str()).collect();
+    assert_eq!(left, vec![gpu.as_str()], "only the GPU VM stays\n{}", out.report());
+    assert!(
+        world.migrations.iter().all(|m| world.servers.get(&m.server_id).is_none_or(|s| s.name != gpu)),
+        "no migration of the GPU VM was tried"
+    );
+}
+
+#[test]
+fn pre_reinstall_empty_check_names_orphan_domains() {
+    let site = site();
+    let (host, _, orphans) = domains(&site, 0);
+    site.world().servers.retain(|_, server| server.host != host);
+    ready_to_drain(&site, &host);
+    let out = site
+        .hvmigrate(&["--output", "json", "run", "--step", "pre-reinstall", "--force", "--dry-run", "--only", &host])
+        .run();
+    let summary = json(&out);
+    let empty = support::lab_site::action(support::lab_site::report_of(&summary, &host), "empty-check").to_string();
+    assert!(
+        empty.contains("orphan domains Nova does not know") && empty.contains(&orphans[0]),
+        "{empty}\n{}",
+        out.report()
+    );
+}
