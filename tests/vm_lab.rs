@@ -297,3 +297,54 @@ fn pre_reinstall_empty_check_names_orphan_domains() {
         out.report()
     );
 }
+
+#[test]
+fn drain_aborts_the_live_migration_of_a_guest_that_stops_answering_and_moves_the_others() {
+    let yaml = "workflow:\n  drain:\n    poll_interval_ms: 10\n    guest_timeout_secs: 1\n";
+    let world =
+        WorldOptions { hosts: 3, oddities: false, vms_per_host: Some(3), guest_oddities: true, ..Default::default() };
+    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, yaml);
+    for server in site.world().servers.values_mut() {
+        server.status = "ACTIVE".into();
+    }
+    let (host, names, _) = domains(&site, 2);
+    ready_to_drain(&site, &host);
+    let (id, silent) = {
+        let mut world = site.world();
+        let server = world.servers.values_mut().find(|s| s.instance_name == names[0]).unwrap();
+        // Its migration would otherwise end before the guest's silence outlasts the timeout.
+        server.hang_migration = true;
+        (server.id.clone(), server.name.clone())
+    };
+    let out = site
+        .hvmigrate(&["--output", "json", "run", "--step", "drain", "--force", "--yes", "--only", &host])
+        .expect_code(1);
+    let summary = json(&out);
+    let report = support::lab_site::report_of(&summary, &host);
+    assert!(report["reason"].to_string().contains(&silent), "the host's drain fails naming it\n{}", out.report());
+    let vms = report["vms"].as_array().unwrap();
+    let row = vms.iter().find(|vm| vm["name"] == silent.as_str()).unwrap();
+    let reason = row["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the guest agent stopped answering during the live migration")
+            && reason.contains("aborted through Nova"),
+        "{row}"
+    );
+    assert!(row["guest_check"].as_str().unwrap().contains("agent answered before"), "{row}");
+    let moved: Vec<&serde_json::Value> = vms.iter().filter(|vm| vm["name"] != silent.as_str()).collect();
+    assert_eq!(moved.len(), 2);
+    for vm in &moved {
+        assert!(vm["to"].is_string(), "{vm}");
+        assert!(vm["guest_check"].as_str().unwrap().contains("answered on"), "{vm}");
+    }
+    {
+        let world = site.world();
+        let server = &world.servers[&id];
+        assert_eq!((server.status.as_str(), server.host.as_str()), ("ACTIVE", host.as_str()), "ACTIVE on its source");
+        let migration = world.migrations.iter().find(|m| m.server_id == id).unwrap();
+        assert_eq!(migration.status, "cancelled");
+        assert_eq!(world.servers_on(&host).count(), 1);
+    }
+    let comments = site.comments(&host).join("\n");
+    assert!(comments.contains("guest check: agent answered before"), "{comments}");
+}

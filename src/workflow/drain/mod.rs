@@ -243,6 +243,7 @@ impl Census {
                 to: None,
                 reason: Some(left.reason.clone()),
                 duration: Duration::ZERO,
+                guest_check: None,
             })
             .collect()
     }

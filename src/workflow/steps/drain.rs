@@ -275,6 +275,7 @@ impl Action for VerifyEmpty {
                         to: None,
                         reason: Some(format!("still on the host ({})", server.status)),
                         duration: Default::default(),
+                        guest_check: None,
                     });
                 }
             }
