@@ -82,6 +82,64 @@ pub enum Command {
     /// SUSE Customer Center: collect the hypervisors' details through libvirt, upload them, check the credentials.
     #[command(subcommand)]
     Scc(SccCommand),
+    /// The VMs of one hypervisor of the list, as libvirt and their guest agents see them; power and autostart.
+    #[command(subcommand)]
+    Vm(VmCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Every libvirt domain: state, vCPUs, memory, autostart, guest agent, Nova instance and status; orphans marked.
+    List { host: String },
+    /// One domain's devices from its XML (disks, NICs, host devices, pinning, NUMA) and what they mean for migration.
+    Info { host: String, domain: String },
+    /// CPU, memory, disk and network figures from `virsh domstats`, per domain and summed.
+    Stats { host: String, domain: Option<String> },
+    /// Run a command in the guest through the QEMU guest agent; exits with the command's exit code.
+    Exec(VmExecArgs),
+    /// Power a domain: a Nova instance through Nova (os-start, os-stop, reboot), a domain Nova does not know through libvirt.
+    Power {
+        host: String,
+        domain: String,
+        #[arg(value_enum)]
+        action: VmPowerAction,
+    },
+    /// Start a domain Nova does not know when the host boots, or not (Nova starts its own instances).
+    Autostart {
+        host: String,
+        domain: String,
+        #[arg(value_enum, value_name = "on|off")]
+        setting: OnOff,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VmExecArgs {
+    pub host: String,
+    pub domain: String,
+    /// Give this file's content to the command's standard input.
+    #[arg(long, value_name = "FILE")]
+    pub stdin: Option<PathBuf>,
+    /// Stop waiting after S seconds (the command may go on in the guest).
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    pub timeout: u64,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VmPowerAction {
+    Start,
+    Shutdown,
+    Reboot,
+    Stop,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,18 @@ CREATE TABLE IF NOT EXISTS remote_jobs (
     state TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS remote_jobs_by_action ON remote_jobs(target, action, state);
+CREATE TABLE IF NOT EXISTS operator_actions (
+    id INTEGER PRIMARY KEY,
+    operator TEXT NOT NULL,
+    host TEXT NOT NULL,
+    command TEXT NOT NULL,
+    subject TEXT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    outcome TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS operator_actions_by_host ON operator_actions(host);
 ";
 
 /// The ledger's structure, recorded in `schema_version` by every binary
@@ -314,6 +326,17 @@ pub struct ActionResult<'a> {
     pub previous: Option<&'a str>,
     pub reason: Option<&'a str>,
     pub output: Option<&'a str>,
+}
+
+/// An operator's command on a host (`vm power`, `vm exec`…), as journaled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OperatorAction {
+    pub command: String,
+    /// The domain (and for `exec` the command line).
+    pub subject: Option<String>,
+    /// `intent` (it never ended), `done` or `failed`.
+    pub outcome: String,
+    pub detail: Option<String>,
 }
 
 /// A long job detached on a remote host (Kayobe, a playbook, a package update).
@@ -847,6 +870,54 @@ impl Journal {
                 status.held_by = leases.iter().find(|lease| lease.host == status.host).cloned();
             }
             Ok(statuses)
+        })
+    }
+
+    /// Writes what an operator's command (`vm power`, `vm exec`…) is about to
+    /// do on a host, before it acts; returns the record's id.
+    pub fn operator_action_start(
+        &self,
+        operator: &str,
+        host: &str,
+        command: &str,
+        subject: Option<&str>,
+    ) -> Result<i64> {
+        self.with(|conn| {
+            conn.execute(
+                "INSERT INTO operator_actions (operator, host, command, subject, started_at, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'intent')",
+                params![visible(operator), host, command, subject.map(visible), now()],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    /// Completes a record of [`Self::operator_action_start`].
+    pub fn operator_action_end(&self, id: i64, outcome: &str, detail: Option<&str>) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE operator_actions SET ended_at = ?1, outcome = ?2, detail = ?3 WHERE id = ?4",
+                params![now(), outcome, detail.map(visible), id],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The operator actions on `host`, oldest first.
+    pub fn operator_actions(&self, host: &str) -> Result<Vec<OperatorAction>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT command, subject, outcome, detail FROM operator_actions WHERE host = ?1 ORDER BY id",
+            )?;
+            let rows = query.query_map(params![host], |row| {
+                Ok(OperatorAction {
+                    command: row.get(0)?,
+                    subject: row.get(1)?,
+                    outcome: row.get(2)?,
+                    detail: row.get(3)?,
+                })
+            })?;
+            rows.collect()
         })
     }
 

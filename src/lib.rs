@@ -22,6 +22,7 @@ pub mod secret;
 pub mod ssh;
 pub mod tickets;
 pub mod untrusted;
+pub mod vm;
 pub mod workflow;
 
 pub use error::{Error, ExitCode, Result};

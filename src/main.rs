@@ -23,7 +23,7 @@ use hvmigrate::workflow::manager::{self, RunSettings};
 use hvmigrate::workflow::{steps, Step};
 use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
-use cli::{Cli, Command, LabCommand, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs};
+use cli::{Cli, Command, LabCommand, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs, VmCommand};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -33,6 +33,10 @@ fn main() -> std::process::ExitCode {
         OutputFormat::Human => Format::Human,
         OutputFormat::Json => Format::Json,
     });
+    // `vm exec` exits with the guest command's own exit code.
+    if let Command::Vm(command) = &cli.command {
+        return std::process::ExitCode::from(vm(&cli, command, &output, &run_log));
+    }
     let code = match run(&cli, &output, &run_log) {
         Ok(code) => code,
         Err(err) => {
@@ -121,6 +125,76 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
         }
         // Lab commands act only on the simulated site, so root is no concern here.
         Command::Lab(command) => lab_command(command, output),
+        Command::Vm(_) => unreachable!("vm commands are run by main"),
+    }
+}
+
+/// `hvmigrate vm …`: the host of the list and the domain, then the library;
+/// the exit code is the guest command's for `exec`.
+fn vm(cli: &Cli, command: &VmCommand, output: &Output, run_log: &RunLog) -> u8 {
+    use hvmigrate::hosts::vm::PowerAction;
+    use hvmigrate::vm::{VmFailure, VmSession, VmTarget};
+    let global = &cli.global;
+    let paths = InputPaths { hypervisors_file: global.hypervisors_file.clone(), creds_file: global.creds_file.clone() };
+    let result = (|| -> std::result::Result<u8, VmFailure> {
+        fs_security::check_not_root(global.allow_root)?;
+        let (hypervisors, credentials) = check_config::load_inputs(&paths, KeyMode::Optional)?;
+        // Read before anything runs: a missing file changes nothing.
+        let stdin = match command {
+            VmCommand::Exec(args) => match &args.stdin {
+                Some(file) => {
+                    Some(hvmigrate::config::input::read_capped(file, "the --stdin file").map_err(Error::input)?)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        run_log.open(&global.log_dir, &paths.hypervisors_file)?;
+        let host = match command {
+            VmCommand::List { host }
+            | VmCommand::Info { host, .. }
+            | VmCommand::Stats { host, .. }
+            | VmCommand::Power { host, .. }
+            | VmCommand::Autostart { host, .. } => host,
+            VmCommand::Exec(args) => &args.host,
+        };
+        let target =
+            VmTarget { credentials: &credentials, hypervisors: &hypervisors, journal_path: &global.state, host };
+        runtime()?.block_on(async {
+            close_ssh_and_exit_on_ctrl_c();
+            let session = VmSession::open(&target).await?;
+            match command {
+                VmCommand::List { .. } => output.vm_list(&session.list().await?),
+                VmCommand::Info { domain, .. } => output.vm_info(&session.info(domain).await?),
+                VmCommand::Stats { domain, .. } => output.vm_stats(&session.stats(domain.as_deref()).await?),
+                VmCommand::Exec(args) => {
+                    let timeout = std::time::Duration::from_secs(args.timeout.max(1));
+                    let exec = session.exec(&args.domain, &args.command, stdin.as_deref(), timeout).await?;
+                    output.vm_exec(&exec);
+                    return Ok(exec.output.exit_code.clamp(0, 255) as u8);
+                }
+                VmCommand::Power { domain, action, .. } => {
+                    let action = match action {
+                        cli::VmPowerAction::Start => PowerAction::Start,
+                        cli::VmPowerAction::Shutdown => PowerAction::Shutdown,
+                        cli::VmPowerAction::Reboot => PowerAction::Reboot,
+                        cli::VmPowerAction::Stop => PowerAction::Stop,
+                    };
+                    output.vm_change(&session.power(domain, action).await?)
+                }
+                VmCommand::Autostart { domain, setting, .. } => {
+                    output.vm_change(&session.autostart(domain, matches!(setting, cli::OnOff::On)).await?)
+                }
+            }
+            Ok(ExitCode::Success as u8)
+        })
+    })();
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            output.error(&failure.error);
+            failure.code as u8
+        }
     }
 }
 

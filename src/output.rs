@@ -574,6 +574,154 @@ impl Output {
         self.print(&text);
     }
 
+    /// `vm list`: one line per domain, orphans marked.
+    pub fn vm_list(&self, list: &crate::vm::VmList) {
+        if self.format == Format::Json {
+            return self.json(list);
+        }
+        let rows: Vec<[String; 8]> = list
+            .domains
+            .iter()
+            .map(|vm| {
+                [
+                    vm.domain.clone(),
+                    vm.state.clone(),
+                    vm.vcpus.to_string(),
+                    format!("{} MiB", vm.memory_mib),
+                    if vm.autostart { "on" } else { "off" }.to_owned(),
+                    vm.agent.label().to_owned(),
+                    vm.nova_name.clone().unwrap_or_else(|| "-".into()),
+                    match (&vm.nova_status, vm.orphan) {
+                        (_, true) => "ORPHAN (Nova does not know it)".to_owned(),
+                        (Some(status), _) => status.clone(),
+                        (None, false) => "-".to_owned(),
+                    },
+                ]
+            })
+            .collect();
+        let mut text = format!("{}: {} domain{}\n", list.host, list.domains.len(), plural(list.domains.len()));
+        text.push_str(&table(
+            &["DOMAIN", "STATE", "VCPUS", "MEMORY", "AUTOSTART", "AGENT", "NOVA NAME", "NOVA STATUS"],
+            &rows,
+        ));
+        self.print(&text);
+    }
+
+    /// `vm info`: the domain, its devices and what they mean for migration.
+    pub fn vm_info(&self, vm: &crate::vm::VmInfo) {
+        if self.format == Format::Json {
+            return self.json(vm);
+        }
+        let xml = &vm.definition;
+        let mut text = format!("{} on {}\n", vm.info.name, vm.host);
+        text.push_str(&format!("  uuid        {}\n  state       {}\n", vm.info.uuid, vm.info.state));
+        text.push_str(&format!(
+            "  vcpus       {}\n  memory      {} MiB\n",
+            vm.info.vcpus,
+            vm.info.max_memory_kib / 1024
+        ));
+        text.push_str(&format!("  autostart   {}\n", if vm.info.autostart { "on" } else { "off" }));
+        text.push_str(&format!("  agent       {}\n", if xml.agent_channel { "channel present" } else { "no channel" }));
+        match &xml.nova {
+            Some(nova) => text.push_str(&format!(
+                "  nova        {} (flavor {}, project {}), status {}\n",
+                nova.name,
+                nova.flavor.as_deref().unwrap_or("?"),
+                nova.project.as_deref().unwrap_or("?"),
+                vm.nova_status.as_deref().unwrap_or("unknown to Nova")
+            )),
+            None => text.push_str("  nova        none (no Nova metadata)\n"),
+        }
+        for disk in &xml.disks {
+            let backing = if disk.backing.is_empty() {
+                String::new()
+            } else {
+                format!(", backed by {}", disk.backing.join(" <- "))
+            };
+            text.push_str(&format!(
+                "  disk        {} {} {} {}{backing}\n",
+                disk.target,
+                disk.kind,
+                disk.format.as_deref().unwrap_or("-"),
+                disk.source.as_deref().unwrap_or("-")
+            ));
+        }
+        for nic in &xml.nics {
+            text.push_str(&format!(
+                "  nic         {} {} {} {}\n",
+                nic.kind,
+                nic.mac.as_deref().unwrap_or("-"),
+                nic.source.as_deref().unwrap_or("-"),
+                nic.model.as_deref().unwrap_or("-")
+            ));
+        }
+        for device in &xml.host_devices {
+            text.push_str(&format!("  host device {device}\n"));
+        }
+        if !xml.cpu_pinning.is_empty() {
+            let pins: Vec<String> = xml.cpu_pinning.iter().map(|(vcpu, set)| format!("{vcpu}->{set}")).collect();
+            text.push_str(&format!("  pinning     {}\n", pins.join(" ")));
+        }
+        if let Some(nodes) = &xml.numa_nodeset {
+            text.push_str(&format!("  numa        host nodes {nodes}, {} guest cell(s)\n", xml.guest_numa_cells));
+        }
+        text.push_str(&format!("  migration   {}\n", vm.migration.label()));
+        for reason in vm.migration.reasons() {
+            text.push_str(&format!("    - {reason}\n"));
+        }
+        self.print(&text);
+    }
+
+    /// `vm stats`: figures per domain and their sum.
+    pub fn vm_stats(&self, stats: &crate::vm::VmStats) {
+        if self.format == Format::Json {
+            return self.json(stats);
+        }
+        let row = |s: &crate::hosts::vm::DomainStats| {
+            [
+                s.name.clone(),
+                format!("{:.1}", s.cpu_time_ns as f64 / 1e9),
+                s.vcpus.to_string(),
+                (s.memory_current_kib / 1024).to_string(),
+                (s.memory_rss_kib / 1024).to_string(),
+                s.net_rx_bytes.to_string(),
+                s.net_tx_bytes.to_string(),
+                s.block_read_bytes.to_string(),
+                s.block_write_bytes.to_string(),
+            ]
+        };
+        let mut rows: Vec<[String; 9]> = stats.domains.iter().map(row).collect();
+        rows.push(row(&stats.total));
+        let header =
+            ["DOMAIN", "CPU S", "VCPUS", "MEM MIB", "RSS MIB", "NET RX B", "NET TX B", "DISK RD B", "DISK WR B"];
+        self.print(&format!("{}\n{}", stats.host, table(&header, &rows)));
+    }
+
+    /// `vm exec`: the guest's stdout on stdout, its stderr on stderr (both
+    /// already capped and escaped); JSON puts both in one document.
+    pub fn vm_exec(&self, exec: &crate::vm::VmExec) {
+        if self.format == Format::Json {
+            return self.json(exec);
+        }
+        self.print(&exec.output.stdout);
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(crate::untrusted::visible(&exec.output.stderr).as_bytes());
+        if exec.output.truncated {
+            let _ = writeln!(stderr, "(output cut: head and tail kept)");
+        }
+    }
+
+    /// `vm power` / `vm autostart`: what was done, and through what.
+    pub fn vm_change(&self, change: &crate::vm::VmChange) {
+        if self.format == Format::Json {
+            return self.json(change);
+        }
+        self.print(&format!(
+            "{} {}: {} {} through {}: {}\n",
+            change.host, change.domain, change.action, change.outcome, change.through, change.detail
+        ));
+    }
+
     fn json<T: serde::Serialize>(&self, value: &T) {
         let text = serde_json::to_string_pretty(value).expect("output types serialize");
         self.print(&format!("{text}\n"));

@@ -8,6 +8,7 @@
 pub mod alertmanager;
 pub mod control;
 pub mod faults;
+pub mod guests;
 pub mod jira;
 pub mod keystone;
 pub mod netbox;

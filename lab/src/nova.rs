@@ -883,6 +883,9 @@ async fn server_action(
     let rule = match action.as_str() {
         "os-migrateLive" => "os_compute_api:os-migrate-server:migrate_live",
         "migrate" => "os_compute_api:os-migrate-server:migrate",
+        "os-start" => "os_compute_api:servers:start",
+        "os-stop" => "os_compute_api:servers:stop",
+        "reboot" => "os_compute_api:servers:reboot",
         _ => "os_compute_api:servers:confirm_resize",
     };
     {
@@ -895,6 +898,7 @@ async fn server_action(
         "os-migrateLive" => live_migrate(&state, version, &id, argument),
         "migrate" => cold_migrate(&state, version, &id, argument),
         "confirmResize" => confirm_resize(&state, &id),
+        "os-start" | "os-stop" | "reboot" => power_action(&state, &id, action, argument),
         other => bad_request(&format!("There is no such action: {other}")),
     }
 }
@@ -1119,6 +1123,36 @@ fn cold_migrate(state: &LabState, version: Microversion, id: &str, argument: &Va
         Err(NoDestination::ToSelf) => return bad_request("Cannot migrate to the host where the server exists."),
         Err(NoDestination::NoValidHost) => return bad_request(NO_VALID_HOST),
     }
+    StatusCode::ACCEPTED.into_response()
+}
+
+/// `os-start`, `os-stop`, `reboot`, with the vm_state checks of
+/// nova/compute/api.py (`@check_instance_state`): start from `stopped`; stop
+/// from `active` or `error`; a soft reboot from `active` only, a hard one
+/// also from `stopped`, `paused`, `suspended` or `error`. The guest changes
+/// state at once; every accepted request is recorded.
+fn power_action(state: &LabState, id: &str, action: &str, argument: &Value) -> Response {
+    let mut world = state.world.lock();
+    let Some(server) = world.servers.get(id) else { return server_not_found(id) };
+    let (vm_state, _) = vm_and_power_state(&world, server);
+    let reboot_type = argument.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+    if action == "reboot" && !["SOFT", "HARD"].contains(&reboot_type.as_str()) {
+        return bad_request("Invalid input for field/attribute type. Value: None. None is not one of ['HARD', 'Soft', 'hard', 'soft', 'SOFT', 'Hard']");
+    }
+    let (allowed, verb): (&[&str], &str) = match action {
+        "os-start" => (&["stopped"], "start"),
+        "os-stop" => (&["active", "error"], "stop"),
+        _ if reboot_type == "HARD" => (&["active", "stopped", "paused", "suspended", "error"], "reboot"),
+        _ => (&["active"], "reboot"),
+    };
+    if !allowed.contains(&vm_state) || server.task_state.is_some() {
+        return invalid_state(verb, server, "vm_state", vm_state);
+    }
+    let status = if action == "os-stop" { "SHUTOFF" } else { "ACTIVE" };
+    if let Some(server) = world.servers.get_mut(id) {
+        server.status = status.into();
+    }
+    world.nova_power_actions.push(format!("{action} {id}"));
     StatusCode::ACCEPTED.into_response()
 }
 

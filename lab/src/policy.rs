@@ -13,11 +13,14 @@ use crate::world::WorldState;
 /// lets a member act on its own project's servers. Every other rule the lab
 /// checks defaults to `ADMIN` (or `PROJECT_MANAGER_OR_ADMIN`, a role the lab's
 /// member user does not have).
-const MEMBER_DEFAULTS: [&str; 4] = [
+const MEMBER_DEFAULTS: [&str; 7] = [
     "os_compute_api:servers:detail",
     "os_compute_api:servers:index",
     "os_compute_api:servers:show",
     "os_compute_api:servers:confirm_resize",
+    "os_compute_api:servers:start",
+    "os_compute_api:servers:stop",
+    "os_compute_api:servers:reboot",
 ];
 
 /// What a site's `policy.yaml` grants the member role beyond Nova's defaults.

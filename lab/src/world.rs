@@ -59,6 +59,11 @@ pub struct WorldOptions {
     /// Transition screens: the fields a transition into a status requires
     /// (`resolution`, typically), by target status.
     pub jira_required_fields: BTreeMap<String, Vec<String>>,
+    /// Odd guests for the `vm` commands and the drain's guest check: a GPU
+    /// passed through, SR-IOV, a vGPU, guests without an agent, one that stops
+    /// answering during its live migration, an orphan domain (see
+    /// `WorldState::add_guest_oddities`).
+    pub guest_oddities: bool,
 }
 
 impl Default for WorldOptions {
@@ -75,6 +80,7 @@ impl Default for WorldOptions {
             host_alerts: false,
             jira_cloud: false,
             jira_required_fields: BTreeMap::new(),
+            guest_oddities: false,
         }
     }
 }
@@ -132,6 +138,10 @@ pub struct WorldState {
     pub jobs: crate::shell::jobs::BackgroundJobs,
     /// Kayobe and Ansible runs started on the Kayobe host, by kind.
     pub kayobe_runs: KayobeRuns,
+    /// What libvirt knows of the guests beyond Nova (agents, host devices, orphans).
+    pub guests: crate::guests::Guests,
+    /// Power requests Nova accepted (`os-start ID`, `os-stop ID`, `reboot ID`).
+    pub nova_power_actions: Vec<String>,
 }
 
 /// Kayobe and Ansible runs started on the Kayobe host (a run counts when it starts).
@@ -711,6 +721,8 @@ impl WorldState {
             remote_job_minute: std::time::Duration::from_millis(10),
             jobs: Default::default(),
             kayobe_runs: KayobeRuns::default(),
+            guests: Default::default(),
+            nova_power_actions: Vec::new(),
         };
         let spares = (options.hosts / 4).max(2);
         for index in 0..options.hosts + spares {
@@ -720,6 +732,9 @@ impl WorldState {
                 _ => Shape::Standard,
             };
             world.add_host(&mut rng, index, in_campaign, shape);
+        }
+        if options.guest_oddities {
+            world.add_guest_oddities();
         }
         if options.host_alerts {
             let hosts: Vec<String> = world.campaign_hosts().map(|host| host.fqdn.clone()).collect();

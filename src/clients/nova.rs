@@ -460,6 +460,21 @@ impl NovaClient {
         self.action(server_id, json!({"migrate": null})).await
     }
 
+    /// Powers a SHUTOFF server on (`os-start`); Nova answers 409 in any other state.
+    pub async fn start_server(&self, server_id: &str) -> Result<(), ServiceError> {
+        self.action(server_id, json!({"os-start": null})).await
+    }
+
+    /// Shuts an ACTIVE server down (`os-stop`: ACPI, then power off after Nova's timeout).
+    pub async fn stop_server(&self, server_id: &str) -> Result<(), ServiceError> {
+        self.action(server_id, json!({"os-stop": null})).await
+    }
+
+    /// Reboots a server, soft (through the guest) or hard.
+    pub async fn reboot_server(&self, server_id: &str, hard: bool) -> Result<(), ServiceError> {
+        self.action(server_id, json!({"reboot": {"type": if hard { "HARD" } else { "SOFT" }}})).await
+    }
+
     pub async fn confirm_migration(&self, server_id: &str) -> Result<(), ServiceError> {
         self.action(server_id, json!({"confirmResize": null})).await
     }

@@ -481,6 +481,12 @@ pub struct DrainSettings {
     pub poll_interval_ms: u64,
     /// Destination host for every migration; unset lets the scheduler choose.
     pub target_host: Option<String>,
+    /// Whether each live-migrated guest's agent is watched (`agent`, the
+    /// default: for guests whose agent answers before) or not (`none`).
+    pub guest_check: GuestCheck,
+    /// How long a guest that answered before may stay silent during or after
+    /// its live migration; longer mid-migration and the migration is aborted.
+    pub guest_timeout_secs: u64,
 }
 
 impl Default for DrainSettings {
@@ -496,6 +502,8 @@ impl Default for DrainSettings {
             on_failure: OnMigrationFailure::Continue,
             poll_interval_ms: 2000,
             target_host: None,
+            guest_check: GuestCheck::Agent,
+            guest_timeout_secs: 60,
         }
     }
 }
@@ -512,6 +520,9 @@ impl DrainSettings {
             if !(value > 0.0 && value.is_finite()) {
                 problems.push(InputProblem::new(path, format!("workflow.drain.{name} must be above 0")));
             }
+        }
+        if self.guest_timeout_secs == 0 {
+            problems.push(InputProblem::new(path, "workflow.drain.guest_timeout_secs must be above 0"));
         }
         if !(self.timeout_secs_per_gib >= 0.0 && self.timeout_secs_per_gib.is_finite()) {
             problems.push(InputProblem::new(path, "workflow.drain.timeout_secs_per_gib must be 0 or more"));
@@ -534,6 +545,15 @@ impl DrainSettings {
 pub enum CapacityScope {
     AvailabilityZone,
     Aggregate,
+}
+
+/// The drain's watch on guests during live migrations.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestCheck {
+    /// Ping the QEMU guest agent before, during and after each live migration.
+    Agent,
+    None,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -7,6 +7,7 @@ pub mod hypervisor;
 pub mod kayobe;
 pub mod libvirt;
 pub mod remote_job;
+pub mod vm;
 
 use std::sync::Arc;
 

@@ -128,13 +128,18 @@ pub struct VmMove {
     pub reason: Option<String>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+    /// What the guest agent said before, during and after a live migration.
+    pub guest_check: Option<String>,
 }
 
 impl VmMove {
     /// One line for Jira and the terminal.
     pub fn line(&self) -> String {
         let kind = if self.kind.is_empty() { String::new() } else { format!(", {}", self.kind) };
-        let reason = self.reason.as_deref().map(|reason| format!(" — {reason}")).unwrap_or_default();
+        let mut reason = self.reason.as_deref().map(|reason| format!(" — {reason}")).unwrap_or_default();
+        if let Some(check) = &self.guest_check {
+            reason.push_str(&format!(" [guest check: {check}]"));
+        }
         match self.outcome {
             VmOutcome::Moved => format!(
                 "{} ({}) {} → {}{kind}, {:.1} s{reason}",

@@ -154,6 +154,21 @@ impl RemoteShell for WorldShell {
                     text.push_str(&format!(" {id:4} {:19} {state}\n", server.instance_name));
                 }
                 (0, text)
+            } else if line.starts_with("virsh ") {
+                // The census reads each domain's XML, the guest check pings agents: the lab's virsh answers.
+                let mut world = self.0.lock();
+                let machine = hvmigrate_lab::shell::Machine::Hypervisor(target.host.clone());
+                let login = hvmigrate_lab::shell::Login { user: "root".into(), sudo_password: None };
+                let outcome = hvmigrate_lab::shell::run(&mut world, &machine, &login, &line, &[]);
+                let stderr = String::from_utf8_lossy(&outcome.stderr).into_owned();
+                let stdout = String::from_utf8_lossy(&outcome.stdout).into_owned();
+                return Ok(CommandOutput {
+                    command: line,
+                    exit_status: outcome.status as i32,
+                    stdout,
+                    stderr,
+                    duration: Duration::ZERO,
+                });
             } else {
                 (127, String::new())
             };

@@ -99,12 +99,14 @@ impl Workspace {
     }
 
     /// As [`Self::command`], adding `--allow-root` when the tests run as root.
+    /// The flag comes first, so that it never lands after a `--` (`vm exec`).
     pub fn hvmigrate(&self, args: &[&str]) -> Run {
-        let mut run = self.command(args);
         if running_as_root() {
-            run.command.arg("--allow-root");
+            let mut all = vec!["--allow-root"];
+            all.extend_from_slice(args);
+            return self.command(&all);
         }
-        run
+        self.command(args)
     }
 }
 

@@ -53,36 +53,52 @@ pub struct Domain {
     pub state: &'static str,
     pub vcpus: u32,
     pub ram_mb: u64,
+    /// The Nova server it is, or `None` for a domain Nova does not know.
+    pub server_id: Option<String>,
+    pub autostart: bool,
 }
 
 /// The domains of a host: its Nova servers, except those in ERROR (they never
-/// got a domain), ordered by name; running and paused ones have an id.
+/// got a domain), and the orphan domains; ordered by name; running and
+/// paused ones have an id.
 pub fn domains(world: &WorldState, fqdn: &str) -> Vec<Domain> {
-    let mut servers: Vec<_> = world.servers_on(fqdn).filter(|server| server.status != "ERROR").collect();
-    servers.sort_by(|a, b| a.instance_name.cmp(&b.instance_name));
-    let mut next_id = 0;
-    servers
-        .into_iter()
-        .map(|server| {
-            let state = match server.status.as_str() {
+    let mut domains: Vec<Domain> = world
+        .servers_on(fqdn)
+        .filter(|server| server.status != "ERROR")
+        .map(|server| Domain {
+            id: None,
+            name: server.instance_name.clone(),
+            uuid: server.id.clone(),
+            state: match server.status.as_str() {
                 "SHUTOFF" | "SUSPENDED" => "shut off",
                 "PAUSED" => "paused",
                 _ => "running",
-            };
-            let id = (state != "shut off").then(|| {
-                next_id += 1;
-                next_id
-            });
-            Domain {
-                id,
-                name: server.instance_name.clone(),
-                uuid: server.id.clone(),
-                state,
-                vcpus: server.vcpus,
-                ram_mb: server.ram_mb,
-            }
+            },
+            vcpus: server.vcpus,
+            ram_mb: server.ram_mb,
+            server_id: Some(server.id.clone()),
+            autostart: world.guests.profile(&server.instance_name).autostart,
         })
-        .collect()
+        .chain(world.guests.orphans.iter().filter(|orphan| orphan.host == fqdn).map(|orphan| Domain {
+            id: None,
+            name: orphan.name.clone(),
+            uuid: orphan.uuid.clone(),
+            state: if orphan.running { "running" } else { "shut off" },
+            vcpus: orphan.vcpus,
+            ram_mb: orphan.ram_mb,
+            server_id: None,
+            autostart: orphan.autostart,
+        }))
+        .collect();
+    domains.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut next_id = 0;
+    for domain in &mut domains {
+        if domain.state != "shut off" {
+            next_id += 1;
+            domain.id = Some(next_id);
+        }
+    }
+    domains
 }
 
 fn virsh(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32 {
@@ -176,6 +192,9 @@ fn virsh(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32
                 1
             }
         },
+        "dumpxml" | "domstats" | "qemu-agent-command" | "start" | "shutdown" | "reboot" | "destroy" | "autostart" => {
+            super::libvirt_guest::run(shell.world, command, options, &domains, io)
+        }
         "capabilities" => {
             io.out(&capabilities(host));
             0
@@ -226,8 +245,9 @@ fn virsh(shell: &mut Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32
 }
 
 fn dominfo(d: &Domain) -> String {
+    let autostart = if d.autostart { "enable" } else { "disable" };
     format!(
-        "Id:             {}\nName:           {}\nUUID:           {}\nOS Type:        hvm\nState:          {}\nCPU(s):         {}\n{}Max memory:     {} KiB\nUsed memory:    {} KiB\nPersistent:     yes\nAutostart:      disable\nManaged save:   no\nSecurity model: selinux\nSecurity DOI:   0\n",
+        "Id:             {}\nName:           {}\nUUID:           {}\nOS Type:        hvm\nState:          {}\nCPU(s):         {}\n{}Max memory:     {} KiB\nUsed memory:    {} KiB\nPersistent:     yes\nAutostart:      {autostart}\nManaged save:   no\nSecurity model: selinux\nSecurity DOI:   0\n",
         d.id.map_or("-".into(), |id| id.to_string()),
         d.name,
         d.uuid,

@@ -12,6 +12,7 @@ mod fs;
 mod hypervisor;
 pub mod jobs;
 mod kayobe;
+mod libvirt_guest;
 pub mod parse;
 mod reinstall;
 mod text;

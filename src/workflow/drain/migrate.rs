@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::clients::nova::{Migration, NovaClient, Server};
-use crate::config::workflow::{DrainSettings, OnMigrationFailure};
+use crate::config::workflow::{DrainSettings, GuestCheck, OnMigrationFailure};
+use crate::hosts::vm::{AgentState, Domains};
+use crate::ssh::RemoteShell;
 use crate::workflow::context::RunContext;
 use crate::workflow::report::{VmMove, VmOutcome};
 
@@ -143,6 +145,52 @@ fn not_started(host: &str, planned: &PlannedMove, reason: &str) -> VmMove {
         to: None,
         reason: Some(reason.into()),
         duration: Duration::ZERO,
+        guest_check: None,
+    }
+}
+
+/// The watch on one live-migrated guest whose agent answered before: it
+/// must keep answering (on the source while the migration runs, on the
+/// destination after it), never silent for longer than `timeout`.
+struct GuestWatch {
+    shell: Arc<dyn RemoteShell>,
+    timeout: Duration,
+    /// What was seen, for the VM's row and the ticket.
+    notes: Mutex<Vec<String>>,
+}
+
+impl GuestWatch {
+    fn note(&self, text: String) {
+        self.notes.lock().unwrap_or_else(|poison| poison.into_inner()).push(text);
+    }
+
+    async fn ping(&self, host: &str, server_id: &str) -> AgentState {
+        match Domains::new(self.shell.clone(), host).ping(server_id).await {
+            Ok(state) => state,
+            Err(err) => AgentState::NotResponding(err.to_string()),
+        }
+    }
+}
+
+/// Before a live migration: whether the guest agent answers. A watch only
+/// for a guest that does (one without an agent cannot be checked).
+async fn guest_watch(run: &RunContext, host: &str, planned: &PlannedMove) -> (Option<GuestWatch>, Option<String>) {
+    let settings = &run.credentials.workflow.drain;
+    if planned.kind != MoveKind::Live || settings.guest_check == GuestCheck::None {
+        return (None, None);
+    }
+    let Ok(shell) = run.shell() else { return (None, Some("not checked: no ssh section".into())) };
+    let watch = GuestWatch {
+        shell: shell.clone(),
+        timeout: Duration::from_secs(settings.guest_timeout_secs.max(1)),
+        notes: Mutex::default(),
+    };
+    match watch.ping(host, &planned.server.id).await {
+        AgentState::Answers => {
+            watch.note("agent answered before".into());
+            (Some(watch), None)
+        }
+        other => (None, Some(format!("not watched: before the migration the agent {other}"))),
     }
 }
 
@@ -160,19 +208,22 @@ async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove, progress:
         to: None,
         reason: None,
         duration: Duration::ZERO,
+        guest_check: None,
     };
     let Ok(nova) = run.nova() else {
         row.reason = Some("the openstack section is missing".into());
         return row;
     };
+    let (watch, unwatched) = guest_watch(run, host, planned).await;
+    let watch = watch.as_ref();
     let known = Some(planned.known_migrations.clone());
-    let mut ended = attempt(nova, settings, host, planned, planned.resume.clone(), known, progress).await;
+    let mut ended = attempt(nova, settings, host, planned, planned.resume.clone(), known, progress, watch).await;
     if let (Attempt::Failed { reason }, OnMigrationFailure::RetryOnce, false) =
         (&ended, settings.on_failure, run.stop.is_stopping())
     {
         tracing::warn!(host, vm = %planned.server.name, %reason, "migration failed; trying once more");
         let first = reason.clone();
-        ended = match attempt(nova, settings, host, planned, None, None, progress).await {
+        ended = match attempt(nova, settings, host, planned, None, None, progress, watch).await {
             Attempt::Failed { reason } => Attempt::Failed { reason: format!("{first}; the retry: {reason}") },
             Attempt::Moved { to } => {
                 row.reason = Some(format!("moved on the second attempt; the first: {first}"));
@@ -195,12 +246,18 @@ async fn move_one(run: &RunContext, host: &str, planned: &PlannedMove, progress:
         }
         Attempt::Failed { reason } => row.reason = Some(reason),
     }
+    row.guest_check = match watch {
+        Some(watch) => Some(watch.notes.lock().unwrap_or_else(|poison| poison.into_inner()).join(", ")),
+        None => unwatched,
+    };
     row.duration = started.elapsed();
     row
 }
 
 /// Starts (or picks up) one migration and follows it until it is done,
-/// failed, or out of time.
+/// failed, or out of time; with a guest watch, a guest silent for longer
+/// than its timeout mid-migration has its live migration aborted.
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     nova: &NovaClient,
     settings: &DrainSettings,
@@ -209,6 +266,7 @@ async fn attempt(
     resume: Option<Migration>,
     known: Option<HashSet<String>>,
     progress: &HostProgress,
+    watch: Option<&GuestWatch>,
 ) -> Attempt {
     let server = &planned.server;
     let (_, ram_mb) = super::size(server);
@@ -245,6 +303,7 @@ async fn attempt(
     let mut confirmed = false;
     let mut last_status = String::new();
     let mut last_seen: Option<(Migration, Server)> = None;
+    let mut silent_since: Option<(Instant, String)> = None;
     loop {
         poll.tick().await;
         let elapsed = started.elapsed();
@@ -281,7 +340,44 @@ async fn attempt(
             };
             let completed = ["completed", "confirmed"].contains(&record.status.as_str());
             if completed && moved && settled && now.task_state.is_none() {
-                return Attempt::Moved { to: now.host.clone().unwrap_or_default() };
+                let to = now.host.clone().unwrap_or_default();
+                if let Some(watch) = watch {
+                    let on = now.hypervisor_hostname.clone().unwrap_or_else(|| to.clone());
+                    if let Err(reason) = answers_again(watch, &on, &server.id, settings).await {
+                        return Attempt::Failed { reason: format!("moved to {to}, but {reason}") };
+                    }
+                }
+                return Attempt::Moved { to };
+            }
+            // Mid-migration the guest runs on the source: it must keep answering.
+            if let Some(watch) = watch.filter(|_| !completed && planned.kind == MoveKind::Live) {
+                match watch.ping(host, &server.id).await {
+                    AgentState::Answers => {
+                        if silent_since.take().is_some() {
+                            watch.note("answered again during the migration".into());
+                        }
+                    }
+                    other => {
+                        let (since, _) = silent_since.get_or_insert_with(|| (Instant::now(), other.to_string()));
+                        let silent = since.elapsed();
+                        if silent > watch.timeout && record.status == "running" {
+                            let secs = watch.timeout.as_secs();
+                            watch.note(format!("silent for over {secs} s during the migration"));
+                            let mut reason = format!(
+                                "the guest agent stopped answering during the live migration (silent for over {secs} s: {other})"
+                            );
+                            match nova.abort_live_migration(&server.id, &record.id).await {
+                                Ok(()) => {
+                                    reason.push_str(&format!("; live migration {} aborted through Nova", record.id))
+                                }
+                                Err(err) => {
+                                    reason.push_str(&format!("; aborting live migration {} failed: {err}", record.id))
+                                }
+                            }
+                            return Attempt::Failed { reason };
+                        }
+                    }
+                }
             }
             // A cold migration waits in VERIFY_RESIZE for its confirmation.
             if planned.kind == MoveKind::Cold
@@ -300,6 +396,32 @@ async fn attempt(
         }
         if elapsed >= timeout {
             return Attempt::Failed { reason: timed_out(nova, server, timeout, last_seen).await };
+        }
+    }
+}
+
+/// After a live migration, the guest must answer on its new host within the
+/// watch's timeout.
+async fn answers_again(
+    watch: &GuestWatch,
+    host: &str,
+    server_id: &str,
+    settings: &DrainSettings,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let pause = Duration::from_millis(settings.poll_interval_ms.clamp(1, 1000));
+    loop {
+        match watch.ping(host, server_id).await {
+            AgentState::Answers => {
+                watch.note(format!("answered on {host} after"));
+                return Ok(());
+            }
+            other if started.elapsed() >= watch.timeout => {
+                let secs = watch.timeout.as_secs();
+                watch.note(format!("silent on {host} after"));
+                return Err(format!("its guest agent did not answer there within {secs} s: {other}"));
+            }
+            _ => tokio::time::sleep(pause).await,
         }
     }
 }

@@ -139,6 +139,47 @@ impl Census {
         Ok(census)
     }
 
+    /// Holds back every VM to move whose domain has host devices (PCI
+    /// passthrough, vGPU, SR-IOV): Nova cannot live-migrate them, and a cold
+    /// migration needs the same device free elsewhere, so each is a blocker
+    /// named with the reason read from its libvirt XML. A migration already
+    /// under way is awaited, not second-guessed.
+    pub async fn hold_back_host_devices(&mut self, domains: &crate::hosts::vm::Domains) -> Result<(), ActionError> {
+        let mut kept = Vec::new();
+        for planned in std::mem::take(&mut self.moves) {
+            if planned.resume.is_some() {
+                kept.push(planned);
+                continue;
+            }
+            let xml = match domains.dumpxml(&planned.server.id).await {
+                Ok(xml) => xml,
+                // Nova's server has no domain here (yet): nothing in it to hold it back.
+                Err(crate::hosts::vm::VmError::UnknownDomain { .. }) => {
+                    kept.push(planned);
+                    continue;
+                }
+                Err(err) => return Err(ActionError(err.to_string())),
+            };
+            if xml.host_devices.is_empty() {
+                kept.push(planned);
+                continue;
+            }
+            let devices: Vec<String> = xml.host_devices.iter().map(ToString::to_string).collect();
+            let migration = xml.migratability(planned.kind == MoveKind::Live);
+            self.left.push(LeftBehind {
+                server: planned.server,
+                reason: format!(
+                    "host devices ({}): migration {} — {}",
+                    devices.join(", "),
+                    migration.label(),
+                    migration.reasons().join("; ")
+                ),
+            });
+        }
+        self.moves = kept;
+        Ok(())
+    }
+
     /// `7 servers: 4 live, 1 cold, 1 in progress (awaited), 1 left behind (vm-3 …: ERROR)`.
     pub fn summary(&self) -> String {
         let count = |kind: MoveKind| self.moves.iter().filter(|m| m.resume.is_none() && m.kind == kind).count();
@@ -202,6 +243,7 @@ impl Census {
                 to: None,
                 reason: Some(left.reason.clone()),
                 duration: Duration::ZERO,
+                guest_check: None,
             })
             .collect()
     }

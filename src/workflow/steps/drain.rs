@@ -30,8 +30,12 @@ pub fn plan() -> StepPlan {
     }
 }
 
+/// Nova's servers on the host, less those whose libvirt domain has host devices.
 async fn census(host: &HostContext) -> Result<Census, ActionError> {
-    Census::take(host.run.nova()?, host.host.as_str(), &host.run.credentials.workflow.drain).await
+    let mut census = Census::take(host.run.nova()?, host.host.as_str(), &host.run.credentials.workflow.drain).await?;
+    let domains = crate::hosts::vm::Domains::new(host.run.shell()?.clone(), host.host.as_str());
+    census.hold_back_host_devices(&domains).await?;
+    Ok(census)
 }
 
 /// Pre-drain is done: no new VM can land on the host while it drains.
@@ -271,6 +275,7 @@ impl Action for VerifyEmpty {
                         to: None,
                         reason: Some(format!("still on the host ({})", server.status)),
                         duration: Default::default(),
+                        guest_check: None,
                     });
                 }
             }

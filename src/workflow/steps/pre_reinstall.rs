@@ -115,8 +115,37 @@ impl Action for HostEmpty {
                 problems.push(format!("migrations to or from the host are under way: {}", found.join(", ")));
             }
             if !domains.value.is_empty() {
-                let names: Vec<String> = domains.value.iter().map(|d| format!("{} ({})", d.name, d.state)).collect();
-                problems.push(format!("libvirt has domains: {}", names.join(", ")));
+                // A domain whose UUID is no server of Nova's on this host is an
+                // orphan: a reinstall would destroy it with no one knowing.
+                let libvirt = crate::hosts::vm::Domains::new(host.run.shell()?.clone(), host.host.as_str());
+                let mut known = Vec::new();
+                let mut orphans = Vec::new();
+                for domain in &domains.value {
+                    let uuid = match libvirt.dominfo(&domain.name).await {
+                        Ok(info) => info.uuid,
+                        Err(crate::hosts::vm::VmError::UnknownDomain { .. }) => continue,
+                        // Whose it is stays unknown; it blocks all the same.
+                        Err(err) => {
+                            tracing::warn!(host = %host.host, domain = %domain.name, "cannot read the domain's UUID: {err}");
+                            known.push(format!("{} ({})", domain.name, domain.state));
+                            continue;
+                        }
+                    };
+                    if servers.iter().any(|server| server.id == uuid) {
+                        known.push(format!("{} ({})", domain.name, domain.state));
+                    } else {
+                        orphans.push(format!("{} ({uuid}, {})", domain.name, domain.state));
+                    }
+                }
+                if !known.is_empty() {
+                    problems.push(format!("libvirt has domains: {}", known.join(", ")));
+                }
+                if !orphans.is_empty() {
+                    problems.push(format!(
+                        "libvirt has orphan domains Nova does not know (remove or adopt them first): {}",
+                        orphans.join(", ")
+                    ));
+                }
             }
             if problems.is_empty() {
                 return Ok(Decision::passed(observed));
