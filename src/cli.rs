@@ -141,6 +141,9 @@ pub enum LabCommand {
 pub struct LabReinstallArgs {
     /// The host to reinstall.
     pub host: String,
+    /// Simulate a DNS or PXE mix-up: another machine (other system UUID, serial and MACs) answers afterwards.
+    #[arg(long)]
+    pub wrong_machine: bool,
     #[command(flatten)]
     pub lab: LabShowArgs,
 }

@@ -156,7 +156,7 @@ fn lab_command(command: &LabCommand, output: &Output) -> Result<ExitCode> {
                 (None, None) => return Err(usage("lab reinstall needs --dir or --url")),
             };
             let control = lab::control_url(&source)?;
-            runtime()?.block_on(lab::reinstall(&control, &args.host))?;
+            runtime()?.block_on(lab::reinstall(&control, &args.host, args.wrong_machine))?;
             output.lab_reinstalled(&args.host);
         }
     }

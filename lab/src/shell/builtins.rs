@@ -113,6 +113,22 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
         }
         "hostname" => {
             let name = shell.machine.name().to_owned();
+            if args.iter().any(|a| a == "-I") {
+                // The addresses of the host's interfaces (its eth0's, as Aquilon records it).
+                let ips: Vec<String> = match &shell.machine {
+                    super::Machine::Hypervisor(fqdn) => shell
+                        .world
+                        .host(fqdn)
+                        .into_iter()
+                        .flat_map(|host| host.aquilon.interfaces.iter())
+                        .filter(|nic| !nic.name.starts_with("bmc"))
+                        .filter_map(|nic| nic.ip.clone())
+                        .collect(),
+                    _ => vec!["127.0.0.1".into()],
+                };
+                io.out(&format!("{} \n", ips.join(" ")));
+                return Some(0);
+            }
             let short = name.split('.').next().unwrap_or_default().to_owned();
             io.out(&format!("{}\n", if args.iter().any(|a| a == "-s") { short } else { name }));
             0
@@ -253,6 +269,8 @@ impl Shell<'_> {
                 "uname",
                 "partprobe",
                 "wipefs",
+                "ip",
+                "ipmitool",
             ],
             super::Machine::Aquilon(_) => &["aq", "netbox2aquilon", "myaq-get-model"],
             super::Machine::Kayobe(_) => &["kayobe", "ansible-playbook"],
@@ -689,6 +707,14 @@ fn touch_existing(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut I
         } else if !shell.is_root() && shell.check_writable(path).is_err() && !shell.is_dir(path) {
             io.err(&format!("{name}: changing permissions of '{path}': Operation not permitted\n"));
             status = 1;
+        } else if let (Some(value), true) = (operands.first(), matches!(name, "chown" | "chmod")) {
+            // Kept so that tests can see what owner and mode a file was given.
+            let absolute = shell.absolute(path);
+            let machine = shell.machine.clone();
+            if let Some(state) = shell.world.machine_shell_mut(&machine) {
+                let map = if name == "chown" { &mut state.owners } else { &mut state.modes };
+                map.insert(absolute, (*value).clone());
+            }
         }
     }
     status
