@@ -189,11 +189,8 @@ pub async fn reinstall(control: &str, host: &str, wrong_machine: bool) -> Result
     let _ = rustls::crypto::ring::default_provider().install_default();
     let unreachable = |err: reqwest::Error| Error::Refused(format!("cannot reach the lab at {control}: {err}"));
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(unreachable)?;
-    let mut request = client.post(format!("{control}/_lab/reinstall/{host}"));
-    if wrong_machine {
-        request = request.query(&[("wrong_machine", "true")]);
-    }
-    let response = request.send().await.map_err(unreachable)?;
+    let query = if wrong_machine { "?wrong_machine=true" } else { "" };
+    let response = client.post(format!("{control}/_lab/reinstall/{host}{query}")).send().await.map_err(unreachable)?;
     if response.status().is_success() {
         return Ok(());
     }

@@ -33,7 +33,13 @@ pub struct Workflow {
     pub drain: DrainSettings,
     /// Kayobe, playbooks and package updates run detached on their host.
     pub remote_jobs: RemoteJobSettings,
+    /// Where nova-compute keeps its node identity on the host (Nova 2023.1+:
+    /// `compute_id` under its state path; Kolla's `nova_compute` volume).
+    pub nova_compute_id_path: String,
 }
+
+/// Kolla's `nova_compute` volume holds nova-compute's state path (`/var/lib/nova`).
+pub const KOLLA_NOVA_COMPUTE_ID_PATH: &str = "/var/lib/docker/volumes/nova_compute/_data/compute_id";
 
 impl Default for Workflow {
     fn default() -> Self {
@@ -53,6 +59,7 @@ impl Default for Workflow {
             scc_group: None,
             drain: DrainSettings::default(),
             remote_jobs: RemoteJobSettings::default(),
+            nova_compute_id_path: KOLLA_NOVA_COMPUTE_ID_PATH.into(),
         }
     }
 }

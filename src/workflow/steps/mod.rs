@@ -3,6 +3,7 @@
 mod adoption;
 mod common;
 mod drain;
+mod identity;
 mod noops;
 mod post_reinstall;
 mod pre_drain;

@@ -28,6 +28,8 @@ pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
         }),
         // The reinstall wiped root's authorized_keys.
         Box::new(RootAccessAction),
+        // Nothing is changed on a machine that is not the one drained.
+        Box::new(super::identity::SameMachine),
         Box::new(TargetOs),
         Box::new(RecordDisks),
         Box::new(GpuCheck),
