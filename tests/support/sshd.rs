@@ -95,6 +95,8 @@ impl Sshd {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(20),
             keep_alive_interval: Duration::from_secs(5),
+            pinned_known_hosts: None,
+            accept_new_host_keys: false,
         }
     }
 

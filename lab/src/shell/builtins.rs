@@ -50,6 +50,7 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
         "chmod" | "chown" | "chgrp" | "restorecon" => touch_existing(shell, name, args, io),
         "touch" => touch(shell, args, io),
         "rm" => rm(shell, args, io),
+        "mv" => mv(shell, args, io),
         "tee" => tee(shell, args, io),
         "ls" => ls(shell, args, io),
         "sudo" => sudo(shell, args, io),
@@ -203,7 +204,7 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
 }
 
 /// Commands every host has (for `command -v` and `which`).
-const COMMON: [&str; 42] = [
+const COMMON: [&str; 43] = [
     "true",
     "umask",
     "false",
@@ -224,6 +225,7 @@ const COMMON: [&str; 42] = [
     "restorecon",
     "touch",
     "rm",
+    "mv",
     "tee",
     "ls",
     "sudo",
@@ -754,6 +756,36 @@ fn rm(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {
         }
     }
     status
+}
+
+/// `mv SOURCE DEST` of one file (a rename: its owner and mode go with it).
+fn mv(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {
+    let operands: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let [source, dest] = operands[..] else {
+        io.err("mv: the simulated host moves one file: mv SOURCE DEST\n");
+        return 1;
+    };
+    let text = match shell.read_file(source) {
+        Ok(text) => text,
+        Err(problem) => {
+            io.err(&format!("mv: cannot stat '{source}': {}\n", problem.message()));
+            return 1;
+        }
+    };
+    if let Err(problem) = shell.write_file(dest, &text, false).and_then(|()| shell.remove_file(source)) {
+        io.err(&format!("mv: cannot move '{source}' to '{dest}': {}\n", problem.message()));
+        return 1;
+    }
+    let (from, to) = (shell.absolute(source), shell.absolute(dest));
+    let machine = shell.machine.clone();
+    if let Some(state) = shell.world.machine_shell_mut(&machine) {
+        for map in [&mut state.owners, &mut state.modes] {
+            if let Some(value) = map.remove(&from) {
+                map.insert(to.clone(), value);
+            }
+        }
+    }
+    0
 }
 
 fn tee(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {

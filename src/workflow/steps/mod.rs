@@ -10,6 +10,8 @@ mod pre_drain;
 mod pre_reinstall;
 mod setup;
 
+pub use identity::NewHostKey;
+
 use crate::config::Workflow;
 
 use super::action::Action;
