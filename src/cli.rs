@@ -74,6 +74,8 @@ pub enum Command {
     Run(RunArgs),
     /// Where every host stands, from the journal.
     Status(StatusArgs),
+    /// Every host's identity record (canonical facts) and its history, from the journal; duplicates reported.
+    Inventory(InventoryArgs),
     /// The whole campaign on a built-in simulated site (in-process, on loopback, in a temporary folder).
     Demo(DemoArgs),
     /// The simulated site: serve it for hands-on use, or show where it stands.
@@ -228,6 +230,13 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Show every recorded action of this host.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Show this host only.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
 }

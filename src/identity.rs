@@ -290,6 +290,110 @@ pub fn compare(recorded: &HostFacts, now: &HostFacts) -> Comparison {
     comparison
 }
 
+/// One observation in a host's history, as `inventory` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InventoryEntry {
+    pub step: String,
+    pub kind: String,
+    pub recorded_at: String,
+    pub record: IdentityRecord,
+}
+
+/// A host of the inventory: its latest identity and its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InventoryHost {
+    pub host: String,
+    pub latest: Option<IdentityRecord>,
+    pub history: Vec<InventoryEntry>,
+}
+
+/// Hosts matched by their canonical facts: one machine behind two names of
+/// the list, or one name that became another machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Duplicate {
+    /// `one machine, several names` or `name became another machine`.
+    pub kind: String,
+    pub hosts: Vec<String>,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Inventory {
+    pub hosts: Vec<InventoryHost>,
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// The inventory from the journal's identity rows (`(host, step, kind,
+/// recorded_at, record JSON)`, oldest first); `only` keeps one host's
+/// entries, duplicates are found across all.
+pub fn inventory(rows: &[(String, String, String, String, String)], only: Option<&str>) -> Inventory {
+    let mut hosts: Vec<InventoryHost> = Vec::new();
+    for (host, step, kind, recorded_at, json) in rows {
+        let Ok(record) = serde_json::from_str::<IdentityRecord>(json) else { continue };
+        let position = match hosts.iter().position(|entry| &entry.host == host) {
+            Some(position) => position,
+            None => {
+                hosts.push(InventoryHost { host: host.clone(), latest: None, history: Vec::new() });
+                hosts.len() - 1
+            }
+        };
+        let entry = &mut hosts[position];
+        if kind == "observed" && !record.host.system_uuid.is_empty() {
+            entry.latest = Some(record.clone());
+        }
+        entry.history.push(InventoryEntry {
+            step: step.clone(),
+            kind: kind.clone(),
+            recorded_at: recorded_at.clone(),
+            record,
+        });
+    }
+    let mut duplicates = Vec::new();
+    // One name, several machines over time.
+    for entry in &hosts {
+        let mut machines: Vec<&str> = Vec::new();
+        for item in entry.history.iter().filter(|item| item.kind == "observed") {
+            let uuid = item.record.host.system_uuid.as_str();
+            if !uuid.is_empty() && !machines.contains(&uuid) {
+                machines.push(uuid);
+            }
+        }
+        if machines.len() > 1 {
+            duplicates.push(Duplicate {
+                kind: "name became another machine".into(),
+                hosts: vec![entry.host.clone()],
+                detail: format!("system UUIDs over time: {}", machines.join(" → ")),
+            });
+        }
+    }
+    // Several names, one machine (by system UUID, serial or a NIC MAC).
+    for (index, first) in hosts.iter().enumerate() {
+        let Some(a) = &first.latest else { continue };
+        for second in &hosts[index + 1..] {
+            let Some(b) = &second.latest else { continue };
+            let shared = if a.host.system_uuid == b.host.system_uuid {
+                Some(format!("system UUID {}", a.host.system_uuid))
+            } else if !a.host.serial.is_empty() && a.host.serial == b.host.serial {
+                Some(format!("serial {}", a.host.serial))
+            } else {
+                a.host.macs.iter().find(|mac| b.host.macs.contains(mac)).map(|mac| format!("MAC {mac}"))
+            };
+            if let Some(detail) = shared {
+                duplicates.push(Duplicate {
+                    kind: "one machine, several names".into(),
+                    hosts: vec![first.host.clone(), second.host.clone()],
+                    detail,
+                });
+            }
+        }
+    }
+    if let Some(only) = only {
+        hosts.retain(|entry| entry.host == only);
+        duplicates.retain(|duplicate| duplicate.hosts.iter().any(|host| host == only));
+    }
+    Inventory { hosts, duplicates }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error(transparent)]
@@ -336,6 +440,35 @@ ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZ+l7NbkDVNoHu0QR45vs/XyqMqRIOmsNQuSCUOACJx
         assert!(!mismatch.same_machine());
         assert!(mismatch.mismatches[0].contains("4c4c4544") && mismatch.mismatches[0].contains("other"));
         assert!(mismatch.mismatches[1].contains("7XK2M3") && mismatch.mismatches[1].contains("9ZZ"));
+    }
+
+    #[test]
+    fn the_inventory_reports_one_machine_under_two_names_and_a_name_that_changed_machine() {
+        let facts = HostFacts::parse(OUTPUT);
+        let row = |host: &str, step: &str, facts: &HostFacts| {
+            let record = IdentityRecord { host: facts.clone(), ..IdentityRecord::default() };
+            (
+                host.to_owned(),
+                step.to_owned(),
+                "observed".to_owned(),
+                "t".to_owned(),
+                serde_json::to_string(&record).unwrap(),
+            )
+        };
+        let other = HostFacts { system_uuid: "other".into(), serial: "OTHER".into(), macs: vec![], ..facts.clone() };
+        let rows = vec![
+            row("hv01", "pre-drain", &facts),
+            row("hv02", "pre-drain", &facts),
+            row("hv03", "pre-drain", &other),
+            row("hv03", "post-reinstall", &HostFacts { system_uuid: "third".into(), ..other.clone() }),
+        ];
+        let all = inventory(&rows, None);
+        assert_eq!(all.hosts.len(), 3);
+        assert_eq!(all.duplicates.len(), 2, "{:?}", all.duplicates);
+        assert!(all.duplicates.iter().any(|d| d.hosts == ["hv01", "hv02"] && d.detail.contains("system UUID")));
+        assert!(all.duplicates.iter().any(|d| d.hosts == ["hv03"] && d.detail.contains("other → third")));
+        let one = inventory(&rows, Some("hv03"));
+        assert_eq!((one.hosts.len(), one.hosts[0].history.len(), one.duplicates.len()), (1, 2, 1));
     }
 
     #[test]

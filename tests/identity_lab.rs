@@ -99,11 +99,18 @@ fn a_whole_campaign_with_real_reinstalls_pins_the_new_keys_and_keeps_the_nova_no
         assert_eq!((&after.hypervisor_uuid, after.compute.state.as_str()), (node, "up"), "the same Nova node");
     }
     // The history: pre-drain, pre-reinstall, the verifying connection, post-reinstall.
-    let out = site.hvmigrate(&["inventory", "--output", "json"]).run();
-    if out.code == 0 {
-        let inventory = json(&out);
-        assert!(inventory.to_string().contains(&hosts[0]), "{}", out.report());
-    }
+    let out = site.hvmigrate(&["inventory", "--host", &hosts[0], "--output", "json"]).expect_code(0);
+    let inventory = json(&out);
+    let entry = &inventory["hosts"][0];
+    assert_eq!(entry["host"], hosts[0].as_str(), "{}", out.report());
+    let steps: Vec<&str> = entry["history"].as_array().unwrap().iter().map(|h| h["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        ["pre-drain", "pre-reinstall", "post-reinstall", "post-reinstall", "post-reinstall"],
+        "{}",
+        out.report()
+    );
+    assert!(inventory["duplicates"].as_array().unwrap().is_empty(), "{}", out.report());
 }
 
 #[test]
