@@ -63,6 +63,8 @@ async fn bench(marker: &str, open_files: u64) {
         connect_timeout: Duration::from_secs(30),
         command_timeout: Duration::from_secs(120),
         keep_alive_interval: Duration::from_secs(15),
+        pinned_known_hosts: None,
+        accept_new_host_keys: false,
     };
 
     let mut rows = Vec::new();

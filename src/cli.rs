@@ -74,6 +74,8 @@ pub enum Command {
     Run(RunArgs),
     /// Where every host stands, from the journal.
     Status(StatusArgs),
+    /// Every host's identity record (canonical facts) and its history, from the journal; duplicates reported.
+    Inventory(InventoryArgs),
     /// The whole campaign on a built-in simulated site (in-process, on loopback, in a temporary folder).
     Demo(DemoArgs),
     /// The simulated site: serve it for hands-on use, or show where it stands.
@@ -199,6 +201,9 @@ pub enum LabCommand {
 pub struct LabReinstallArgs {
     /// The host to reinstall.
     pub host: String,
+    /// Simulate a DNS or PXE mix-up: another machine (other system UUID, serial and MACs) answers afterwards.
+    #[arg(long)]
+    pub wrong_machine: bool,
     #[command(flatten)]
     pub lab: LabShowArgs,
 }
@@ -292,6 +297,13 @@ pub struct StatusArgs {
     /// List the runs under way on the ledger: who, where, which step, the hosts they hold, since when.
     #[arg(long, conflicts_with = "host")]
     pub runs: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Show this host only.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -91,6 +91,8 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
         short_service_hosts: true,
         // node_exporter's alerts labelled `instance="<fqdn>:9100"`.
         host_alerts: true,
+        // Reinstalls as real ones: new SSH host keys, no compute_id left.
+        reinstall_like_real: true,
         ..WorldOptions::default()
     };
     let lab = Lab::start(LabOptions { world, ..LabOptions::default() })

@@ -1159,3 +1159,110 @@ mod tests {
         assert_eq!(statuses[1].outcome, StepOutcome::Running);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Host identity records (issue "Host identity"). Self-contained: one table,
+// created on first use, and three methods in plain SQL.
+// ---------------------------------------------------------------------------
+
+/// One row per observation of a host's identity: the canonical facts and
+/// what NetBox, Nova and Aquilon said, as JSON (`identity::IdentityRecord`);
+/// `kind` says what the row is (`observed`, `pinned-host-key`, …).
+const IDENTITY_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS host_identity (
+    id INTEGER PRIMARY KEY,
+    host TEXT NOT NULL,
+    step TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS host_identity_by_host ON host_identity(host, id);
+";
+
+/// One row of a host's identity history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdentityRow {
+    pub host: String,
+    pub step: String,
+    pub run_id: String,
+    pub kind: String,
+    pub recorded_at: String,
+    /// The JSON record.
+    pub record: String,
+}
+
+impl Journal {
+    /// Adds a row to the host's identity history.
+    pub fn record_identity(&self, host: &str, step: &str, run_id: &str, kind: &str, record: &str) -> Result<()> {
+        self.with(|conn| {
+            conn.execute_batch(IDENTITY_SCHEMA)?;
+            conn.execute(
+                "INSERT INTO host_identity (host, step, run_id, kind, recorded_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![host, step, run_id, kind, now(), record],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The identity history of one host (or of every host), oldest first.
+    /// Empty when nothing was recorded yet (also in a read-only journal).
+    pub fn identity_history(&self, host: Option<&str>) -> Result<Vec<IdentityRow>> {
+        self.with(|conn| {
+            let exists: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'host_identity'",
+                [],
+                |row| row.get(0),
+            )?;
+            if !exists {
+                return Ok(Vec::new());
+            }
+            let mut query = conn.prepare(
+                "SELECT host, step, run_id, kind, recorded_at, record FROM host_identity
+                 WHERE ?1 IS NULL OR host = ?1 ORDER BY id",
+            )?;
+            let rows = query.query_map(params![host], |row| {
+                Ok(IdentityRow {
+                    host: row.get(0)?,
+                    step: row.get(1)?,
+                    run_id: row.get(2)?,
+                    kind: row.get(3)?,
+                    recorded_at: row.get(4)?,
+                    record: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The latest identity row of a host of this kind recorded by one of
+    /// these steps.
+    pub fn latest_identity(&self, host: &str, steps: &[&str], kind: &str) -> Result<Option<IdentityRow>> {
+        Ok(self
+            .identity_history(Some(host))?
+            .into_iter()
+            .rev()
+            .find(|row| row.kind == kind && steps.contains(&row.step.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn identity_history_is_kept_per_host_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
+        assert!(journal.identity_history(None).unwrap().is_empty());
+        journal.record_identity("hv01", "pre-drain", "r1", "observed", "{\"a\":1}").unwrap();
+        journal.record_identity("hv02", "pre-drain", "r1", "observed", "{\"b\":1}").unwrap();
+        journal.record_identity("hv01", "post-reinstall", "r2", "observed", "{\"a\":2}").unwrap();
+        let rows = journal.identity_history(Some("hv01")).unwrap();
+        assert_eq!(rows.iter().map(|r| r.record.as_str()).collect::<Vec<_>>(), ["{\"a\":1}", "{\"a\":2}"]);
+        assert_eq!(journal.identity_history(None).unwrap().len(), 3);
+        let latest = journal.latest_identity("hv01", &["pre-drain", "pre-reinstall"], "observed").unwrap().unwrap();
+        assert_eq!(latest.record, "{\"a\":1}");
+    }
+}

@@ -65,6 +65,8 @@ pub async fn serve(settings: &ServeSettings, output: &Output) -> Result<()> {
         hosts: settings.hosts,
         seed: settings.seed,
         oddities: !settings.no_oddities,
+        // A reinstall as strict as a real one: new host keys, no compute_id.
+        reinstall_like_real: true,
         ..WorldOptions::default()
     };
     let faults = match settings.http_latency_ms {
@@ -183,11 +185,12 @@ pub async fn fetch_world(control: &str) -> Result<Value> {
 
 /// Asks the running lab to reinstall a host (`POST /_lab/reinstall/{host}`);
 /// the lab's refusal (unknown host, not switched to PXE install) is the error.
-pub async fn reinstall(control: &str, host: &str) -> Result<()> {
+pub async fn reinstall(control: &str, host: &str, wrong_machine: bool) -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let unreachable = |err: reqwest::Error| Error::Refused(format!("cannot reach the lab at {control}: {err}"));
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().map_err(unreachable)?;
-    let response = client.post(format!("{control}/_lab/reinstall/{host}")).send().await.map_err(unreachable)?;
+    let query = if wrong_machine { "?wrong_machine=true" } else { "" };
+    let response = client.post(format!("{control}/_lab/reinstall/{host}{query}")).send().await.map_err(unreachable)?;
     if response.status().is_success() {
         return Ok(());
     }

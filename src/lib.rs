@@ -10,6 +10,7 @@ pub mod digest;
 pub mod error;
 pub mod fs_security;
 pub mod hosts;
+pub mod identity;
 pub mod journal;
 pub mod lab;
 pub mod logging;

@@ -23,7 +23,7 @@ use hvmigrate::workflow::manager::{self, RunSettings};
 use hvmigrate::workflow::{steps, Step};
 use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
-use cli::{Cli, Command, LabCommand, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs, VmCommand};
+use cli::{Cli, Command, InventoryArgs, LabCommand, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs, VmCommand};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -114,6 +114,7 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
         }
         Command::Run(args) => run_step(cli, args, &paths, output, run_log),
         Command::Status(args) => status(cli, args, output),
+        Command::Inventory(args) => inventory(cli, args, output),
         Command::Scc(command) => scc(cli, command, &paths, output, run_log),
         Command::Demo(args) => {
             // The demo acts only on its own simulated site, so root is no concern here.
@@ -230,7 +231,7 @@ fn lab_command(command: &LabCommand, output: &Output) -> Result<ExitCode> {
                 (None, None) => return Err(usage("lab reinstall needs --dir or --url")),
             };
             let control = lab::control_url(&source)?;
-            runtime()?.block_on(lab::reinstall(&control, &args.host))?;
+            runtime()?.block_on(lab::reinstall(&control, &args.host, args.wrong_machine))?;
             output.lab_reinstalled(&args.host);
         }
     }
@@ -365,6 +366,25 @@ fn status(cli: &Cli, args: &StatusArgs, output: &Output) -> Result<ExitCode> {
         }
         None => output.host_statuses(&journal.host_statuses()?),
     }
+    Ok(ExitCode::Success)
+}
+
+/// `hvmigrate inventory`: the identity records of the journal.
+fn inventory(cli: &Cli, args: &InventoryArgs, output: &Output) -> Result<ExitCode> {
+    fs_security::check_not_root(cli.global.allow_root)?;
+    let Some(journal) = Journal::open_read_only(&cli.global.state)? else {
+        return Err(Error::input(InputProblem::new(&cli.global.state, "no journal here yet: no step has run")));
+    };
+    let host = match &args.host {
+        Some(host) => Some(HostName::parse(host).map_err(|err| usage(&format!("--host: {err}")))?),
+        None => None,
+    };
+    let rows: Vec<_> = journal
+        .identity_history(None)?
+        .into_iter()
+        .map(|row| (row.host, row.step, row.kind, row.recorded_at, row.record))
+        .collect();
+    output.inventory(&hvmigrate::identity::inventory(&rows, host.as_ref().map(HostName::as_str)));
     Ok(ExitCode::Success)
 }
 

@@ -294,6 +294,40 @@ impl Output {
         self.print(&table(&["RUN", "WHO", "STEP", "HOSTS", "WORKING ON", "SINCE"], &rows));
     }
 
+    /// `hvmigrate inventory`: each host's identity, its history, the duplicates.
+    pub fn inventory(&self, inventory: &crate::identity::Inventory) {
+        if self.format == Format::Json {
+            return self.json(inventory);
+        }
+        if inventory.hosts.is_empty() {
+            return self.print("The journal has no identity records yet (pre-drain and pre-reinstall record them).\n");
+        }
+        let mut rows: Vec<[String; 6]> = Vec::new();
+        for host in &inventory.hosts {
+            for entry in &host.history {
+                let facts = &entry.record.host;
+                rows.push([
+                    host.host.clone(),
+                    format!("{} {}", entry.step, entry.kind),
+                    entry.recorded_at.clone(),
+                    facts.system_uuid.clone(),
+                    facts.serial.clone(),
+                    format!("{} {}", facts.machine_id, facts.host_keys.join(" ")),
+                ]);
+            }
+        }
+        let mut text = table(&["HOST", "RECORD", "AT", "SYSTEM UUID", "SERIAL", "MACHINE-ID AND HOST KEYS"], &rows);
+        for duplicate in &inventory.duplicates {
+            text.push_str(&format!(
+                "duplicate ({}): {}: {}\n",
+                duplicate.kind,
+                duplicate.hosts.join(", "),
+                duplicate.detail
+            ));
+        }
+        self.print(&text);
+    }
+
     /// `hvmigrate status --host H`: every action on one host.
     pub fn host_history(&self, host: &str, records: &[ActionRecord]) {
         if self.format == Format::Json {

@@ -188,3 +188,33 @@ async fn typed_hypervisor_queries_over_a_real_connection() {
 fn pool_of(sshd: &Sshd) -> SshPool {
     sshd.pool()
 }
+
+/// `ssh.reinstalled_host_keys: ssh-ca`: with the site's host CA trusted
+/// (`@cert-authority`), a host whose new key the CA signed (as after a
+/// reinstall) connects with no change to known_hosts; an unsigned key does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_ca_makes_a_reinstalled_hosts_new_key_trusted_without_any_change() {
+    let folder = tempfile::tempdir().unwrap();
+    let ca = folder.path().join("host_ca");
+    support::sshd::keygen(&ca).unwrap();
+    let ca_line = std::fs::read_to_string(folder.path().join("host_ca.pub")).unwrap();
+    let trusted = folder.path().join("known_hosts");
+    std::fs::write(&trusted, format!("@cert-authority * {}\n", support::sshd::key_type_and_body(&ca_line))).unwrap();
+    let before = support::sshd::Sshd::start_signed_by(&ca);
+    let reinstalled = support::sshd::Sshd::start_signed_by(&ca);
+    for sshd in [&before, &reinstalled] {
+        let pool = SshPool::new(SshOptions { known_hosts: trusted.clone(), ..sshd.options() }).unwrap();
+        let output = pool.run(&sshd.target(), &RemoteCommand::new("probe", "true")).await.unwrap();
+        assert!(output.success());
+        pool.close_all().await;
+    }
+    assert_ne!(
+        std::fs::read_to_string(before.path("host_key.pub")).unwrap(),
+        std::fs::read_to_string(reinstalled.path("host_key.pub")).unwrap(),
+        "two different host keys, one CA"
+    );
+    let unsigned = support::sshd::Sshd::start();
+    let pool = SshPool::new(SshOptions { known_hosts: trusted.clone(), ..unsigned.options() }).unwrap();
+    let refused = pool.run(&unsigned.target(), &RemoteCommand::new("probe", "true")).await.unwrap_err();
+    assert!(matches!(refused, SshError::UnknownHostKey { .. } | SshError::HostKeyMismatch { .. }), "{refused}");
+}

@@ -75,9 +75,20 @@ async fn revoke_tokens(State(state): State<LabState>) -> Json<serde_json::Value>
     Json(serde_json::json!({"revoked": crate::keystone::revoke_all(&state)}))
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ReinstallQuery {
+    /// Another machine answers to the name afterwards (a DNS or PXE mix-up).
+    wrong_machine: bool,
+}
+
 /// The PXE reinstall of a host that Aquilon switched to install.
-async fn reinstall(State(state): State<LabState>, Path(host): Path<String>) -> Response {
-    match state.world.reinstall(&host) {
+async fn reinstall(
+    State(state): State<LabState>,
+    Path(host): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ReinstallQuery>,
+) -> Response {
+    match state.world.reinstall_as(&host, query.wrong_machine) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err @ crate::shell::ReinstallError::UnknownHost(_)) => {
             (StatusCode::NOT_FOUND, err.to_string()).into_response()

@@ -460,7 +460,7 @@ fn device_json(ctx: &Ctx, world: &WorldState, device: &NetBoxDevice) -> Value {
     for key in ["tenant", "platform"] {
         put(key, Value::Null);
     }
-    put("serial", json!(""));
+    put("serial", json!(device.serial));
     put("asset_tag", Value::Null);
     put("site", nested_site(ctx, &device.site));
     for key in ["location", "rack", "position", "face", "latitude", "longitude", "parent_device"] {

@@ -64,6 +64,10 @@ pub struct WorldOptions {
     /// answering during its live migration, an orphan domain (see
     /// `WorldState::add_guest_oddities`).
     pub guest_oddities: bool,
+    /// A reinstall is as a real one: new SSH host keys and `machine-id`,
+    /// nova-compute's `compute_id` gone, and nova-compute of an existing
+    /// service refusing to start without it (see [`WorldState::reinstall_like_real`]).
+    pub reinstall_like_real: bool,
 }
 
 impl Default for WorldOptions {
@@ -81,6 +85,7 @@ impl Default for WorldOptions {
             jira_cloud: false,
             jira_required_fields: BTreeMap::new(),
             guest_oddities: false,
+            reinstall_like_real: false,
         }
     }
 }
@@ -127,6 +132,10 @@ pub struct WorldState {
     pub nova_policy: NovaPolicy,
     /// See [`WorldOptions::short_service_hosts`].
     pub short_service_hosts: bool,
+    /// See [`WorldOptions::reinstall_like_real`]: every hypervisor has a
+    /// `compute_id` in the Kolla volume, a reinstall regenerates the host
+    /// keys and `machine-id` and wipes the volume.
+    pub reinstall_like_real: bool,
     next_id: u64,
     vms_per_host: Option<u32>,
     /// Real time per simulated minute of a long remote job (Kayobe runs and
@@ -187,6 +196,8 @@ pub struct Host {
     pub ram_allocation_ratio: f64,
     /// The NetBox device id, or `None` when the host is missing from NetBox.
     pub netbox_device: Option<u64>,
+    /// What the machine itself says it is (DMI, NICs, machine-id, host key).
+    pub machine: MachineIdentity,
     pub aquilon: AquilonHost,
     pub shell: HostShell,
     /// How Kayobe runs on the Kayobe host treat this host.
@@ -289,6 +300,49 @@ pub struct ComputeService {
     pub updated_at: String,
 }
 
+/// The machine behind a host name, as its OS reports it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct MachineIdentity {
+    /// `/sys/class/dmi/id/product_uuid` (the BIOS system UUID).
+    pub system_uuid: String,
+    /// `/sys/class/dmi/id/product_serial` (the vendor's service tag).
+    pub serial: String,
+    /// The physical NICs (name, MAC); `eth0` is the one NetBox and Aquilon know.
+    pub nics: Vec<(String, String)>,
+    /// The BMC's MAC (`ipmitool lan print`).
+    pub bmc_mac: String,
+    /// `/etc/machine-id`, made by the installer.
+    pub machine_id: String,
+    /// Which SSH host key the host presents: 0 is the one the site started
+    /// with; a real reinstall makes the next one.
+    pub host_key_generation: u32,
+}
+
+impl MachineIdentity {
+    /// A machine of this name: stable for a seed, independent of the
+    /// world's other random draws. `eth0`'s and the BMC's MACs are given.
+    pub fn generate(seed: u64, label: &str, eth0_mac: &str, bmc_mac: &str) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ crate::ssh::keys::fnv1a(format!("machine:{label}").as_bytes()));
+        const TAG: &[u8] = b"0123456789BCDFGHJKLMNPQRSTVWXYZ";
+        let serial: String = (0..7).map(|_| char::from(TAG[rng.random_range(0..TAG.len())])).collect();
+        let eth1: [u8; 5] = rng.random();
+        let eth1 = format!("b8:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", eth1[0], eth1[1], eth1[2], eth1[3], eth1[4]);
+        MachineIdentity {
+            system_uuid: uuid(&mut rng).to_uppercase(),
+            serial,
+            nics: vec![("eth0".into(), eth0_mac.to_owned()), ("eth1".into(), eth1)],
+            bmc_mac: bmc_mac.to_owned(),
+            machine_id: hex_id(&mut rng, 32),
+            host_key_generation: 0,
+        }
+    }
+
+    /// The MAC of one NIC.
+    pub fn mac(&self, nic: &str) -> Option<&str> {
+        self.nics.iter().find(|(name, _)| name == nic).map(|(_, mac)| mac.as_str())
+    }
+}
+
 /// What the Aquilon host knows about this host.
 #[derive(Clone, Debug, Serialize, Default)]
 pub struct AquilonHost {
@@ -335,6 +389,9 @@ pub struct HostShell {
     pub directories: std::collections::BTreeSet<String>,
     /// Other files written through the shell, by path.
     pub files: BTreeMap<String, String>,
+    /// Owner (`chown`) and mode (`chmod`) given to files, by path.
+    pub owners: BTreeMap<String, String>,
+    pub modes: BTreeMap<String, String>,
 }
 
 /// A file's exact bytes: a last line without its newline stays so, as on a
@@ -465,6 +522,8 @@ pub struct NetBoxDevice {
     pub device_type_id: u64,
     pub site: String,
     pub oob_ip: Option<String>,
+    /// The serial number (the vendor's service tag).
+    pub serial: String,
     pub interfaces: Vec<NetBoxInterface>,
     pub custom_fields: BTreeMap<String, serde_json::Value>,
     pub created: String,
@@ -716,6 +775,7 @@ impl WorldState {
             openstack_member_user: options.openstack_member_user,
             nova_policy: options.nova_policy.clone(),
             short_service_hosts: options.short_service_hosts,
+            reinstall_like_real: options.reinstall_like_real,
             next_id: 1,
             vms_per_host: options.vms_per_host,
             remote_job_minute: std::time::Duration::from_millis(10),
@@ -941,6 +1001,7 @@ impl WorldState {
             cpu_allocation_ratio: 4.0,
             ram_allocation_ratio: 1.0,
             netbox_device: None,
+            machine: MachineIdentity::generate(self.seed, &fqdn, "", ""),
             aquilon: AquilonHost::default(),
             shell: HostShell {
                 packages: BTreeMap::from([("qemu-kvm".to_string(), "6.2.0-40.module+el8.9.0".to_string())]),
@@ -958,6 +1019,7 @@ impl WorldState {
         };
         let eth0_mac = mac(rng);
         let bmc_mac = mac(rng);
+        host.machine = MachineIdentity::generate(self.seed, &fqdn, &eth0_mac, &bmc_mac);
         host.aquilon = AquilonHost {
             host_exists: true,
             machine: format!("system{}", 10_000 + number),
@@ -1003,6 +1065,7 @@ impl WorldState {
                 site: self.site.clone(),
                 // Every other host has oob_ip set; the rest are found through bmc0.
                 oob_ip: index.is_multiple_of(2).then(|| bmc_ip.clone()),
+                serial: host.machine.serial.clone(),
                 interfaces: vec![
                     NetBoxInterface {
                         id: interface_id,

@@ -333,3 +333,97 @@ fn exec_runs_the_command_and_ends_the_script_and_kill_finds_nothing_left() {
     assert_eq!(kill.status, 1);
     assert!(text(&kill.stderr).contains("No such process"));
 }
+
+/// A campaign host with a NetBox device, emptied and switched to PXE install.
+fn ready_for_reinstall(world: &World) -> String {
+    let mut state = world.lock();
+    let fqdn = state.campaign_hosts().find(|h| h.netbox_device.is_some()).unwrap().fqdn.clone();
+    state.servers.retain(|_, server| server.host != fqdn);
+    state.host_mut(&fqdn).unwrap().aquilon.pxe_install = true;
+    fqdn
+}
+
+fn out(world: &World, host: &Machine, line: &str) -> String {
+    let outcome = run(world, host, line);
+    assert_eq!(outcome.status, 0, "{line}: {}", text(&outcome.stderr));
+    text(&outcome.stdout)
+}
+
+fn deploy(world: &World, fqdn: &str) {
+    let kayobe = Machine::Kayobe(world.lock().kayobe_host_name());
+    let line = format!("source ~/kayobe-prod/env-vars.sh && kayobe overcloud service deploy --limit {fqdn}");
+    let outcome =
+        shell::run(&mut world.lock(), &kayobe, &Login { user: "ops".into(), sudo_password: None }, &line, b"");
+    assert_eq!(outcome.status, 0, "{}{}", text(&outcome.stdout), text(&outcome.stderr));
+}
+
+#[test]
+fn a_real_reinstall_makes_new_host_keys_and_machine_id_and_loses_compute_id() {
+    let world = World::generate(&WorldOptions { reinstall_like_real: true, ..WorldOptions::default() });
+    hvmigrate_lab::ssh::prepare_world(&mut world.lock(), &Default::default());
+    let fqdn = ready_for_reinstall(&world);
+    let host = Machine::Hypervisor(fqdn.clone());
+    let facts = "cat /sys/class/dmi/id/product_uuid /sys/class/dmi/id/product_serial; ip -o -d link show";
+    let before = (out(&world, &host, facts), out(&world, &host, "cat /etc/machine-id"));
+    let key_before = out(&world, &host, "cat /etc/ssh/ssh_host_ed25519_key.pub");
+    let hypervisor_uuid = world.lock().host(&fqdn).unwrap().hypervisor_uuid.clone();
+    assert_eq!(out(&world, &host, &format!("cat {}", shell::KOLLA_COMPUTE_ID_PATH)), hypervisor_uuid);
+
+    world.reinstall(&fqdn).unwrap();
+    assert_eq!(out(&world, &host, facts), before.0, "the same machine: DMI and NICs unchanged");
+    assert_ne!(out(&world, &host, "cat /etc/machine-id"), before.1, "a new machine-id");
+    assert_ne!(out(&world, &host, "cat /etc/ssh/ssh_host_ed25519_key.pub"), key_before, "new host keys");
+    let gone = run(&world, &host, &format!("cat {}", shell::KOLLA_COMPUTE_ID_PATH));
+    assert_eq!(gone.status, 1, "compute_id went with the disk");
+
+    // nova-compute of an existing service refuses to start without it, as Nova does.
+    deploy(&world, &fqdn);
+    assert_eq!(world.lock().host(&fqdn).unwrap().compute.state, "down");
+    let log = out(&world, &host, &format!("cat {}", shell::KOLLA_NOVA_COMPUTE_LOG));
+    assert!(log.contains(shell::NOVA_NO_NODE_IDENTITY), "{log}");
+
+    // With the identity written back, it comes up as the same node.
+    let path = shell::KOLLA_COMPUTE_ID_PATH;
+    let folder = path.rsplit_once('/').unwrap().0;
+    out(
+        &world,
+        &host,
+        &format!("mkdir -p {folder} && printf %s {hypervisor_uuid} > {path} && chown 42436:42436 {path}"),
+    );
+    deploy(&world, &fqdn);
+    let state = world.lock();
+    let after = state.host(&fqdn).unwrap();
+    assert_eq!((after.compute.state.as_str(), after.hypervisor_uuid.as_str()), ("up", hypervisor_uuid.as_str()));
+    assert_eq!(after.shell.owners.get(path).map(String::as_str), Some("42436:42436"));
+}
+
+#[test]
+fn the_default_reinstall_keeps_host_keys_and_a_wrong_machine_is_another_box() {
+    let world = world();
+    let fqdn = ready_for_reinstall(&world);
+    let host = Machine::Hypervisor(fqdn.clone());
+    let key = out(&world, &host, "cat /etc/ssh/ssh_host_ed25519_key.pub");
+    let machine_id = out(&world, &host, "cat /etc/machine-id");
+    world.reinstall(&fqdn).unwrap();
+    assert_eq!(out(&world, &host, "cat /etc/ssh/ssh_host_ed25519_key.pub"), key);
+    assert_eq!(out(&world, &host, "cat /etc/machine-id"), machine_id);
+    deploy(&world, &fqdn);
+    assert_eq!(world.lock().host(&fqdn).unwrap().compute.state, "up", "no compute_id check by default");
+
+    let before = world.lock().host(&fqdn).unwrap().machine.clone();
+    world.lock().host_mut(&fqdn).unwrap().aquilon.pxe_install = true;
+    world.reinstall_as(&fqdn, true).unwrap();
+    let after = world.lock().host(&fqdn).unwrap().machine.clone();
+    assert_ne!(after.system_uuid, before.system_uuid);
+    assert_ne!(after.serial, before.serial);
+    assert_ne!(after.mac("eth0"), before.mac("eth0"));
+    assert_ne!(after.bmc_mac, before.bmc_mac);
+    let links = out(&world, &host, "ip -o -d link show");
+    assert!(links.contains(after.mac("eth0").unwrap()) && links.contains("parentbus pci"), "{links}");
+    assert_ne!(out(&world, &host, "cat /etc/ssh/ssh_host_ed25519_key.pub"), key, "another box, another key");
+    let bmc = out(&world, &host, "ipmitool lan print");
+    assert!(bmc.contains(&after.bmc_mac), "{bmc}");
+    let ops = Login { user: "ops".into(), sudo_password: None };
+    let refused = shell::run(&mut world.lock(), &host, &ops, "cat /sys/class/dmi/id/product_uuid", b"");
+    assert_eq!((refused.status, text(&refused.stderr).contains("Permission denied")), (1, true));
+}

@@ -72,6 +72,9 @@ pub struct Device {
     pub primary_ip: Option<NestedIp>,
     #[serde(default)]
     pub custom_fields: Map<String, Value>,
+    /// The serial number (empty when NetBox has none).
+    #[serde(default)]
+    pub serial: Option<String>,
     /// Which role key this NetBox writes (`role` from 3.6, else `device_role`).
     #[serde(skip)]
     pub role_field: &'static str,
@@ -110,6 +113,9 @@ pub struct DeviceType {
 pub struct Interface {
     pub id: u64,
     pub name: String,
+    /// Read-only from NetBox 4.2 (the primary MAC address of the interface).
+    #[serde(default)]
+    pub mac_address: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -241,6 +241,39 @@ pub struct Ssh {
     pub command_timeout_secs: u64,
     #[serde(default)]
     pub sudo: Sudo,
+    /// What to do when a host comes back from its reinstall with new SSH host keys.
+    #[serde(default)]
+    pub reinstalled_host_keys: ReinstalledHostKeys,
+    /// The tool's own known-hosts file, where it pins a reinstalled host's
+    /// new key once its identity is checked (default: `hvmigrate_known_hosts`
+    /// beside `known_hosts`). Set it to `known_hosts` to pin in the operator's file.
+    #[serde(default)]
+    pub pinned_known_hosts: Option<PathBuf>,
+}
+
+/// `ssh.reinstalled_host_keys`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReinstalledHostKeys {
+    /// Accept a changed key on first contact, only for a host expected back
+    /// from its reinstall, check its canonical facts at once, and only then pin it.
+    #[default]
+    VerifyIdentity,
+    /// Hosts present certificates of a host CA (`@cert-authority` in
+    /// known_hosts): a new key signed by it needs no change; any other is refused.
+    SshCa,
+    /// Refuse every changed key; the operator checks and replaces it.
+    Strict,
+}
+
+impl ReinstalledHostKeys {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReinstalledHostKeys::VerifyIdentity => "verify-identity",
+            ReinstalledHostKeys::SshCa => "ssh-ca",
+            ReinstalledHostKeys::Strict => "strict",
+        }
+    }
 }
 
 fn default_connect_timeout() -> u64 {

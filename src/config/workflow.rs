@@ -35,7 +35,19 @@ pub struct Workflow {
     pub remote_jobs: RemoteJobSettings,
     /// The shared ledger: how long a run's hold on a host lasts unrenewed.
     pub ledger: LedgerSettings,
+    /// Where nova-compute keeps its node identity on the host (Nova 2023.1+:
+    /// `compute_id` under its state path; Kolla's `nova_compute` volume).
+    pub nova_compute_id_path: String,
+    /// Owner (`user:group`) of the restored `compute_id`: Kolla's `nova` user
+    /// inside the container (uid and gid 42436).
+    pub nova_compute_id_owner: String,
+    /// Write the saved node identity back after the reinstall. Off, the
+    /// reinstalled nova-compute refuses to start, as Nova does without it.
+    pub nova_compute_id_restore: bool,
 }
+
+/// Kolla's `nova_compute` volume holds nova-compute's state path (`/var/lib/nova`).
+pub const KOLLA_NOVA_COMPUTE_ID_PATH: &str = "/var/lib/docker/volumes/nova_compute/_data/compute_id";
 
 impl Default for Workflow {
     fn default() -> Self {
@@ -56,6 +68,9 @@ impl Default for Workflow {
             drain: DrainSettings::default(),
             remote_jobs: RemoteJobSettings::default(),
             ledger: LedgerSettings::default(),
+            nova_compute_id_path: KOLLA_NOVA_COMPUTE_ID_PATH.into(),
+            nova_compute_id_owner: "42436:42436".into(),
+            nova_compute_id_restore: true,
         }
     }
 }

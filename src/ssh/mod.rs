@@ -9,6 +9,7 @@ mod error;
 pub mod escape;
 #[cfg(test)]
 pub mod fake;
+pub mod pinned;
 mod pool;
 
 use std::fmt;

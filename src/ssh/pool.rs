@@ -33,6 +33,14 @@ pub struct SshOptions {
     pub command_timeout: Duration,
     /// Keep-alive probes on the master connection.
     pub keep_alive_interval: Duration,
+    /// The tool's own known-hosts file: host keys it pinned after checking
+    /// a reinstalled host's identity. A host pinned there is checked
+    /// against it instead of `known_hosts` (see [`super::pinned`]).
+    pub pinned_known_hosts: Option<PathBuf>,
+    /// Accept (and record in `known_hosts`) the key of a host it has no key
+    /// for: only for the one verifying connection to a reinstalled host,
+    /// whose `known_hosts` is a fresh temporary file.
+    pub accept_new_host_keys: bool,
 }
 
 impl SshOptions {
@@ -44,6 +52,8 @@ impl SshOptions {
             connect_timeout: Duration::from_secs(ssh.connect_timeout_secs),
             command_timeout: Duration::from_secs(ssh.command_timeout_secs),
             keep_alive_interval: Duration::from_secs(15),
+            pinned_known_hosts: Some(super::pinned::pinned_file(ssh)),
+            accept_new_host_keys: false,
         }
     }
 }
@@ -121,10 +131,15 @@ impl SshPool {
         }
         let options = &self.options;
         let mut builder = SessionBuilder::default();
+        let known_hosts = match &options.pinned_known_hosts {
+            Some(pinned) if super::pinned::is_pinned(pinned, &target.host) => pinned.clone(),
+            _ => options.known_hosts.clone(),
+        };
+        let check = if options.accept_new_host_keys { KnownHosts::Add } else { KnownHosts::Strict };
         builder
             .user(target.user.clone())
-            .known_hosts_check(KnownHosts::Strict)
-            .user_known_hosts_file(&options.known_hosts)
+            .known_hosts_check(check)
+            .user_known_hosts_file(&known_hosts)
             .connect_timeout(options.connect_timeout)
             .server_alive_interval(options.keep_alive_interval)
             .control_directory(self.control_dir.path())
@@ -148,7 +163,7 @@ impl SshPool {
                 })
             }
             Ok(Err(openssh::Error::Connect(err))) => {
-                return Err(SshError::from_connect_log(target, options.known_hosts.clone(), &err.to_string()))
+                return Err(SshError::from_connect_log(target, known_hosts, &err.to_string()))
             }
             Ok(Err(err)) => return Err(SshError::Connect { target: target.clone(), detail: error_chain(&err) }),
             Ok(Ok(session)) => session,

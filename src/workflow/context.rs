@@ -220,6 +220,8 @@ pub struct Facts {
     pub compute_role: Option<crate::clients::netbox::Role>,
     /// This run re-imported or re-made the host in Aquilon (its PXE switch must follow).
     pub aquilon_changed: bool,
+    /// A reinstalled host's new SSH host key, checked with its identity and to be pinned.
+    pub new_host_key: Option<crate::workflow::steps::NewHostKey>,
 }
 
 /// A command's output kept for the Jira comment.

@@ -52,8 +52,11 @@ impl LabSite {
         Self::start_with(LabOptions { world, ..LabOptions::default() }, "")
     }
 
-    /// `workflow_yaml` is appended to the credentials file.
-    pub fn start_with(options: LabOptions, workflow_yaml: &str) -> Self {
+    /// `workflow_yaml` is appended to the credentials file. The site's
+    /// reinstalls are as strict as real ones (new host keys and machine-id,
+    /// no compute_id left), whatever the options say.
+    pub fn start_with(mut options: LabOptions, workflow_yaml: &str) -> Self {
+        options.world.reinstall_like_real = true;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -124,6 +127,14 @@ impl LabSite {
         site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
         site.hvmigrate(&["run", "--step", "drain", "--force", "--parallel", "-q"]).expect_code(0);
         site
+    }
+
+    /// Sets a key of the credentials' `ssh` section (written before the lab's own keys).
+    pub fn set_ssh_setting(&self, key: &str, value: &str) {
+        let path = self.workspace.file("site/credentials.yaml");
+        let text = std::fs::read_to_string(&path).expect("credentials");
+        let text = text.replacen("ssh:\n", &format!("ssh:\n  {key}: {value}\n"), 1);
+        std::fs::write(&path, text).expect("credentials");
     }
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {

@@ -27,6 +27,16 @@ impl Sshd {
 
     /// Starts one; the error says why it could not.
     pub fn try_start() -> Result<Sshd, String> {
+        Self::try_start_signed(None)
+    }
+
+    /// Starts one whose host key is certified by the host CA at `ca`
+    /// (`ssh-keygen -s CA -h`), presented with `HostCertificate`.
+    pub fn start_signed_by(ca: &Path) -> Sshd {
+        Self::try_start_signed(Some(ca)).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    fn try_start_signed(ca: Option<&Path>) -> Result<Sshd, String> {
         if !Path::new(SSHD).exists() {
             return Err(format!(
                 "{SSHD} is missing: install the Debian package openssh-server (listed in scripts/ci-packages.txt)"
@@ -36,6 +46,19 @@ impl Sshd {
         let _ = std::fs::create_dir_all("/run/sshd");
         let dir = tempfile::tempdir().map_err(|err| format!("temp dir: {err}"))?;
         keygen(&dir.path().join("host_key"))?;
+        if let Some(ca) = ca {
+            let status = Command::new("ssh-keygen")
+                .args(["-q", "-s"])
+                .arg(ca)
+                .args(["-h", "-I", "hvmigrate-test-host", "-n", &format!("127.0.0.1,{ALIAS}")])
+                .arg(dir.path().join("host_key.pub"))
+                .stdin(Stdio::null())
+                .status()
+                .map_err(|err| format!("ssh-keygen -s: {err}"))?;
+            if !status.success() {
+                return Err("ssh-keygen could not sign the host key".into());
+            }
+        }
         keygen(&dir.path().join("client_key"))?;
         std::fs::copy(dir.path().join("client_key.pub"), dir.path().join("authorized_keys"))
             .map_err(|err| format!("authorized_keys: {err}"))?;
@@ -45,7 +68,11 @@ impl Sshd {
                 .map_err(|err| format!("a free port: {err}"))?
                 .port();
             let config = dir.path().join("sshd_config");
-            std::fs::write(&config, sshd_config(dir.path(), port)).map_err(|err| format!("sshd_config: {err}"))?;
+            let mut text = sshd_config(dir.path(), port);
+            if ca.is_some() {
+                text.push_str(&format!("HostCertificate {}/host_key-cert.pub\n", dir.path().display()));
+            }
+            std::fs::write(&config, text).map_err(|err| format!("sshd_config: {err}"))?;
             let mut child = Command::new(SSHD)
                 .arg("-D")
                 .arg("-f")
@@ -95,6 +122,8 @@ impl Sshd {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(20),
             keep_alive_interval: Duration::from_secs(5),
+            pinned_known_hosts: None,
+            accept_new_host_keys: false,
         }
     }
 

@@ -50,6 +50,7 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
         "chmod" | "chown" | "chgrp" | "restorecon" => touch_existing(shell, name, args, io),
         "touch" => touch(shell, args, io),
         "rm" => rm(shell, args, io),
+        "mv" => mv(shell, args, io),
         "tee" => tee(shell, args, io),
         "ls" => ls(shell, args, io),
         "sudo" => sudo(shell, args, io),
@@ -113,6 +114,22 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
         }
         "hostname" => {
             let name = shell.machine.name().to_owned();
+            if args.iter().any(|a| a == "-I") {
+                // The addresses of the host's interfaces (its eth0's, as Aquilon records it).
+                let ips: Vec<String> = match &shell.machine {
+                    super::Machine::Hypervisor(fqdn) => shell
+                        .world
+                        .host(fqdn)
+                        .into_iter()
+                        .flat_map(|host| host.aquilon.interfaces.iter())
+                        .filter(|nic| !nic.name.starts_with("bmc"))
+                        .filter_map(|nic| nic.ip.clone())
+                        .collect(),
+                    _ => vec!["127.0.0.1".into()],
+                };
+                io.out(&format!("{} \n", ips.join(" ")));
+                return Some(0);
+            }
             let short = name.split('.').next().unwrap_or_default().to_owned();
             io.out(&format!("{}\n", if args.iter().any(|a| a == "-s") { short } else { name }));
             0
@@ -187,7 +204,7 @@ pub fn run(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut Io) -> O
 }
 
 /// Commands every host has (for `command -v` and `which`).
-const COMMON: [&str; 42] = [
+const COMMON: [&str; 43] = [
     "true",
     "umask",
     "false",
@@ -208,6 +225,7 @@ const COMMON: [&str; 42] = [
     "restorecon",
     "touch",
     "rm",
+    "mv",
     "tee",
     "ls",
     "sudo",
@@ -253,6 +271,8 @@ impl Shell<'_> {
                 "uname",
                 "partprobe",
                 "wipefs",
+                "ip",
+                "ipmitool",
             ],
             super::Machine::Aquilon(_) => &["aq", "netbox2aquilon", "myaq-get-model"],
             super::Machine::Kayobe(_) => &["kayobe", "ansible-playbook"],
@@ -689,6 +709,14 @@ fn touch_existing(shell: &mut Shell<'_>, name: &str, args: &[String], io: &mut I
         } else if !shell.is_root() && shell.check_writable(path).is_err() && !shell.is_dir(path) {
             io.err(&format!("{name}: changing permissions of '{path}': Operation not permitted\n"));
             status = 1;
+        } else if let (Some(value), true) = (operands.first(), matches!(name, "chown" | "chmod")) {
+            // Kept so that tests can see what owner and mode a file was given.
+            let absolute = shell.absolute(path);
+            let machine = shell.machine.clone();
+            if let Some(state) = shell.world.machine_shell_mut(&machine) {
+                let map = if name == "chown" { &mut state.owners } else { &mut state.modes };
+                map.insert(absolute, (*value).clone());
+            }
         }
     }
     status
@@ -728,6 +756,36 @@ fn rm(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {
         }
     }
     status
+}
+
+/// `mv SOURCE DEST` of one file (a rename: its owner and mode go with it).
+fn mv(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {
+    let operands: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let [source, dest] = operands[..] else {
+        io.err("mv: the simulated host moves one file: mv SOURCE DEST\n");
+        return 1;
+    };
+    let text = match shell.read_file(source) {
+        Ok(text) => text,
+        Err(problem) => {
+            io.err(&format!("mv: cannot stat '{source}': {}\n", problem.message()));
+            return 1;
+        }
+    };
+    if let Err(problem) = shell.write_file(dest, &text, false).and_then(|()| shell.remove_file(source)) {
+        io.err(&format!("mv: cannot move '{source}' to '{dest}': {}\n", problem.message()));
+        return 1;
+    }
+    let (from, to) = (shell.absolute(source), shell.absolute(dest));
+    let machine = shell.machine.clone();
+    if let Some(state) = shell.world.machine_shell_mut(&machine) {
+        for map in [&mut state.owners, &mut state.modes] {
+            if let Some(value) = map.remove(&from) {
+                map.insert(to.clone(), value);
+            }
+        }
+    }
+    0
 }
 
 fn tee(shell: &mut Shell<'_>, args: &[String], io: &mut Io) -> i32 {

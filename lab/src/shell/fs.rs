@@ -26,6 +26,14 @@ impl FsError {
 
 const AUTHORIZED_KEYS: &str = "/root/.ssh/authorized_keys";
 
+const DMI_ROOT_ONLY: [&str; 2] = ["/sys/class/dmi/id/product_uuid", "/sys/class/dmi/id/product_serial"];
+
+/// The host's SSH host key, as `/etc/ssh/ssh_host_ed25519_key.pub` holds it.
+pub fn host_key_line(seed: u64, host: &Host) -> String {
+    let key = crate::ssh::keys::host_key_of_generation(seed, &host.fqdn, host.machine.host_key_generation);
+    crate::ssh::keys::public_line(key.public_key())
+}
+
 /// Directories every host has.
 const BASE_DIRECTORIES: [&str; 22] = [
     "/",
@@ -152,7 +160,8 @@ impl Shell<'_> {
     /// Reads a file as the current user.
     pub fn read_file(&self, path: &str) -> Result<String, FsError> {
         let path = self.absolute(path);
-        if path.starts_with("/root/") && !self.is_root() {
+        // DMI's UUID and serial are root's only (0400), as the kernel makes them.
+        if (path.starts_with("/root/") || DMI_ROOT_ONLY.contains(&path.as_str())) && !self.is_root() {
             return Err(FsError::PermissionDenied);
         }
         if self.is_dir(&path) {
@@ -179,6 +188,15 @@ impl Shell<'_> {
                     ))
                 }
                 "/etc/resolv.conf" => return Ok(shell.resolv_conf.clone()),
+                "/sys/class/dmi/id/product_uuid" => {
+                    return Ok(format!("{}\n", host.machine.system_uuid.to_lowercase()))
+                }
+                "/sys/class/dmi/id/product_serial" => return Ok(format!("{}\n", host.machine.serial)),
+                "/sys/class/dmi/id/sys_vendor" => return Ok(format!("{}\n", host.vendor)),
+                "/etc/machine-id" => return Ok(format!("{}\n", host.machine.machine_id)),
+                "/etc/ssh/ssh_host_ed25519_key.pub" => {
+                    return Ok(format!("{}\n", host_key_line(self.world.seed, host)))
+                }
                 "/etc/fstab" => return Ok(shell.fstab.text().to_owned()),
                 "/etc/mdadm.conf" if !shell.mdadm_conf.is_empty() => return Ok(shell.mdadm_conf.text().to_owned()),
                 AUTHORIZED_KEYS if shell.directories.contains("/root/.ssh") => {

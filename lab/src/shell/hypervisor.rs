@@ -18,6 +18,8 @@ pub fn run(shell: &mut Shell<'_>, fqdn: &str, name: &str, args: &[String], io: &
             0
         }
         "dnf" | "yum" => dnf(shell, fqdn, args, io),
+        "ip" => ip(shell.world.host(fqdn)?, args, io),
+        "ipmitool" => ipmitool(shell, fqdn, args, io),
         "systemctl" => systemctl(shell, args, io),
         "uname" => {
             let host = shell.world.host(fqdn)?;
@@ -35,6 +37,56 @@ pub fn run(shell: &mut Shell<'_>, fqdn: &str, name: &str, args: &[String], io: &
         _ => return None,
     };
     Some(status)
+}
+
+/// `ip -o -d link show`: one line per link; physical NICs name their bus
+/// (`parentbus pci`), as iproute2 does for devices with a parent.
+fn ip(host: &Host, args: &[String], io: &mut Io) -> i32 {
+    let words: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    if !matches!(words.as_slice(), ["link"] | ["link", "show"] | ["l"] | ["link", "list"]) {
+        io.err("Command not supported by the simulated host: ip link show only.\n");
+        return 1;
+    }
+    let one_line = args.iter().any(|a| a == "-o" || a == "-oneline");
+    let details = args.iter().any(|a| a == "-d" || a == "-details");
+    let sep = if one_line { "\\    " } else { "\n    " };
+    let mut index = 1;
+    let mut line = |name: &str, flags: &str, mac: &str, extra: &str| {
+        let detail = if details { format!(" {extra}") } else { String::new() };
+        io.out(&format!(
+            "{index}: {name}: <{flags}> mtu 1500 qdisc mq state UP mode DEFAULT group default qlen 1000{sep}link/ether {mac} brd ff:ff:ff:ff:ff:ff{detail}\n"
+        ));
+        index += 1;
+    };
+    line("lo", "LOOPBACK,UP,LOWER_UP", "00:00:00:00:00:00", "promiscuity 0");
+    for (slot, (name, mac)) in host.machine.nics.iter().enumerate() {
+        let parent = format!("promiscuity 0 addrgenmode none parentbus pci parentdev 0000:01:00.{slot}");
+        line(name, "BROADCAST,MULTICAST,UP,LOWER_UP", mac, &parent);
+    }
+    if let Some(bridge) = host.aquilon.interfaces.iter().find(|nic| nic.name == "br0") {
+        line("br0", "BROADCAST,MULTICAST,UP,LOWER_UP", &bridge.mac, "promiscuity 0 bridge forward_delay 1500");
+    }
+    0
+}
+
+/// `ipmitool lan print`: the BMC's LAN settings (root only, through /dev/ipmi0).
+fn ipmitool(shell: &Shell<'_>, fqdn: &str, args: &[String], io: &mut Io) -> i32 {
+    if !shell.is_root() {
+        io.err("Could not open device at /dev/ipmi0 or /dev/ipmi/0 or /dev/ipmidev/0: Permission denied\n");
+        return 1;
+    }
+    let Some(host) = shell.world.host(fqdn) else { return 1 };
+    if args.first().map(String::as_str) != Some("lan") || args.get(1).map(String::as_str) != Some("print") {
+        io.err("The simulated host knows only: ipmitool lan print\n");
+        return 1;
+    }
+    let ip = host.aquilon.interfaces.iter().find(|nic| nic.name == "bmc0").and_then(|nic| nic.ip.clone());
+    io.out(&format!(
+        "Set in Progress         : Set Complete\nIP Address Source       : Static Address\nIP Address              : {}\nSubnet Mask             : 255.255.255.0\nMAC Address             : {}\n",
+        ip.unwrap_or_else(|| "0.0.0.0".into()),
+        host.machine.bmc_mac
+    ));
+    0
 }
 
 fn kernel(host: &Host) -> String {

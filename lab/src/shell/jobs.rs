@@ -133,12 +133,37 @@ fn apply(world: &mut WorldState, machine: &Machine, change: Change) {
             }
         }
         Change::ServiceDeployed(fqdn) => {
+            let like_real = world.reinstall_like_real;
             if let Some(host) = world.host_mut(&fqdn) {
                 host.kayobe.service_deploys += 1;
-                host.compute.state = "up".into();
+                start_nova_compute(host, like_real);
             }
         }
     }
+}
+
+/// nova-compute starting in its new container. Its service record exists
+/// (the host was a compute node before), so without a local node identity
+/// it refuses to start, as Nova 2023.1+ does
+/// (nova/compute/manager.py, `_ensure_existing_node_identity`); with one
+/// that names another node, Nova takes it as a new compute node.
+fn start_nova_compute(host: &mut crate::world::Host, like_real: bool) {
+    if like_real {
+        match host.shell.files.get(super::KOLLA_COMPUTE_ID_PATH).map(|text| text.trim().to_owned()) {
+            None => {
+                let line =
+                    format!("2026-01-05 09:00:00.000 7 ERROR oslo_service.service {}\n", super::NOVA_NO_NODE_IDENTITY);
+                let log = host.shell.files.entry(super::KOLLA_NOVA_COMPUTE_LOG.to_owned()).or_default();
+                log.push_str(&line);
+                host.shell.directories.extend(["/var/log/kolla".to_owned(), "/var/log/kolla/nova".to_owned()]);
+                host.compute.state = "down".into();
+                return;
+            }
+            Some(uuid) if uuid != host.hypervisor_uuid => host.hypervisor_uuid = uuid,
+            Some(_) => {}
+        }
+    }
+    host.compute.state = "up".into();
 }
 
 impl Shell<'_> {

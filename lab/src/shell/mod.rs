@@ -23,7 +23,10 @@ use std::time::Duration;
 use crate::world::{HostShell, WorldState};
 use parse::{Node, Part, Redirect, RedirectKind, Word};
 
-pub use reinstall::{fill_base_fstab, ReinstallError, TARGET_OS_VERSION};
+pub use reinstall::{
+    fill_base_fstab, ReinstallError, KOLLA_COMPUTE_ID_PATH, KOLLA_NOVA_COMPUTE_LOG, NOVA_NO_NODE_IDENTITY,
+    TARGET_OS_VERSION,
+};
 
 /// Which kind of machine a shell runs on, by host name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -26,6 +26,14 @@ pub fn host_key(seed: u64, host: &str) -> PrivateKey {
     derived_key(seed, &format!("host:{host}"), &format!("root@{host}"))
 }
 
+/// The key a host presents after `generation` real reinstalls (0: none).
+pub fn host_key_of_generation(seed: u64, host: &str, generation: u32) -> PrivateKey {
+    match generation {
+        0 => host_key(seed, host),
+        n => derived_key(seed, &format!("host:{host}:reinstall-{n}"), &format!("root@{host}")),
+    }
+}
+
 /// The key a host presents after "its key changed" (a fault).
 pub fn changed_host_key(seed: u64, host: &str) -> PrivateKey {
     derived_key(seed, &format!("changed-host:{host}"), &format!("root@{host}"))

@@ -310,6 +310,7 @@ pub fn prepare_world(state: &mut WorldState, settings: &SshSettings) {
     let seed = state.seed;
     let client_key_line = keys::public_line(keys::client_key(seed).public_key());
     let client_key_line = client_key_line.as_str();
+    let state_like_real = state.reinstall_like_real;
     let mut campaign_index = 0;
     for host in &mut state.hosts {
         let mut rng = StdRng::seed_from_u64(seed ^ keys::fnv1a(host.fqdn.as_bytes()));
@@ -333,6 +334,14 @@ pub fn prepare_world(state: &mut WorldState, settings: &SshSettings) {
         }
         let home = format!("/home/{}", settings.username);
         host.shell.directories.insert(home);
+        if state_like_real && !host.shell.files.contains_key(crate::shell::KOLLA_COMPUTE_ID_PATH) {
+            // Nova (2023.1+) wrote its node's UUID there on first start, without a newline.
+            let path = crate::shell::KOLLA_COMPUTE_ID_PATH;
+            for (at, _) in path.match_indices('/').skip(1) {
+                host.shell.directories.insert(path[..at].to_owned());
+            }
+            host.shell.files.insert(crate::shell::KOLLA_COMPUTE_ID_PATH.to_owned(), host.hypervisor_uuid.clone());
+        }
     }
     let kayobe = state.kayobe_host_name();
     if let Some(shell) = state.service_hosts.get_mut(&kayobe) {

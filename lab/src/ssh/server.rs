@@ -97,10 +97,14 @@ async fn connection(machine: Machine, stream: TcpStream, peer: SocketAddr, share
     let Some((cutter, stream)) = cutter else { return };
     let _ = stream.set_nodelay(true);
     let name = machine.name().to_owned();
+    let generation = match &machine {
+        Machine::Hypervisor(fqdn) => shared.world.lock().host(fqdn).map_or(0, |host| host.machine.host_key_generation),
+        _ => 0,
+    };
     let host_key = if shared.faults.get(&name).changed_host_key {
         keys::changed_host_key(shared.seed, &name)
     } else {
-        keys::host_key(shared.seed, &name)
+        keys::host_key_of_generation(shared.seed, &name, generation)
     };
     let version = {
         let mut world = shared.world.lock();

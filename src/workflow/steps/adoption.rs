@@ -23,7 +23,10 @@ pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
                 target: |t| &t.working_on_adoption,
                 finished: |t| &t.ready_for_test,
             }),
+            // Nova's node identity must be on the host before nova-compute starts.
+            Box::new(super::identity::RestoreNodeIdentity),
             Box::new(KayobeDeploy),
+            Box::new(super::identity::NodeIdentityKept),
             Box::new(EnableCompute),
             Box::new(ExpireSilences),
             Box::new(SccUpload),

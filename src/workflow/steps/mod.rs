@@ -3,11 +3,14 @@
 mod adoption;
 mod common;
 mod drain;
+mod identity;
 mod noops;
 mod post_reinstall;
 mod pre_drain;
 mod pre_reinstall;
 mod setup;
+
+pub use identity::NewHostKey;
 
 use crate::config::Workflow;
 

@@ -26,8 +26,13 @@ pub fn plan(workflow: &crate::config::Workflow) -> StepPlan {
             target: |t| &t.working_on_post_reinstall,
             finished: |t| &t.ready_for_adoption,
         }),
+        // A real reinstall made new SSH host keys: trusted only for the same machine.
+        Box::new(super::identity::ReinstalledHostKey),
         // The reinstall wiped root's authorized_keys.
         Box::new(RootAccessAction),
+        // Nothing is changed on a machine that is not the one drained.
+        Box::new(super::identity::SameMachine),
+        Box::new(super::identity::RestoreNodeIdentity),
         Box::new(TargetOs),
         Box::new(RecordDisks),
         Box::new(GpuCheck),

@@ -16,6 +16,8 @@ pub fn plan() -> StepPlan {
             Box::new(SourceOs),
             Box::new(UpdatePackages),
             Box::new(NetBoxDevice { check_pre_drain_status: true }),
+            // Before anything changes: NetBox and the host must agree on the machine.
+            Box::new(super::identity::IdentityCheck),
             Box::new(DisableCompute),
             Box::new(RecordState),
         ],

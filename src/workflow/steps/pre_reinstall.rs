@@ -40,6 +40,8 @@ pub fn plan(workflow: &Workflow) -> StepPlan {
             // Still disabled: someone may have re-enabled it since pre-drain.
             Box::new(super::pre_drain::DisableCompute),
             Box::new(NetBoxDevice { check_pre_drain_status: false }),
+            // The machine and Nova's node identity, saved before the disk is wiped.
+            Box::new(super::identity::NodeIdentitySaved),
             Box::new(BlockDevices),
             Box::new(GpuCheck),
             Box::new(Silences),
