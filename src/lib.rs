@@ -17,6 +17,7 @@ pub mod maintenance_window;
 pub mod output;
 pub mod reach;
 pub mod redact;
+pub mod report;
 pub mod scc;
 pub mod secret;
 pub mod ssh;
