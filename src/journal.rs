@@ -838,7 +838,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteJob> {
 
 /// The journal's time stamp for now.
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    crate::clock::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 fn journal_error(path: &Path, err: rusqlite::Error) -> Error {

@@ -4,6 +4,7 @@
 
 pub mod check_config;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod digest;
@@ -12,6 +13,7 @@ pub mod fs_security;
 pub mod hosts;
 pub mod journal;
 pub mod lab;
+pub mod lab_history;
 pub mod logging;
 pub mod maintenance_window;
 pub mod output;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use jiff::{SignedDuration, Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::{campaign_steps, round2, stamp, HostHistory, Window};
@@ -116,6 +116,7 @@ fn forecast(hosts_done: usize, hosts_left: usize, done_per_day: &[f64], until: T
 /// A day later, for the tests.
 #[cfg(test)]
 fn days_after(at: Timestamp, days: i64) -> Timestamp {
+    use jiff::ToSpan;
     at.to_zoned(jiff::tz::TimeZone::UTC).checked_add(days.days()).unwrap().timestamp()
 }
 

@@ -60,7 +60,7 @@ pub struct VmMigrationRecord {
 pub fn compute(ledger: &Ledger, histories: &BTreeMap<String, HostHistory>, window: &Window) -> HoldUps {
     let mut causes: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
     for history in histories.values() {
-        let latest = history.steps.iter().filter(|step| step.started <= window.until).next_back();
+        let latest = history.steps.iter().rfind(|step| step.started <= window.until);
         let Some(latest) = latest else { continue };
         let outcome = match latest.row.outcome {
             StepOutcome::Blocked => "blocked",

@@ -7,7 +7,9 @@ pub mod burn_down;
 pub mod csv_files;
 pub mod durations;
 pub mod holdups;
+pub mod html;
 pub mod os_time;
+pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
