@@ -70,6 +70,21 @@ fn report_json_matches_its_schema_and_the_campaign() {
         .expect_code(0);
     assert_eq!(json_of(&listed)["hosts"], 4);
 
+    // Bad input: named, exit 2, nothing written.
+    let state = ["--state", "demo/state/hvmigrate.db"];
+    ws.hvmigrate(&["report", "--all", "--since", "last week", "--html", "bad.html"])
+        .arg(state[0])
+        .arg(state[1])
+        .expect_code(2)
+        .stderr_has("--since: 'last week' is neither a date");
+    ws.hvmigrate(&["report", "--all", "--since", "2030-01-01", "--until", "2029-01-01"])
+        .arg(state[0])
+        .arg(state[1])
+        .expect_code(2)
+        .stderr_has("window is empty");
+    ws.hvmigrate(&["report", "--all", "--state", "nowhere.db"]).expect_code(2).stderr_has("no journal here yet");
+    assert!(!ws.file("bad.html").exists());
+
     let python_ok = Command::new("python3").args(["-c", "import jsonschema"]).status().is_ok_and(|s| s.success());
     if !tool_or_skip(python_ok, "python3 with jsonschema (tests/python/requirements.txt)") {
         return;

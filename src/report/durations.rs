@@ -172,6 +172,15 @@ fn slow_host(history: &HostHistory, waits: &[Wait], window: &Window) -> Option<S
         let key = format!("waiting for {}", names[wait.after + 1]);
         *stretches.entry(key).or_default() += hours_between(wait.from, wait.to.min(end));
     }
+    // A host not through: the time since its latest attempt ended (blocked, failed, or waiting).
+    let latest = history.steps.iter().rfind(|step| campaign_index(&step.row.step).is_some());
+    if let (None, Some(latest)) = (adopted.filter(|at| *at <= window.until), latest) {
+        let since = latest.ended.unwrap_or(latest.started);
+        if since < end {
+            let key = format!("since {} {}", latest.row.step, latest.row.outcome.as_str());
+            *stretches.entry(key).or_default() += hours_between(since, end);
+        }
+    }
     let longest = stretches.into_iter().max_by(|a, b| a.1.total_cmp(&b.1));
     Some(SlowHost {
         host: history.host.clone(),
@@ -207,11 +216,19 @@ mod tests {
         let wait = spent.waits.iter().find(|row| row.after == "pre-reinstall").unwrap();
         assert_eq!((wait.before.as_str(), wait.spread.max_s), ("post-reinstall", 6.0 * 3600.0));
         // hv01 went through in 37 h 10 min (day 1 07:00 to day 2 20:10); hv02 is still
-        // going from day 1 09:00: 39 h, its longest stretch the wait before drain (19 h 20 min).
+        // going from day 1 09:00: 39 h, its longest stretch the wait before the drain (19 h 20 min),
+        // longer than the 15 h 30 min since its drain failed (day 2 08:30).
         let hosts: Vec<(&str, f64, bool)> =
             spent.slowest_hosts.iter().map(|host| (host.host.as_str(), host.hours, host.done)).collect();
         assert_eq!(hosts, [("hv02.example.org", 39.0, false), ("hv01.example.org", 37.17, true)]);
         assert_eq!(spent.slowest_hosts[0].longest_stretch.as_deref(), Some("waiting for drain"));
         assert_eq!(spent.slowest_hosts[0].longest_stretch_hours, 19.33);
+        // Three days later, the 63 h 30 min since the failed drain is the longest.
+        let later = ReportSettings { until: Some(at("2026-03-05T00:00:00Z")), ..Default::default() };
+        let report = build(fixture::ledger(), &later, at("2026-03-10T00:00:00Z")).unwrap();
+        let stuck = &report.time_spent.slowest_hosts[0];
+        assert_eq!(stuck.host, "hv02.example.org");
+        assert_eq!(stuck.longest_stretch.as_deref(), Some("since drain failed"));
+        assert_eq!(stuck.longest_stretch_hours, 63.5);
     }
 }
