@@ -76,6 +76,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Every host's identity record (canonical facts) and its history, from the journal; duplicates reported.
     Inventory(InventoryArgs),
+    /// Campaign report from the journal alone: OS over time, burn-down and forecast, where the time goes,
+    /// what holds it up.
+    Report(ReportArgs),
     /// The whole campaign on a built-in simulated site (in-process, on loopback, in a temporary folder).
     Demo(DemoArgs),
     /// The simulated site: serve it for hands-on use, or show where it stands.
@@ -192,9 +195,28 @@ pub enum LabCommand {
     Serve(LabServeArgs),
     /// Show the running site's world: per host NetBox, Nova, VMs, Jira and silences; SCC uploads (read-only).
     Show(LabShowArgs),
+    /// Lay down a long campaign in the journal (--state): the real engine over a simulated site with a
+    /// simulated clock, steps spread over weeks, operators' waits, failures and retries.
+    History(LabHistoryArgs),
     /// Reinstall a host of the running site over PXE, as an operator would after pre-reinstall
     /// (target OS, blank extra disks, no root key); only for a host Aquilon switched to install.
     Reinstall(LabReinstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LabHistoryArgs {
+    /// Hypervisors of the simulated campaign.
+    #[arg(long, default_value_t = 200)]
+    pub hosts: usize,
+    /// Weeks the campaign spans (it ends about now).
+    #[arg(long, default_value_t = 6)]
+    pub weeks: u32,
+    /// Seed of the simulated site and of the operators' choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Keep the site files and logs here instead of a new temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -304,6 +326,25 @@ pub struct InventoryArgs {
     /// Show this host only.
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Start of the window: a date (2026-03-01, midnight UTC) or a time stamp; default the first record.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// End of the window (same forms); default now.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Every host of the journal, not only those of the list.
+    #[arg(long)]
+    pub all: bool,
+    /// Also write one CSV file per table into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
+    /// Also write one self-contained HTML page with the tables and charts.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

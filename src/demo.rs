@@ -32,6 +32,8 @@ pub struct DemoSettings {
 pub struct DemoReport {
     pub dir: PathBuf,
     pub journal: PathBuf,
+    /// The campaign report's page (`hvmigrate report --html`).
+    pub report: PathBuf,
     pub run_log: Option<PathBuf>,
     pub steps: Vec<RunSummary>,
     /// Per host: where it ended the campaign.
@@ -176,5 +178,10 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
             .collect()
     };
     lab.shutdown().await;
-    Ok(DemoReport { dir, journal, run_log: Some(log), steps: summaries, hosts })
+    let report = dir.join("report.html");
+    let ledger = crate::journal::Journal::open_read_only(&journal)?
+        .ok_or_else(|| Error::Refused(format!("{}: the demo wrote no journal", journal.display())))?;
+    let built = crate::report::from_journal(&ledger, &Default::default(), crate::clock::now())?;
+    crate::report::html::write(&built, &report)?;
+    Ok(DemoReport { dir, journal, report, run_log: Some(log), steps: summaries, hosts })
 }

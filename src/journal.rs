@@ -1001,7 +1001,7 @@ fn job_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteJob> {
 
 /// The journal's time stamp for now.
 pub fn now() -> String {
-    stamp(jiff::Timestamp::now())
+    stamp(crate::clock::now())
 }
 
 /// The journal's time stamp: fixed width, so that text order is time order.
@@ -1266,3 +1266,115 @@ mod identity_tests {
         assert_eq!(latest.record, "{\"a\":1}");
     }
 }
+
+// ---- Reports: read-only queries (the rows as stored; `crate::report` computes) ----
+
+/// One host step as stored, for reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepRow {
+    pub id: i64,
+    pub host: String,
+    pub step: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub outcome: StepOutcome,
+    pub reason: Option<String>,
+}
+
+/// One action as stored, for reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionRow {
+    pub host_step_id: i64,
+    pub host: String,
+    pub step: String,
+    pub action: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub outcome: ActionOutcome,
+    pub observed: Option<String>,
+    pub change: Option<String>,
+}
+
+/// One sub-command as stored, for reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubCommandRow {
+    pub host: String,
+    pub step: String,
+    pub action: String,
+    pub name: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub outcome: ActionOutcome,
+    pub detail: Option<String>,
+}
+
+impl Journal {
+    /// Every host step, in the order they were written.
+    pub fn report_steps(&self) -> Result<Vec<StepRow>> {
+        self.with(|conn| {
+            let mut query = conn
+                .prepare("SELECT id, host, step, started_at, ended_at, outcome, reason FROM host_steps ORDER BY id")?;
+            let rows = query.query_map([], |row| {
+                Ok(StepRow {
+                    id: row.get(0)?,
+                    host: row.get(1)?,
+                    step: row.get(2)?,
+                    started_at: row.get(3)?,
+                    ended_at: row.get(4)?,
+                    outcome: StepOutcome::parse(&row.get::<_, String>(5)?),
+                    reason: row.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Every action, in the order they were written.
+    pub fn report_actions(&self) -> Result<Vec<ActionRow>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT host_step_id, host, step, action, started_at, ended_at, outcome, observed, change
+                 FROM actions ORDER BY id",
+            )?;
+            let rows = query.query_map([], |row| {
+                Ok(ActionRow {
+                    host_step_id: row.get(0)?,
+                    host: row.get(1)?,
+                    step: row.get(2)?,
+                    action: row.get(3)?,
+                    started_at: row.get(4)?,
+                    ended_at: row.get(5)?,
+                    outcome: ActionOutcome::parse(&row.get::<_, String>(6)?),
+                    observed: row.get(7)?,
+                    change: row.get(8)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The sub-commands named `name`, in the order they were written.
+    pub fn report_sub_commands(&self, name: &str) -> Result<Vec<SubCommandRow>> {
+        self.with(|conn| {
+            let mut query = conn.prepare(
+                "SELECT host, step, action, name, started_at, ended_at, outcome, detail
+                 FROM sub_commands WHERE name = ?1 ORDER BY id",
+            )?;
+            let rows = query.query_map(params![name], |row| {
+                Ok(SubCommandRow {
+                    host: row.get(0)?,
+                    step: row.get(1)?,
+                    action: row.get(2)?,
+                    name: row.get(3)?,
+                    started_at: row.get(4)?,
+                    ended_at: row.get(5)?,
+                    outcome: ActionOutcome::parse(&row.get::<_, String>(6)?),
+                    detail: row.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+// ---- End of the report queries ----

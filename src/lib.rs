@@ -4,6 +4,7 @@
 
 pub mod check_config;
 pub mod clients;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod digest;
@@ -13,11 +14,13 @@ pub mod hosts;
 pub mod identity;
 pub mod journal;
 pub mod lab;
+pub mod lab_history;
 pub mod logging;
 pub mod maintenance_window;
 pub mod output;
 pub mod reach;
 pub mod redact;
+pub mod report;
 pub mod scc;
 pub mod secret;
 pub mod ssh;

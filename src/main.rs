@@ -23,7 +23,10 @@ use hvmigrate::workflow::manager::{self, RunSettings};
 use hvmigrate::workflow::{steps, Step};
 use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
-use cli::{Cli, Command, InventoryArgs, LabCommand, OutputFormat, RunArgs, SccCollectionArgs, SccCommand, StatusArgs, VmCommand};
+use cli::{
+    Cli, Command, InventoryArgs, LabCommand, OutputFormat, ReportArgs, RunArgs, SccCollectionArgs, SccCommand, StatusArgs,
+    VmCommand,
+};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -115,6 +118,7 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
         Command::Run(args) => run_step(cli, args, &paths, output, run_log),
         Command::Status(args) => status(cli, args, output),
         Command::Inventory(args) => inventory(cli, args, output),
+        Command::Report(args) => report(cli, args, output),
         Command::Scc(command) => scc(cli, command, &paths, output, run_log),
         Command::Demo(args) => {
             // The demo acts only on its own simulated site, so root is no concern here.
@@ -125,6 +129,18 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
             Ok(report.exit_code())
         }
         // Lab commands act only on the simulated site, so root is no concern here.
+        Command::Lab(LabCommand::History(args)) => {
+            let settings = hvmigrate::lab_history::HistorySettings {
+                hosts: args.hosts,
+                weeks: args.weeks,
+                seed: args.seed,
+                state: global.state.clone(),
+                dir: args.dir.clone(),
+            };
+            let report = runtime()?.block_on(hvmigrate::lab_history::history(&settings, run_log))?;
+            output.lab_history(&report);
+            Ok(ExitCode::Success)
+        }
         Command::Lab(command) => lab_command(command, output),
         Command::Vm(_) => unreachable!("vm commands are run by main"),
     }
@@ -234,6 +250,7 @@ fn lab_command(command: &LabCommand, output: &Output) -> Result<ExitCode> {
             runtime()?.block_on(lab::reinstall(&control, &args.host, args.wrong_machine))?;
             output.lab_reinstalled(&args.host);
         }
+        LabCommand::History(_) => unreachable!("run above"),
     }
     Ok(ExitCode::Success)
 }
@@ -385,6 +402,40 @@ fn inventory(cli: &Cli, args: &InventoryArgs, output: &Output) -> Result<ExitCod
         .map(|row| (row.host, row.step, row.kind, row.recorded_at, row.record))
         .collect();
     output.inventory(&hvmigrate::identity::inventory(&rows, host.as_ref().map(HostName::as_str)));
+    Ok(ExitCode::Success)
+}
+
+/// `hvmigrate report`: from the journal only; no service is contacted.
+fn report(cli: &Cli, args: &ReportArgs, output: &Output) -> Result<ExitCode> {
+    use hvmigrate::report::{self, ReportSettings};
+    fs_security::check_not_root(cli.global.allow_root)?;
+    let bound = |flag: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|text| report::parse_bound(text).map_err(|err| usage(&format!("{flag}: {err}"))))
+            .transpose()
+    };
+    let (since, until) = (bound("--since", &args.since)?, bound("--until", &args.until)?);
+    let hosts = if args.all {
+        None
+    } else {
+        let list = hvmigrate::config::HypervisorList::load(&cli.global.hypervisors_file, KeyMode::Optional)?;
+        Some(list.hypervisors.iter().map(|hv| hv.host.as_str().to_owned()).collect())
+    };
+    let Some(journal) = Journal::open_read_only(&cli.global.state)? else {
+        return Err(Error::input(InputProblem::new(&cli.global.state, "no journal here yet: no step has run")));
+    };
+    let settings = ReportSettings { hosts, since, until };
+    let built = report::from_journal(&journal, &settings, hvmigrate::clock::now())?;
+    let mut files = Vec::new();
+    if let Some(dir) = &args.csv {
+        files.extend(report::csv_files::write(&built, dir)?);
+    }
+    if let Some(file) = &args.html {
+        report::html::write(&built, file)?;
+        files.push(file.clone());
+    }
+    output.campaign_report(&built, &files);
     Ok(ExitCode::Success)
 }
 

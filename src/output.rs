@@ -211,6 +211,11 @@ impl Output {
             text.push_str(&format!("  run log     {}\n", log.display()));
         }
         text.push_str(&format!("  journal     {}\n", report.journal.display()));
+        text.push_str(&format!("  report      {}\n", report.report.display()));
+        text.push_str(&format!(
+            "The campaign report:    hvmigrate report --all --state {}\n",
+            report.journal.display()
+        ));
         text.push_str(&format!("Where each host stands: hvmigrate status --state {}\n", report.journal.display()));
         text.push_str(&format!(
             "One host's history:    hvmigrate status --state {} --host <host>\n",
@@ -324,6 +329,50 @@ impl Output {
                 duplicate.hosts.join(", "),
                 duplicate.detail
             ));
+        }
+        self.print(&text);
+    }
+
+    /// `hvmigrate lab history`: where the campaign's journal is.
+    pub fn lab_history(&self, report: &crate::lab_history::HistoryReport) {
+        if self.format == Format::Json {
+            return self.json(report);
+        }
+        let mut text = format!(
+            "Simulated campaign from {} to {}: {} runs, {} hosts through.\nJournal: {}\nSite files: {}\n",
+            report.started,
+            report.ended,
+            report.runs,
+            report.hosts_done,
+            report.journal.display(),
+            report.dir.display()
+        );
+        if !report.hosts_stuck.is_empty() {
+            text.push_str(&format!("Given up on (blocked or failed): {}\n", report.hosts_stuck.join(", ")));
+        }
+        text.push_str(&format!("Report: hvmigrate report --all --state {}\n", report.journal.display()));
+        self.print(&text);
+    }
+
+    /// `hvmigrate report`: every table, and where the files went.
+    pub fn campaign_report(&self, report: &crate::report::Report, files: &[std::path::PathBuf]) {
+        if self.format == Format::Json {
+            return self.json(report);
+        }
+        let mut text = format!("Campaign report: {} hosts, {} to {}\n", report.hosts, report.since, report.until);
+        for table in crate::report::tables::tables(report) {
+            text.push_str(&format!("\n{}\n", table.title));
+            if table.rows.is_empty() {
+                text.push_str("  (none)\n");
+                continue;
+            }
+            text.push_str(&indent(&dynamic_table(&table.header, &table.rows)));
+        }
+        if !files.is_empty() {
+            text.push_str("\nWritten:\n");
+            for file in files {
+                text.push_str(&format!("  {}\n", file.display()));
+            }
         }
         self.print(&text);
     }
@@ -773,6 +822,33 @@ impl Output {
 }
 
 /// Columns padded to their widest cell; the last one is left ragged.
+/// A table whose number of columns is known at run time (the report's).
+fn dynamic_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|title| title.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut line = String::new();
+        for (index, cell) in cells.iter().enumerate() {
+            let cell = crate::untrusted::visible_line(cell);
+            line.push_str(&format!("{cell:width$}  ", width = widths.get(index).copied().unwrap_or(0)));
+        }
+        line.trim_end().to_owned() + "\n"
+    };
+    let mut text = line(header);
+    for row in rows {
+        text.push_str(&line(row));
+    }
+    text
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|line| format!("  {line}\n")).collect()
+}
+
 fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|title| title.chars().count()).collect();
     for row in rows {

@@ -151,6 +151,14 @@ async fn drain_failed_migration_is_reported_then_a_rerun_moves_it() {
     assert_eq!(again.hosts[0].outcome, HostOutcome::Succeeded, "{:?}", again.hosts[0].reason);
     assert_eq!(again.hosts[0].vms.len(), 1);
     assert!(site.servers_on(&host).is_empty());
+
+    // The journal holds every VM's migration, for the reports: 3 tried, 1 failed, 4 in all.
+    let journal = hvmigrate::journal::Journal::open_read_only(&site.journal).unwrap().unwrap();
+    let report = hvmigrate::report::from_journal(&journal, &Default::default(), jiff::Timestamp::now()).unwrap();
+    let migrations = &report.hold_ups.migrations;
+    assert_eq!((migrations.count, migrations.failures, migrations.not_started), (4, 1, 0), "{migrations:?}");
+    assert_eq!((migrations.moves_per_vm, migrations.most_moves_of_one_vm), (1.0, 1));
+    assert!(migrations.max_s > 0.0, "{migrations:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -295,7 +295,7 @@ impl RemoteJobs {
     }
 
     fn finished(&self, job: &RemoteJob, status: i32, log: String, reattached: bool) -> FinishedJob {
-        let ended = job.ended_at.as_deref().and_then(|at| at.parse().ok()).unwrap_or_else(jiff::Timestamp::now);
+        let ended = job.ended_at.as_deref().and_then(|at| at.parse().ok()).unwrap_or_else(crate::clock::now);
         let duration = ended.duration_since(job.started_at.parse().unwrap_or(ended)).unsigned_abs();
         FinishedJob {
             id: job.id.clone(),
@@ -339,8 +339,7 @@ impl RemoteJobs {
 /// When a job must have ended: its timeout after it started (by the journal's clock).
 fn deadline_of(job: &RemoteJob, timeout: Duration) -> Instant {
     let started: Option<jiff::Timestamp> = job.started_at.parse().ok();
-    let elapsed =
-        started.map(|started| jiff::Timestamp::now().duration_since(started).unsigned_abs()).unwrap_or_default();
+    let elapsed = started.map(|started| crate::clock::now().duration_since(started).unsigned_abs()).unwrap_or_default();
     Instant::now() + timeout.saturating_sub(elapsed)
 }
 

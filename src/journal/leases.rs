@@ -396,7 +396,7 @@ fn acquire_in(
 
 /// The journal's time stamp `duration` from now.
 pub(super) fn later(duration: Duration) -> String {
-    let at = jiff::Timestamp::now()
+    let at = crate::clock::now()
         .checked_add(jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::MAX))
         .unwrap_or(jiff::Timestamp::MAX);
     super::stamp(at)

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::journal::ActionOutcome;
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::HostContext;
 use crate::workflow::drain::migrate::migrate_all;
@@ -209,6 +210,7 @@ impl Action for Migrate {
             let not_moved: Vec<String> =
                 rows.iter().filter(|row| row.outcome != VmOutcome::Moved).map(VmMove::line).collect();
             let total = rows.len();
+            journal_vm_migrations(host, &rows);
             host.facts.vm_moves.extend(rows);
             if not_moved.is_empty() {
                 Ok(Change(format!("moved {moved} VMs")))
@@ -216,6 +218,31 @@ impl Action for Migrate {
                 Err(ActionError(format!("moved {moved} of {total} VMs; not moved: {}", not_moved.join("; "))))
             }
         })
+    }
+}
+
+/// Journals each VM's migration (a sub-command of `migrate`) for the reports:
+/// how long it took and how it ended. A failure to journal is logged; the VMs
+/// have moved either way.
+fn journal_vm_migrations(host: &HostContext, rows: &[VmMove]) {
+    let journal = host.run.journal.as_deref().filter(|_| !host.run.dry_run);
+    let (Some(journal), Some(action_id)) = (journal, host.attempt.action_id) else { return };
+    for row in rows {
+        let record = crate::report::holdups::VmMigrationRecord {
+            vm: row.id.clone(),
+            name: row.name.clone(),
+            kind: row.kind.clone(),
+            outcome: row.outcome.label().to_owned(),
+            duration_ms: row.duration.as_millis() as u64,
+        };
+        let detail = serde_json::to_string(&record).unwrap_or_default();
+        let outcome = if row.outcome == VmOutcome::Failed { ActionOutcome::Failed } else { ActionOutcome::Done };
+        let written = journal
+            .sub_command_intent(action_id, crate::report::VM_MIGRATION)
+            .and_then(|id| journal.sub_command_result(id, outcome, &crate::untrusted::visible(&detail)));
+        if let Err(err) = written {
+            tracing::error!(host = %host.host, vm = %row.name, %err, "could not journal the VM's migration");
+        }
     }
 }
 
