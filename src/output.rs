@@ -425,6 +425,7 @@ impl Output {
             ("netbox", &urls.netbox),
             ("keystone", &urls.keystone),
             ("nova", &urls.nova),
+            ("placement", &urls.placement),
             ("alertmanager", &urls.alertmanager),
             ("scc", &urls.scc),
             ("control", &urls.control),

@@ -59,6 +59,57 @@ pub struct WorldOptions {
     /// Transition screens: the fields a transition into a status requires
     /// (`resolution`, typically), by target status.
     pub jira_required_fields: BTreeMap<String, Vec<String>>,
+    /// The over-commit ratios and reservations of every compute host's
+    /// nova.conf, as Placement reports them (Nova's defaults unless set).
+    pub allocation: HostAllocation,
+}
+
+/// A compute host's `[DEFAULT]` allocation settings in nova.conf, which
+/// nova-compute reports to Placement as the inventory of its resource
+/// provider (nova `virt/libvirt/driver.py` `update_provider_tree`,
+/// `compute/utils.py`): capacity = (total - reserved) × allocation_ratio.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HostAllocation {
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub reserved_host_cpus: u32,
+    pub reserved_host_memory_mb: u64,
+    pub reserved_host_disk_mb: u64,
+}
+
+impl HostAllocation {
+    /// Nova's defaults (`initial_*_allocation_ratio` 4.0, 1.0, 1.0;
+    /// `reserved_host_memory_mb` 512; no CPU or disk reserved).
+    pub fn nova_defaults() -> Self {
+        HostAllocation {
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_cpus: 0,
+            reserved_host_memory_mb: 512,
+            reserved_host_disk_mb: 0,
+        }
+    }
+
+    /// A site that tuned them, as operators do for hosts that also run
+    /// containers (Kolla): less CPU over-commit, memory and cores kept back.
+    pub fn site_tuned() -> Self {
+        HostAllocation {
+            cpu_allocation_ratio: 2.0,
+            ram_allocation_ratio: 0.9,
+            disk_allocation_ratio: 1.0,
+            reserved_host_cpus: 4,
+            reserved_host_memory_mb: 16384,
+            reserved_host_disk_mb: 20480,
+        }
+    }
+}
+
+impl Default for HostAllocation {
+    fn default() -> Self {
+        HostAllocation::nova_defaults()
+    }
 }
 
 impl Default for WorldOptions {
@@ -75,6 +126,7 @@ impl Default for WorldOptions {
             host_alerts: false,
             jira_cloud: false,
             jira_required_fields: BTreeMap::new(),
+            allocation: HostAllocation::nova_defaults(),
         }
     }
 }
@@ -121,6 +173,8 @@ pub struct WorldState {
     pub nova_policy: NovaPolicy,
     /// See [`WorldOptions::short_service_hosts`].
     pub short_service_hosts: bool,
+    /// The allocation settings new hosts get.
+    pub allocation: HostAllocation,
     next_id: u64,
     vms_per_host: Option<u32>,
     /// Real time per simulated minute of a long remote job (Kayobe runs and
@@ -173,8 +227,8 @@ pub struct Host {
     pub hypervisor_uuid: String,
     pub availability_zone: String,
     pub aggregate: String,
-    pub cpu_allocation_ratio: f64,
-    pub ram_allocation_ratio: f64,
+    /// What nova-compute reports to Placement of this host.
+    pub allocation: HostAllocation,
     /// The NetBox device id, or `None` when the host is missing from NetBox.
     pub netbox_device: Option<u64>,
     pub aquilon: AquilonHost,
@@ -408,6 +462,9 @@ pub struct Server {
     pub hang_migration: bool,
     /// Test hook: its migrations report `completed` while the server keeps its old host.
     pub stale_host_after_migration: bool,
+    /// Test hook: Placement has no allocation of it (a server whose
+    /// allocations were lost, until `nova-manage placement heal_allocations`).
+    pub no_allocation: bool,
 }
 
 /// A Nova migration record (`os-migrations`).
@@ -706,6 +763,7 @@ impl WorldState {
             openstack_member_user: options.openstack_member_user,
             nova_policy: options.nova_policy.clone(),
             short_service_hosts: options.short_service_hosts,
+            allocation: options.allocation.clone(),
             next_id: 1,
             vms_per_host: options.vms_per_host,
             remote_job_minute: std::time::Duration::from_millis(10),
@@ -923,8 +981,7 @@ impl WorldState {
             hypervisor_uuid: uuid(rng),
             availability_zone: az,
             aggregate: "compute".into(),
-            cpu_allocation_ratio: 4.0,
-            ram_allocation_ratio: 1.0,
+            allocation: self.allocation.clone(),
             netbox_device: None,
             aquilon: AquilonHost::default(),
             shell: HostShell {
@@ -1089,6 +1146,7 @@ impl WorldState {
             fail_migration: false,
             hang_migration: false,
             stale_host_after_migration: false,
+            no_allocation: false,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod jira;
 pub mod netbox;
 pub mod nova;
 pub mod openstack;
+pub mod placement;
 pub mod scc;
 
 pub use http::{ErrorKind, RetryPolicy, ServiceError};
