@@ -716,7 +716,7 @@ mod tests {
 
     #[test]
     fn messages_of_every_service() {
-        let cases: [(&str, &str); 7] = [
+        let cases: [(&str, &str); 8] = [
             (r#"{"errorMessages":["Issue does not exist"],"errors":{}}"#, "Issue does not exist"),
             (
                 r#"{"errorMessages":[],"errors":{"comment":"Comment body is not valid!"}}"#,

@@ -2,6 +2,7 @@
 //! services' contracts, nothing of the workflow.
 
 pub mod alertmanager;
+pub mod clouds_yaml;
 pub mod http;
 pub mod jira;
 pub mod netbox;
