@@ -211,7 +211,8 @@ pub fn resolve(
     let problem = |message: String| Error::input(InputProblem::new(path, message));
     let clouds = file.get("clouds").and_then(Value::as_mapping).cloned().unwrap_or_default();
     let Some(Value::Mapping(cloud)) = clouds.get(name.as_str()).cloned() else {
-        let known: Vec<&str> = clouds.keys().filter_map(Value::as_str).collect();
+        let mut known: Vec<&str> = clouds.keys().filter_map(Value::as_str).collect();
+        known.sort();
         return Err(problem(format!("no cloud '{name}' (clouds here: {})", known.join(", "))));
     };
     settings_of(Path::new(&source), &name, cloud)
