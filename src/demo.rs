@@ -91,6 +91,8 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
         short_service_hosts: true,
         // node_exporter's alerts labelled `instance="<fqdn>:9100"`.
         host_alerts: true,
+        // nova.conf tuned as sites do: Placement's ratios and reservations are not Nova's defaults.
+        allocation: hvmigrate_lab::world::HostAllocation::site_tuned(),
         ..WorldOptions::default()
     };
     let lab = Lab::start(LabOptions { world, ..LabOptions::default() })
