@@ -386,3 +386,32 @@ async fn capacity_check_names_the_placement_rule_the_token_lacks() {
     }
     drain_stops_naming(&site, hvmigrate_lab::placement::LIST_PROVIDERS).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_search_lag_does_not_duplicate_an_issue_just_created() {
+    use hvmigrate::clients::jira::{JiraClient, Written};
+    use hvmigrate::config::Credentials;
+    use hvmigrate_lab::{Lab, LabOptions};
+
+    // Jira Cloud's index shows a new issue only three searches later.
+    let world =
+        WorldOptions { hosts: 1, oddities: false, jira_cloud: true, jira_search_lag: 3, ..WorldOptions::default() };
+    let lab = Lab::start(LabOptions { world, ..LabOptions::default() }).await.expect("the lab starts");
+    let client = || {
+        let credentials = Credentials::parse(std::path::Path::new("lab.yaml"), &lab.credentials_yaml()).unwrap();
+        JiraClient::new(credentials.jira.as_ref().unwrap()).unwrap()
+    };
+    let jira = client();
+    let summary = "hv900.lab.example.org";
+    let (key, written) = jira.create_issue_once("MH", "HyperVisor", summary, None).await.unwrap();
+    assert_eq!(written, Written::Created);
+    // Search, then create, again: the search reconciles the issue just created.
+    let (again, written) = jira.create_issue_once("MH", "HyperVisor", summary, None).await.unwrap();
+    assert_eq!((again.as_str(), written), (key.as_str(), Written::AlreadyThere));
+    let same = lab.world().lock().jira.issues.iter().filter(|issue| issue.summary == summary).count();
+    assert_eq!(same, 1, "no duplicate");
+    assert!(lab.requests().all().iter().any(|r| r.path.contains("reconcileIssues=")), "asked to reconcile");
+    // The lag is real: a client that did not create it does not see it yet.
+    assert!(client().find_by_summary("MH", summary).await.unwrap().is_empty());
+    lab.shutdown().await;
+}

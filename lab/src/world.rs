@@ -59,6 +59,11 @@ pub struct WorldOptions {
     /// Transition screens: the fields a transition into a status requires
     /// (`resolution`, typically), by target status.
     pub jira_required_fields: BTreeMap<String, Vec<String>>,
+    /// Jira Cloud's eventually consistent search: a new issue is missing
+    /// from the next N `search/jql` answers unless its id is among the
+    /// request's `reconcileIssues` (developer.atlassian.com, "search/jql",
+    /// `reconcileIssues`: strong consistency for up to 50 issue ids).
+    pub jira_search_lag: u32,
     /// The over-commit ratios and reservations of every compute host's
     /// nova.conf, as Placement reports them (Nova's defaults unless set).
     pub allocation: HostAllocation,
@@ -126,6 +131,7 @@ impl Default for WorldOptions {
             host_alerts: false,
             jira_cloud: false,
             jira_required_fields: BTreeMap::new(),
+            jira_search_lag: 0,
             allocation: HostAllocation::nova_defaults(),
         }
     }
@@ -561,6 +567,8 @@ pub struct JiraState {
     pub cloud: bool,
     /// See [`WorldOptions::jira_required_fields`].
     pub required_fields: BTreeMap<String, Vec<String>>,
+    /// See [`WorldOptions::jira_search_lag`].
+    pub search_lag: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -576,6 +584,9 @@ pub struct JiraIssue {
     pub updated: String,
     /// Files attached to the issue, oldest first.
     pub attachments: Vec<JiraAttachment>,
+    /// Searches (`search/jql`) that will still miss this new issue, unless
+    /// asked to reconcile it: Cloud's search index is eventually consistent.
+    pub unindexed_searches: u32,
 }
 
 /// A file attached to an issue.
@@ -745,6 +756,7 @@ impl WorldState {
                 comment_limit: Some(32_767),
                 cloud: options.jira_cloud,
                 required_fields: options.jira_required_fields.clone(),
+                search_lag: options.jira_search_lag,
             },
             silences: Vec::new(),
             alerts: Vec::new(),
@@ -864,6 +876,7 @@ impl WorldState {
             created: now.clone(),
             updated: now,
             attachments: Vec::new(),
+            unindexed_searches: self.jira.search_lag,
         });
         self.jira.issues.last().expect("just pushed")
     }
