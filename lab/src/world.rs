@@ -664,6 +664,8 @@ pub struct SccRegistry {
     /// The latest upload per virtualization host identifier.
     pub hosts: BTreeMap<String, serde_json::Value>,
     pub uploads: u64,
+    /// The headers of the latest upload (names in lower case), but its credentials.
+    pub last_headers: BTreeMap<String, String>,
 }
 
 /// The statuses of the Jira workflow named in DESIGN section 3, and which
