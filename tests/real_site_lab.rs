@@ -415,3 +415,23 @@ async fn cloud_search_lag_does_not_duplicate_an_issue_just_created() {
     assert!(client().find_by_summary("MH", summary).await.unwrap().is_empty());
     lab.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_of_the_hypervisors_file_names_the_host_in_nova() {
+    // Nova knows the host by its short name, the settings say `fqdn` for the
+    // whole site: the host's line says what Nova calls it.
+    let world = WorldOptions { short_service_hosts: true, ..plain_world(1, 2) };
+    let site = DrainSite::start(world, FAST_DRAIN, SCALE).await;
+    let host = site.campaign_hosts()[0].clone();
+    let short = host.split('.').next().unwrap().to_owned();
+    let creds = std::fs::read_to_string(&site.paths.creds_file).unwrap();
+    let creds = creds.replace("  interface: public\n", "  interface: public\n  compute_host_names: fqdn\n");
+    std::fs::write(&site.paths.creds_file, creds).unwrap();
+    let list = std::fs::read_to_string(&site.paths.hypervisors_file).unwrap();
+    let line = list.lines().find(|line| line.starts_with(&host)).unwrap().to_owned();
+    let list = list.replace(&line, &format!("{line} nova_host={short} nova_hypervisor={host}"));
+    std::fs::write(&site.paths.hypervisors_file, list).unwrap();
+    let summary = site.drain(false).await;
+    assert_eq!(summary.hosts[0].outcome, HostOutcome::Succeeded, "{:?}", summary.hosts[0].reason);
+    assert!(site.servers_on(&host).is_empty());
+}

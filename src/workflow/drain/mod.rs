@@ -294,7 +294,9 @@ pub fn destinations<'a>(
 /// names its service by the FQDN or the short name.
 fn is_run_host(run_hosts: &BTreeSet<String>, hv: &Hypervisor) -> bool {
     let name = service_host(hv);
-    run_hosts.contains(&hv.hypervisor_hostname) || run_hosts.iter().any(|fqdn| is_named(fqdn, name))
+    run_hosts.contains(&hv.hypervisor_hostname)
+        || run_hosts.contains(name)
+        || run_hosts.iter().any(|fqdn| is_named(fqdn, name))
 }
 
 /// Whether Nova's compute host name `name` names the host `fqdn` (itself or its short name).

@@ -117,7 +117,15 @@ impl Action for Capacity {
             let nova_host = nova.compute_host(host.host.as_str()).await?.service_host;
             let aggregates = nova.aggregates().await?;
             let zone = host.facts.compute_service.as_ref().and_then(|service| service.zone.clone());
-            let run_hosts: BTreeSet<String> = host.run.run_hosts.iter().map(ToString::to_string).collect();
+            // The run's hosts by every name Nova may give them (a line of the
+            // hypervisors file may name them otherwise).
+            let mut run_hosts: BTreeSet<String> = BTreeSet::new();
+            for fqdn in &host.run.run_hosts {
+                let names = nova.compute_host(fqdn.as_str()).await?;
+                run_hosts.insert(fqdn.to_string());
+                run_hosts.insert(names.service_host);
+                run_hosts.extend(names.hypervisor_hostname);
+            }
             let targets = drain::destinations(
                 &nova_host,
                 zone.as_deref(),
