@@ -95,6 +95,8 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
         host_alerts: true,
         // Reinstalls as real ones: new SSH host keys, no compute_id left.
         reinstall_like_real: true,
+        // nova.conf tuned as sites do: Placement's ratios and reservations are not Nova's defaults.
+        allocation: hvmigrate_lab::world::HostAllocation::site_tuned(),
         ..WorldOptions::default()
     };
     let lab = Lab::start(LabOptions { world, ..LabOptions::default() })

@@ -56,7 +56,10 @@ pub async fn serve(settings: &ServeSettings, output: &Output) -> Result<()> {
     if let Some(base) = settings.port_base {
         for (offset, service) in Service::ALL.into_iter().enumerate() {
             let port = base.checked_add(offset as u16).filter(|port| *port != 0).ok_or_else(|| {
-                Error::input(InputProblem::new(Path::new("--port-base"), format!("{base} leaves no room for 6 ports")))
+                Error::input(InputProblem::new(
+                    Path::new("--port-base"),
+                    format!("{base} leaves no room for {} ports", Service::ALL.len()),
+                ))
             })?;
             ports.insert(service, port);
         }

@@ -554,6 +554,7 @@ impl Output {
             ("netbox", &urls.netbox),
             ("keystone", &urls.keystone),
             ("nova", &urls.nova),
+            ("placement", &urls.placement),
             ("alertmanager", &urls.alertmanager),
             ("scc", &urls.scc),
             ("control", &urls.control),

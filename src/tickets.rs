@@ -189,8 +189,11 @@ fn insert_keys(text: &str, keys: &[(HostName, String)]) -> String {
         let start = line.len() - line.trim_start_matches(['\u{feff}', ' ', '\t']).len();
         let content = line[start..].split('#').next().unwrap_or_default();
         let columns: Vec<&str> = content.split_whitespace().collect();
+        // Options (`name=value`) may follow the host: the key goes before them.
         let key = match columns.as_slice() {
-            [host] => keys.iter().find(|(name, _)| name.as_str().eq_ignore_ascii_case(host)).map(|(_, key)| key),
+            [host, options @ ..] if options.iter().all(|word| word.contains('=')) => {
+                keys.iter().find(|(name, _)| name.as_str().eq_ignore_ascii_case(host)).map(|(_, key)| key)
+            }
             _ => None,
         };
         let Some(key) = key else {
@@ -300,6 +303,9 @@ mod tests {
             insert_keys(text, &keys),
             "\u{feff}# fleet\r\nHV01.example.org MH-10\r\n\nhv02.example.org MH-2\n  hv03.example.org MH-11\t# spare\nhv04.example.org MH-12"
         );
+        // Nova's names on the line stay after the key.
+        let keys = [(host("hv05.example.org"), "MH-13".to_owned())];
+        assert_eq!(insert_keys("hv05.example.org nova_host=hv05\n", &keys), "hv05.example.org MH-13 nova_host=hv05\n");
     }
 
     #[test]

@@ -50,7 +50,10 @@ fn no_secret_reaches_output_or_logs() {
 #[test]
 fn hypervisors_file_errors_name_file_and_line() {
     let cases: &[(&str, &str)] = &[
-        ("hv01.example.org MH-1 extra\n", "hypervisors.txt:1: expected 2 columns '<fqdn> <JIRA-KEY>', found 3"),
+        (
+            "hv01.example.org MH-1 extra\n",
+            "hypervisors.txt:1: expected 2 columns '<fqdn> <JIRA-KEY>' (then options name=value), found 3",
+        ),
         ("# a comment\nhv01.example.org\n", "hypervisors.txt:2: expected 2 columns"),
         ("hv_01.example.org MH-1\n", "hypervisors.txt:1: invalid host name 'hv_01.example.org'"),
         ("hv01.example.org mh1\n", "hypervisors.txt:1: invalid Jira key 'mh1'"),

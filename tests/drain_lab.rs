@@ -121,7 +121,10 @@ async fn drain_blocked_without_capacity() {
         assert_eq!(report.outcome, HostOutcome::Blocked);
         let reason = report.reason.as_deref().unwrap();
         assert!(reason.starts_with("capacity: not enough room"), "{reason}");
-        assert!(reason.contains("MB free") && reason.contains("no room for"), "{reason}");
+        assert!(
+            reason.contains("MEMORY_MB") && reason.contains("free in Placement") && reason.contains("no room for"),
+            "{reason}"
+        );
     }
     assert!(site.world().migrations.is_empty(), "nothing was started");
 }

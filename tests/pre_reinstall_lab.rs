@@ -180,6 +180,7 @@ fn stray_server(world: &hvmigrate_lab::WorldState) -> hvmigrate_lab::world::Serv
         fail_migration: false,
         hang_migration: false,
         stale_host_after_migration: false,
+        no_allocation: false,
     }
 }
 

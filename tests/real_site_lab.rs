@@ -14,6 +14,14 @@ use support::lab_site::{action, json, report_of, LabSite};
 
 const SCALE: f64 = 100.0;
 
+/// Placement's rules the capacity check needs (`ADMIN_OR_SERVICE` by default).
+const PLACEMENT_READS: [&str; 4] = [
+    hvmigrate_lab::placement::LIST_PROVIDERS,
+    hvmigrate_lab::placement::LIST_INVENTORIES,
+    hvmigrate_lab::placement::PROVIDER_USAGES,
+    hvmigrate_lab::placement::LIST_ALLOCATIONS,
+];
+
 /// A site whose credentials name Keystone's member user, under `policy`.
 fn member_world(hosts: usize, policy: NovaPolicy) -> WorldOptions {
     WorldOptions { openstack_member_user: true, nova_policy: policy, ..plain_world(hosts, 2) }
@@ -84,8 +92,11 @@ async fn migration_hosts_hidden_by_policy_stop_the_census() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_token_with_every_rule_drains() {
-    // The same member user drains once the site grants the two rules.
-    let policy = NovaPolicy::operator_without_host_rules().granting(&[ALL_FILTERS_POLICY, MIGRATION_HOSTS_POLICY]);
+    // The same member user drains once the site grants the two rules (and
+    // Placement's reads, admin-only by default, for the capacity check).
+    let policy = NovaPolicy::operator_without_host_rules()
+        .granting(&[ALL_FILTERS_POLICY, MIGRATION_HOSTS_POLICY])
+        .granting(&PLACEMENT_READS);
     let site = DrainSite::start(member_world(1, policy), FAST_DRAIN, SCALE).await;
     // A member's context sees only its own project's servers by id (Nova
     // reads them limited to the project): put the VMs there.
@@ -306,4 +317,121 @@ async fn transition_with_a_screen_sends_its_fields_and_reports_jira_s_field_erro
     // The fields go only with their own transition: the next one has no screen.
     assert_eq!(set.transition_to(&key, "Drained").await.unwrap(), Written::Created);
     lab.shutdown().await;
+}
+
+/// Fills each spare host so that Placement leaves it `left` VCPU short of
+/// nothing: `capacity - used - filler = left`.
+fn fill_spares(site: &DrainSite, left: u64) {
+    let mut world = site.world();
+    let template = world.servers.values().next().expect("a VM").clone();
+    let used = hvmigrate_lab::placement::usages(&world)
+        .into_iter()
+        .map(|(host, used)| (host.to_owned(), used.get("VCPU").copied().unwrap_or(0)))
+        .collect::<std::collections::BTreeMap<_, _>>();
+    let spares: Vec<_> = world.hosts.iter().filter(|h| !h.in_campaign).cloned().collect();
+    for (n, spare) in spares.iter().enumerate() {
+        let capacity = hvmigrate_lab::placement::inventories(spare)["VCPU"].capacity() as u64;
+        let filler = capacity - used.get(&spare.fqdn).copied().unwrap_or(0) - left;
+        let mut server = template.clone();
+        server.id = format!("f111e700-0000-4000-8000-{n:012}");
+        server.name = format!("filler-{n}");
+        server.instance_name = format!("instance-f111{n:04x}");
+        server.host = spare.fqdn.clone();
+        server.vcpus = u32::try_from(filler).expect("a VM's size");
+        server.ram_mb = 1024;
+        server.disk_gb = 1;
+        world.servers.insert(server.id.clone(), server);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_is_counted_as_placement_counts_it() {
+    use hvmigrate_lab::world::HostAllocation;
+
+    // The site's nova.conf: CPU over-commit 2.0, 4 cores and 16 GiB kept for
+    // the host. By Nova's default ratio (4.0) the spares would have hundreds
+    // of VCPU free; by Placement, less than the smallest VM.
+    let world = WorldOptions { allocation: HostAllocation::site_tuned(), ..plain_world(1, 3) };
+    let site = DrainSite::start(world, FAST_DRAIN, SCALE).await;
+    let host = site.campaign_hosts()[0].clone();
+    let smallest = site.world().servers_on(&host).map(|server| u64::from(server.vcpus)).min().expect("VMs");
+    fill_spares(&site, smallest - 1);
+    let before = site.world().migrations.len();
+    let summary = site.drain(false).await;
+    let report = &summary.hosts[0];
+    let reason = report.reason.clone().unwrap_or_default();
+    assert!(!report.outcome.is_success(), "blocked before any migration: {reason}");
+    assert!(reason.contains("not enough room") && reason.contains("free in Placement"), "{reason}");
+    assert_eq!(site.world().migrations.len(), before, "no migration started");
+    assert_eq!(site.servers_on(&host).len(), 3);
+
+    // The operator frees room on one spare (Nova's defaults there): it drains.
+    {
+        let mut world = site.world();
+        let spare = world.hosts.iter_mut().find(|h| !h.in_campaign).expect("a spare");
+        spare.allocation = HostAllocation::nova_defaults();
+    }
+    let summary = site.drain(false).await;
+    assert_eq!(summary.hosts[0].outcome, HostOutcome::Succeeded, "{:?}", summary.hosts[0].reason);
+    assert!(site.servers_on(&host).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_check_names_the_placement_rule_the_token_lacks() {
+    let policy = NovaPolicy::operator_without_host_rules().granting(&[ALL_FILTERS_POLICY, MIGRATION_HOSTS_POLICY]);
+    let site = DrainSite::start(member_world(1, policy), FAST_DRAIN, SCALE).await;
+    let project = site.lab.secrets().openstack_project_id.clone();
+    for server in site.world().servers.values_mut() {
+        server.project_id = project.clone();
+    }
+    drain_stops_naming(&site, hvmigrate_lab::placement::LIST_PROVIDERS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_search_lag_does_not_duplicate_an_issue_just_created() {
+    use hvmigrate::clients::jira::{JiraClient, Written};
+    use hvmigrate::config::Credentials;
+    use hvmigrate_lab::{Lab, LabOptions};
+
+    // Jira Cloud's index shows a new issue only three searches later.
+    let world =
+        WorldOptions { hosts: 1, oddities: false, jira_cloud: true, jira_search_lag: 3, ..WorldOptions::default() };
+    let lab = Lab::start(LabOptions { world, ..LabOptions::default() }).await.expect("the lab starts");
+    let client = || {
+        let credentials = Credentials::parse(std::path::Path::new("lab.yaml"), &lab.credentials_yaml()).unwrap();
+        JiraClient::new(credentials.jira.as_ref().unwrap()).unwrap()
+    };
+    let jira = client();
+    let summary = "hv900.lab.example.org";
+    let (key, written) = jira.create_issue_once("MH", "HyperVisor", summary, None).await.unwrap();
+    assert_eq!(written, Written::Created);
+    // Search, then create, again: the search reconciles the issue just created.
+    let (again, written) = jira.create_issue_once("MH", "HyperVisor", summary, None).await.unwrap();
+    assert_eq!((again.as_str(), written), (key.as_str(), Written::AlreadyThere));
+    let same = lab.world().lock().jira.issues.iter().filter(|issue| issue.summary == summary).count();
+    assert_eq!(same, 1, "no duplicate");
+    assert!(lab.requests().all().iter().any(|r| r.path.contains("reconcileIssues=")), "asked to reconcile");
+    // The lag is real: a client that did not create it does not see it yet.
+    assert!(client().find_by_summary("MH", summary).await.unwrap().is_empty());
+    lab.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_of_the_hypervisors_file_names_the_host_in_nova() {
+    // Nova knows the host by its short name, the settings say `fqdn` for the
+    // whole site: the host's line says what Nova calls it.
+    let world = WorldOptions { short_service_hosts: true, ..plain_world(1, 2) };
+    let site = DrainSite::start(world, FAST_DRAIN, SCALE).await;
+    let host = site.campaign_hosts()[0].clone();
+    let short = host.split('.').next().unwrap().to_owned();
+    let creds = std::fs::read_to_string(&site.paths.creds_file).unwrap();
+    let creds = creds.replace("  interface: public\n", "  interface: public\n  compute_host_names: fqdn\n");
+    std::fs::write(&site.paths.creds_file, creds).unwrap();
+    let list = std::fs::read_to_string(&site.paths.hypervisors_file).unwrap();
+    let line = list.lines().find(|line| line.starts_with(&host)).unwrap().to_owned();
+    let list = list.replace(&line, &format!("{line} nova_host={short} nova_hypervisor={host}"));
+    std::fs::write(&site.paths.hypervisors_file, list).unwrap();
+    let summary = site.drain(false).await;
+    assert_eq!(summary.hosts[0].outcome, HostOutcome::Succeeded, "{:?}", summary.hosts[0].reason);
+    assert!(site.servers_on(&host).is_empty());
 }

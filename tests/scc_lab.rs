@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use hvmigrate::clients::http::RetryPolicy;
 use hvmigrate::clients::scc::SccClient;
+use hvmigrate::config::credentials::SccTopology;
 use hvmigrate::config::Credentials;
 use hvmigrate::scc::{self, HostResult};
 use hvmigrate::ssh::{RemoteShell, SshOptions, SshPool};
@@ -44,7 +45,11 @@ impl Site {
     }
 
     async fn collect(&self) -> Vec<HostResult> {
-        scc::collect_all(self.shell(), &self.hosts, |host| scc::site_of(host).to_owned(), 4).await
+        self.collect_as(SccTopology::NumaTotals).await
+    }
+
+    async fn collect_as(&self, topology: SccTopology) -> Vec<HostResult> {
+        scc::collect_all(self.shell(), &self.hosts, |host| scc::site_of(host).to_owned(), 4, topology).await
     }
 
     fn set_topology(&self, host: usize, numa_cells: u32, sockets: u32, cores_per_socket: u32, threads_per_core: u32) {
@@ -122,6 +127,12 @@ async fn scc_upload_is_accepted_per_group_and_visible_in_the_registry() {
     assert_eq!((receipt.status, receipt.hosts.len()), (200, 2));
     let world = site.lab.world().lock();
     assert_eq!(world.scc.uploads, 2, "one request per group");
+    // The headers scc-hypervisor-collector sends (`uploader.py`), credentials not kept.
+    let headers = &world.scc.last_headers;
+    assert_eq!(headers.get("x-scc-hypervisor-collector-version").map(String::as_str), Some("0.1.0"), "{headers:?}");
+    assert_eq!(headers.get("x-gatherer-version").map(String::as_str), Some("1.0.29"), "{headers:?}");
+    assert_eq!(headers.get("content-encoding").map(String::as_str), Some("gzip"));
+    assert!(!headers.contains_key("authorization"));
     for result in &results {
         let details = result.details.as_ref().unwrap();
         let stored = &world.scc.hosts[&details.identifier];
@@ -186,4 +197,22 @@ async fn scc_429_retry_after_in_seconds_is_waited_out() {
     assert!(report.all_ok(), "{report:?}");
     assert!(start.elapsed() >= Duration::from_secs(1), "waited {:?}", start.elapsed());
     assert_eq!(site.lab.world().lock().scc.uploads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scc_counts_are_the_gatherer_s_by_default() {
+    // virtual-host-gatherer reads `host/cpu/topology` (per NUMA cell in
+    // libvirt): sockets, cores × sockets, threads × cores.
+    let site = site(2).await;
+    site.set_topology(0, 1, 1, 8, 2); // one cell: the whole host either way
+    site.set_topology(1, 2, 2, 16, 2); // two sockets in two cells: the gatherer sees one
+    let results = site.collect_as(SccTopology::default()).await;
+    let counts: Vec<(u32, u32, u32)> = results
+        .iter()
+        .map(|result| {
+            let p = &result.details.as_ref().unwrap().properties;
+            (p.sockets, p.cores, p.threads)
+        })
+        .collect();
+    assert_eq!(counts, [(1, 8, 16), (1, 16, 32)]);
 }

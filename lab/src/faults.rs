@@ -196,6 +196,7 @@ fn error_response(service: Service, status: StatusCode, message: Option<&str>) -
             };
             serde_json::json!({name: {"code": code, "message": reason}})
         }
+        Service::Placement => serde_json::json!({"errors": [{"status": code, "title": reason, "detail": reason}]}),
         Service::Alertmanager | Service::Scc => serde_json::Value::String(reason.to_owned()),
     };
     (status, axum::Json(body)).into_response()

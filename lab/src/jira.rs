@@ -1041,6 +1041,8 @@ struct SearchRequest {
     next_page_token: Option<String>,
     max_results: Option<String>,
     fields: Option<Value>,
+    /// Issue ids whose latest state the search must reflect (`search/jql` only).
+    reconcile: Vec<String>,
 }
 
 fn search_from_query(uri: &Uri) -> SearchRequest {
@@ -1053,6 +1055,11 @@ fn search_from_query(uri: &Uri) -> SearchRequest {
         next_page_token: get("nextPageToken"),
         max_results: get("maxResults"),
         fields: (!fields.is_empty()).then(|| Value::String(fields.join(","))),
+        reconcile: pairs
+            .iter()
+            .filter(|(k, _)| k == "reconcileIssues")
+            .flat_map(|(_, v)| v.split(',').map(|id| id.trim().to_owned()).collect::<Vec<_>>())
+            .collect(),
     }
 }
 
@@ -1069,6 +1076,10 @@ fn search_from_body(body: &Bytes) -> Result<SearchRequest, Refusal> {
         next_page_token: text("nextPageToken"),
         max_results: text("maxResults"),
         fields: body.get("fields").cloned(),
+        reconcile: body["reconcileIssues"]
+            .as_array()
+            .map(|ids| ids.iter().map(|id| id.as_u64().map(|n| n.to_string()).unwrap_or_default()).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -1158,9 +1169,24 @@ fn search_jql(state: &LabState, version: &str, request: SearchRequest) -> Respon
     let only_ids = fields.as_ref().is_some_and(|names| names.iter().all(|n| n == "id" || n == "key"));
     let cap = if only_ids { 5000 } else { 100 };
     let max_results = number_param(request.max_results.as_deref(), 50).clamp(1, cap);
-    let world = state.world.lock();
+    if request.reconcile.len() > 50 {
+        return bad_request("reconcileIssues accepts at most 50 issue ids.");
+    }
+    let mut world = state.world.lock();
+    // The index catches up one search at a time; reconciled issues are read as they are.
+    let lagging: Vec<String> = world
+        .jira
+        .issues
+        .iter()
+        .filter(|issue| issue.unindexed_searches > 0 && !request.reconcile.contains(&issue.id))
+        .map(|issue| issue.id.clone())
+        .collect();
+    for issue in world.jira.issues.iter_mut().filter(|issue| issue.unindexed_searches > 0) {
+        issue.unindexed_searches -= 1;
+    }
+    let world = world;
     let found = match run_jql(&world, &clauses) {
-        Ok(found) => found,
+        Ok(found) => found.into_iter().filter(|issue| !lagging.contains(&issue.id)).collect::<Vec<_>>(),
         Err(message) => return bad_request(&message),
     };
     let issues: Vec<Value> = found

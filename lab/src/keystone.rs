@@ -327,6 +327,7 @@ fn catalog(urls: &Urls) -> Value {
     json!([
         service("0b8f2c3e9d4a4f7e8c1b2a3d4e5f60", "compute", "nova", &urls.nova),
         service("1c9e3d4f0a5b4e8f9d2c3b4a5f6e70", "identity", "keystone", root_url(urls)),
+        service("2d0f4e5a1b6c4f9a8e3d4c5b6a7f80", "placement", "placement", &urls.placement),
     ])
 }
 

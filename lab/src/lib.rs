@@ -13,6 +13,7 @@ pub mod jira;
 pub mod keystone;
 pub mod netbox;
 pub mod nova;
+pub mod placement;
 pub mod policy;
 pub mod scc;
 pub mod shell;
@@ -46,11 +47,19 @@ pub enum Service {
     Nova,
     Alertmanager,
     Scc,
+    Placement,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] =
-        [Service::Jira, Service::NetBox, Service::Keystone, Service::Nova, Service::Alertmanager, Service::Scc];
+    pub const ALL: [Service; 7] = [
+        Service::Jira,
+        Service::NetBox,
+        Service::Keystone,
+        Service::Nova,
+        Service::Alertmanager,
+        Service::Scc,
+        Service::Placement,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +69,7 @@ impl Service {
             Service::Nova => "nova",
             Service::Alertmanager => "alertmanager",
             Service::Scc => "scc",
+            Service::Placement => "placement",
         }
     }
 }
@@ -68,10 +78,9 @@ impl std::str::FromStr for Service {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        Service::ALL
-            .into_iter()
-            .find(|service| service.name() == text)
-            .ok_or_else(|| format!("unknown service '{text}' (one of jira, netbox, keystone, nova, alertmanager, scc)"))
+        Service::ALL.into_iter().find(|service| service.name() == text).ok_or_else(|| {
+            format!("unknown service '{text}' (one of jira, netbox, keystone, nova, alertmanager, scc, placement)")
+        })
     }
 }
 
@@ -166,6 +175,7 @@ pub struct Urls {
     pub nova: String,
     pub alertmanager: String,
     pub scc: String,
+    pub placement: String,
     /// The lab's own read-only view and fault settings.
     pub control: String,
 }
@@ -179,6 +189,7 @@ impl Urls {
             Service::Nova => &self.nova,
             Service::Alertmanager => &self.alertmanager,
             Service::Scc => &self.scc,
+            Service::Placement => &self.placement,
         }
     }
 }
@@ -235,6 +246,7 @@ impl Lab {
             nova: format!("{}/v2.1", url(&listeners[&Service::Nova])?),
             alertmanager: url(&listeners[&Service::Alertmanager])?,
             scc: url(&listeners[&Service::Scc])?,
+            placement: url(&listeners[&Service::Placement])?,
             control: url(&control_listener)?,
         };
         let state = LabState {
@@ -255,6 +267,7 @@ impl Lab {
                 Service::Nova => nova::router(state.clone()),
                 Service::Alertmanager => alertmanager::router(state.clone()),
                 Service::Scc => scc::router(state.clone()),
+                Service::Placement => placement::router(state.clone()),
             };
             let layer = faults::FaultLayer { service, faults: state.faults.clone(), requests: state.requests.clone() };
             let router = router.layer(axum::middleware::from_fn_with_state(layer, faults::apply));

@@ -60,6 +60,11 @@ pub struct Microversion(pub u16);
 const LIVE_IN_PROGRESS: [&str; 4] = ["queued", "preparing", "running", "post-migrating"];
 const IN_PROGRESS: [&str; 6] = ["queued", "preparing", "running", "post-migrating", "pre-migrating", "migrating"];
 
+/// Whether Nova is still moving the server (its destination is claimed).
+pub fn migration_in_progress(migration: &Migration) -> bool {
+    in_progress(migration)
+}
+
 fn in_progress(migration: &Migration) -> bool {
     IN_PROGRESS.contains(&migration.status.as_str())
 }
@@ -958,8 +963,8 @@ enum NoDestination {
 }
 
 /// Picks a destination like the scheduler: an enabled, up host in the same
-/// AZ, not the source, with room for the server's vCPUs (times the
-/// allocation ratio) and RAM, the one with most free RAM first. A forced host
+/// AZ, not the source, with room for the server's vCPUs, RAM and disk as
+/// Placement counts it, the one with most free RAM first. A forced host
 /// skips the filters.
 fn choose_destination(
     world: &WorldState,
@@ -977,30 +982,19 @@ fn choose_destination(
             _ => Err(NoDestination::NoValidHost),
         };
     }
-    let mut used: HashMap<&str, (u64, u64)> = HashMap::new();
-    for other in world.servers.values() {
-        let entry = used.entry(other.host.as_str()).or_default();
-        entry.0 += u64::from(other.vcpus);
-        entry.1 += other.ram_mb;
-    }
-    for migration in world.migrations.iter().filter(|m| in_progress(m)) {
-        if let Some(moving) = world.servers.get(&migration.server_id) {
-            let entry = used.entry(migration.dest_compute.as_str()).or_default();
-            entry.0 += u64::from(moving.vcpus);
-            entry.1 += moving.ram_mb;
-        }
-    }
+    // Placement's figures: (total - reserved) × allocation_ratio, less what is allocated.
+    let used = crate::placement::usages(world);
     world
         .hosts
         .iter()
         .filter(|h| h.fqdn != server.host && requested.is_none_or(|r| r == h.fqdn))
         .filter(|h| h.compute.status == "enabled" && service_state(h) == "up")
         .filter(|h| source_az.as_ref().is_none_or(|az| *az == h.availability_zone))
-        .filter_map(|h| {
-            let (vcpus, ram) = used.get(h.fqdn.as_str()).copied().unwrap_or_default();
-            let vcpu_room = f64::from(h.cpu.logical_cpus()) * h.cpu_allocation_ratio - vcpus as f64;
-            let ram_room = h.memory_mib as f64 * h.ram_allocation_ratio - ram as f64;
-            (vcpu_room >= f64::from(server.vcpus) && ram_room >= server.ram_mb as f64).then_some((h, ram_room))
+        .filter(|h| crate::placement::fits(&used, h, server))
+        .map(|h| {
+            let memory = crate::placement::inventories(h)["MEMORY_MB"];
+            let in_use = used.get(h.fqdn.as_str()).and_then(|used| used.get("MEMORY_MB")).copied().unwrap_or(0);
+            (h, memory.capacity() - in_use as f64)
         })
         .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.fqdn.cmp(&a.0.fqdn)))
         .map(|(h, _)| h.fqdn.clone())

@@ -85,6 +85,11 @@ async fn upload(State(state): State<LabState>, headers: HeaderMap, body: Bytes) 
     let count = identified.len();
     world.scc.hosts.extend(identified);
     world.scc.uploads += 1;
+    world.scc.last_headers = headers
+        .iter()
+        .filter(|(name, _)| *name != header::AUTHORIZATION)
+        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned()))
+        .collect();
     tracing::debug!(hosts = count, "scc: virtualization hosts uploaded");
     StatusCode::OK.into_response()
 }

@@ -68,6 +68,62 @@ pub struct WorldOptions {
     /// nova-compute's `compute_id` gone, and nova-compute of an existing
     /// service refusing to start without it (see [`WorldState::reinstall_like_real`]).
     pub reinstall_like_real: bool,
+    /// Jira Cloud's eventually consistent search: a new issue is missing
+    /// from the next N `search/jql` answers unless its id is among the
+    /// request's `reconcileIssues` (developer.atlassian.com, "search/jql",
+    /// `reconcileIssues`: strong consistency for up to 50 issue ids).
+    pub jira_search_lag: u32,
+    /// The over-commit ratios and reservations of every compute host's
+    /// nova.conf, as Placement reports them (Nova's defaults unless set).
+    pub allocation: HostAllocation,
+}
+
+/// A compute host's `[DEFAULT]` allocation settings in nova.conf, which
+/// nova-compute reports to Placement as the inventory of its resource
+/// provider (nova `virt/libvirt/driver.py` `update_provider_tree`,
+/// `compute/utils.py`): capacity = (total - reserved) × allocation_ratio.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HostAllocation {
+    pub cpu_allocation_ratio: f64,
+    pub ram_allocation_ratio: f64,
+    pub disk_allocation_ratio: f64,
+    pub reserved_host_cpus: u32,
+    pub reserved_host_memory_mb: u64,
+    pub reserved_host_disk_mb: u64,
+}
+
+impl HostAllocation {
+    /// Nova's defaults (`initial_*_allocation_ratio` 4.0, 1.0, 1.0;
+    /// `reserved_host_memory_mb` 512; no CPU or disk reserved).
+    pub fn nova_defaults() -> Self {
+        HostAllocation {
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_cpus: 0,
+            reserved_host_memory_mb: 512,
+            reserved_host_disk_mb: 0,
+        }
+    }
+
+    /// A site that tuned them, as operators do for hosts that also run
+    /// containers (Kolla): less CPU over-commit, memory and cores kept back.
+    pub fn site_tuned() -> Self {
+        HostAllocation {
+            cpu_allocation_ratio: 2.0,
+            ram_allocation_ratio: 0.9,
+            disk_allocation_ratio: 1.0,
+            reserved_host_cpus: 4,
+            reserved_host_memory_mb: 16384,
+            reserved_host_disk_mb: 20480,
+        }
+    }
+}
+
+impl Default for HostAllocation {
+    fn default() -> Self {
+        HostAllocation::nova_defaults()
+    }
 }
 
 impl Default for WorldOptions {
@@ -86,6 +142,8 @@ impl Default for WorldOptions {
             jira_required_fields: BTreeMap::new(),
             guest_oddities: false,
             reinstall_like_real: false,
+            jira_search_lag: 0,
+            allocation: HostAllocation::nova_defaults(),
         }
     }
 }
@@ -136,6 +194,8 @@ pub struct WorldState {
     /// `compute_id` in the Kolla volume, a reinstall regenerates the host
     /// keys and `machine-id` and wipes the volume.
     pub reinstall_like_real: bool,
+    /// The allocation settings new hosts get.
+    pub allocation: HostAllocation,
     next_id: u64,
     vms_per_host: Option<u32>,
     /// Real time per simulated minute of a long remote job (Kayobe runs and
@@ -192,8 +252,8 @@ pub struct Host {
     pub hypervisor_uuid: String,
     pub availability_zone: String,
     pub aggregate: String,
-    pub cpu_allocation_ratio: f64,
-    pub ram_allocation_ratio: f64,
+    /// What nova-compute reports to Placement of this host.
+    pub allocation: HostAllocation,
     /// The NetBox device id, or `None` when the host is missing from NetBox.
     pub netbox_device: Option<u64>,
     /// What the machine itself says it is (DMI, NICs, machine-id, host key).
@@ -475,6 +535,9 @@ pub struct Server {
     pub hang_migration: bool,
     /// Test hook: its migrations report `completed` while the server keeps its old host.
     pub stale_host_after_migration: bool,
+    /// Test hook: Placement has no allocation of it (a server whose
+    /// allocations were lost, until `nova-manage placement heal_allocations`).
+    pub no_allocation: bool,
 }
 
 /// A Nova migration record (`os-migrations`).
@@ -573,6 +636,8 @@ pub struct JiraState {
     pub cloud: bool,
     /// See [`WorldOptions::jira_required_fields`].
     pub required_fields: BTreeMap<String, Vec<String>>,
+    /// See [`WorldOptions::jira_search_lag`].
+    pub search_lag: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -588,6 +653,9 @@ pub struct JiraIssue {
     pub updated: String,
     /// Files attached to the issue, oldest first.
     pub attachments: Vec<JiraAttachment>,
+    /// Searches (`search/jql`) that will still miss this new issue, unless
+    /// asked to reconcile it: Cloud's search index is eventually consistent.
+    pub unindexed_searches: u32,
 }
 
 /// A file attached to an issue.
@@ -665,6 +733,8 @@ pub struct SccRegistry {
     /// The latest upload per virtualization host identifier.
     pub hosts: BTreeMap<String, serde_json::Value>,
     pub uploads: u64,
+    /// The headers of the latest upload (names in lower case), but its credentials.
+    pub last_headers: BTreeMap<String, String>,
 }
 
 /// The statuses of the Jira workflow named in DESIGN section 3, and which
@@ -757,6 +827,7 @@ impl WorldState {
                 comment_limit: Some(32_767),
                 cloud: options.jira_cloud,
                 required_fields: options.jira_required_fields.clone(),
+                search_lag: options.jira_search_lag,
             },
             silences: Vec::new(),
             alerts: Vec::new(),
@@ -776,6 +847,7 @@ impl WorldState {
             nova_policy: options.nova_policy.clone(),
             short_service_hosts: options.short_service_hosts,
             reinstall_like_real: options.reinstall_like_real,
+            allocation: options.allocation.clone(),
             next_id: 1,
             vms_per_host: options.vms_per_host,
             remote_job_minute: std::time::Duration::from_millis(10),
@@ -881,6 +953,7 @@ impl WorldState {
             created: now.clone(),
             updated: now,
             attachments: Vec::new(),
+            unindexed_searches: self.jira.search_lag,
         });
         self.jira.issues.last().expect("just pushed")
     }
@@ -998,8 +1071,7 @@ impl WorldState {
             hypervisor_uuid: uuid(rng),
             availability_zone: az,
             aggregate: "compute".into(),
-            cpu_allocation_ratio: 4.0,
-            ram_allocation_ratio: 1.0,
+            allocation: self.allocation.clone(),
             netbox_device: None,
             machine: MachineIdentity::generate(self.seed, &fqdn, "", ""),
             aquilon: AquilonHost::default(),
@@ -1167,6 +1239,7 @@ impl WorldState {
             fail_migration: false,
             hang_migration: false,
             stale_host_after_migration: false,
+            no_allocation: false,
         }
     }
 }

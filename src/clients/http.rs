@@ -599,6 +599,14 @@ fn json_message(value: &serde_json::Value) -> Option<String> {
     match value {
         Value::String(text) => Some(text.clone()),
         Value::Object(map) => {
+            // Placement: {"errors": [{"status", "title", "detail"}]}.
+            if let Some(Value::Array(errors)) = map.get("errors") {
+                let details: Vec<String> = errors
+                    .iter()
+                    .filter_map(|error| error.get("detail").or_else(|| error.get("title"))?.as_str().map(str::to_owned))
+                    .collect();
+                return Some(details.join("; "));
+            }
             // Jira: {"errorMessages": [...], "errors": {field: msg}}
             if map.contains_key("errorMessages") || map.contains_key("errors") {
                 let mut parts: Vec<String> = Vec::new();
@@ -708,13 +716,17 @@ mod tests {
 
     #[test]
     fn messages_of_every_service() {
-        let cases: [(&str, &str); 7] = [
+        let cases: [(&str, &str); 8] = [
             (r#"{"errorMessages":["Issue does not exist"],"errors":{}}"#, "Issue does not exist"),
             (
                 r#"{"errorMessages":[],"errors":{"comment":"Comment body is not valid!"}}"#,
                 "comment: Comment body is not valid!",
             ),
             (r#"{"detail":"Invalid token"}"#, "Invalid token"),
+            (
+                r#"{"errors":[{"status":403,"title":"Forbidden","detail":"Policy does not allow placement:resource_providers:list to be performed."}]}"#,
+                "Policy does not allow placement:resource_providers:list to be performed.",
+            ),
             (r#"{"status":["\"bogus\" is not a valid choice."]}"#, "status: \"bogus\" is not a valid choice."),
             (
                 r#"{"error":{"code":401,"message":"requires authentication","title":"Unauthorized"}}"#,

@@ -322,7 +322,13 @@ pub struct JiraClient {
     resolved: std::sync::Arc<tokio::sync::OnceCell<JiraFlavour>>,
     /// `jira.transition_fields`.
     transition_fields: std::sync::Arc<BTreeMap<String, Map<String, Value>>>,
+    /// Ids of the issues this client created, newest last: Cloud's search is
+    /// eventually consistent, so each search asks to reconcile them.
+    created: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
+
+/// Jira Cloud reconciles at most this many issue ids per search.
+const RECONCILE_MAX: usize = 50;
 
 impl JiraClient {
     pub fn new(config: &JiraConfig) -> Result<Self, ServiceError> {
@@ -342,6 +348,7 @@ impl JiraClient {
             configured: config.flavour,
             resolved: Default::default(),
             transition_fields: std::sync::Arc::new(config.transition_fields.clone()),
+            created: Default::default(),
         })
     }
 
@@ -627,6 +634,7 @@ impl JiraClient {
     ) -> Result<String, ServiceError> {
         #[derive(Deserialize)]
         struct Created {
+            id: String,
             key: String,
         }
         let path = self.api("issue").await?;
@@ -636,6 +644,10 @@ impl JiraClient {
         }
         let reply = self.http.write_once(Method::POST, &path, Body::Json(json!({"fields": fields}))).await?;
         let created: Created = self.http.decode(&Method::POST, &path, &reply)?;
+        let mut ids = self.created.lock().unwrap_or_else(|poison| poison.into_inner());
+        ids.push(created.id);
+        let excess = ids.len().saturating_sub(RECONCILE_MAX);
+        ids.drain(..excess);
         Ok(created.key)
     }
 
@@ -681,6 +693,8 @@ impl JiraClient {
             next_page_token: Option<String>,
         }
         let flavour = self.flavour().await?;
+        // Cloud: the issues just created, which its index may not show yet.
+        let reconcile: Vec<String> = self.created.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
         let mut found = Vec::new();
         let mut next_token: Option<String> = None;
         let mut pages = super::http::Pages::default();
@@ -696,6 +710,7 @@ impl JiraClient {
                     if let Some(token) = &next_token {
                         query.push(("nextPageToken", token));
                     }
+                    query.extend(reconcile.iter().map(|id| ("reconcileIssues", id.as_str())));
                     self.api("search/jql").await?
                 }
             };

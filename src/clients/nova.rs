@@ -15,6 +15,7 @@ use url::Url;
 use super::http::{Auth, Body, HttpService, Pages, ServiceError};
 use super::openstack::Keystone;
 use crate::config::credentials::ComputeHostNames;
+use crate::config::hypervisors::NovaNames;
 
 /// The microversion we would like: 2.53+ gives service UUIDs and the
 /// non-legacy enable/disable; 2.88 drops the hypervisor statistics the
@@ -191,6 +192,8 @@ pub struct NovaClient {
     host_names: ComputeHostNames,
     /// Hosts already mapped (only those Nova has a hypervisor record of).
     mapped: std::sync::Mutex<HashMap<String, ComputeHost>>,
+    /// Nova's names given on a host's line of the hypervisors file, by FQDN, with the line.
+    overrides: std::sync::RwLock<HashMap<String, (NovaNames, usize)>>,
 }
 
 impl NovaClient {
@@ -211,13 +214,31 @@ impl NovaClient {
             None => ComputeVersion { min: Microversion(2, 1), max: Microversion(2, 1), used: Microversion(2, 1) },
         };
         tracing::debug!(service = "nova", min = %version.min, max = %version.max, used = %version.used, "compute API version");
-        Ok(NovaClient { keystone, http, version, host_names: ComputeHostNames::default(), mapped: Default::default() })
+        Ok(NovaClient {
+            keystone,
+            http,
+            version,
+            host_names: ComputeHostNames::default(),
+            mapped: Default::default(),
+            overrides: Default::default(),
+        })
     }
 
     /// The mapping of the hypervisors file's FQDNs to Nova's names (`openstack.compute_host_names`).
     pub fn with_host_names(mut self, host_names: ComputeHostNames) -> Self {
         self.host_names = host_names;
         self
+    }
+
+    /// Nova's names given on the hypervisors file's lines (`nova_host=`,
+    /// `nova_hypervisor=`): they win over `openstack.compute_host_names`.
+    pub fn set_line_overrides(&self, hypervisors: &crate::config::HypervisorList) {
+        let mut overrides = self.overrides.write().unwrap_or_else(|poison| poison.into_inner());
+        overrides.clear();
+        for hv in hypervisors.hypervisors.iter().filter(|hv| !hv.nova.is_empty()) {
+            overrides.insert(hv.host.to_string(), (hv.nova.clone(), hv.line));
+        }
+        self.mapped.lock().unwrap_or_else(|poison| poison.into_inner()).clear();
     }
 
     /// Nova's names of `fqdn`, by the configured mapping. Names are matched
@@ -228,9 +249,37 @@ impl NovaClient {
             return Ok(known.clone());
         }
         let short = fqdn.split('.').next().unwrap_or(fqdn);
-        let candidates = self.hypervisors_like(short).await?;
+        let given = self.overrides.read().unwrap_or_else(|poison| poison.into_inner()).get(fqdn).cloned();
+        let candidates = match &given {
+            // Nova's pattern search matches hypervisor names; a service host alone needs them all.
+            Some((names, _)) => match &names.hypervisor_hostname {
+                Some(name) => self.hypervisors_like(name).await?,
+                None => self.hypervisors().await?,
+            },
+            None => self.hypervisors_like(short).await?,
+        };
         let service_of = |hv: &Hypervisor| hv.service.as_ref().map(|service| service.host.clone());
         let find = |wanted: &dyn Fn(&Hypervisor) -> bool| candidates.iter().find(|hv| wanted(hv));
+        if let Some((names, line)) = given {
+            let by_name = names.hypervisor_hostname.as_deref();
+            let record = match (&names.service_host, by_name) {
+                (_, Some(name)) => find(&|hv| hv.hypervisor_hostname == name),
+                (Some(host), None) => find(&|hv| service_of(hv).as_deref() == Some(host.as_str())),
+                (None, None) => None,
+            };
+            let service_host =
+                names.service_host.clone().or_else(|| record.and_then(service_of)).unwrap_or_else(|| fqdn.to_owned());
+            let found = ComputeHost {
+                hypervisor_hostname: record.map(|hv| hv.hypervisor_hostname.clone()),
+                service_host,
+                mapping: format!("the hypervisors file, line {line}"),
+            };
+            tracing::info!(service = "nova", host = fqdn, service_host = %found.service_host, hypervisor = ?found.hypervisor_hostname, mapping = %found.mapping, "compute host names");
+            if record.is_some() {
+                self.mapped.lock().unwrap_or_else(|poison| poison.into_inner()).insert(fqdn.to_owned(), found.clone());
+            }
+            return Ok(found);
+        }
         let (service_host, mapping) = match self.host_names {
             ComputeHostNames::Fqdn => (fqdn.to_owned(), "fqdn (openstack.compute_host_names)".to_owned()),
             ComputeHostNames::Short => (short.to_owned(), "short (openstack.compute_host_names)".to_owned()),
@@ -538,8 +587,7 @@ impl NovaClient {
     pub async fn hypervisor_of(&self, fqdn: &str) -> Result<Option<Hypervisor>, ServiceError> {
         let names = self.compute_host(fqdn).await?;
         let Some(wanted) = names.hypervisor_hostname else { return Ok(None) };
-        let short = fqdn.split('.').next().unwrap_or(fqdn);
-        Ok(self.hypervisors_like(short).await?.into_iter().find(|hv| hv.hypervisor_hostname == wanted))
+        Ok(self.hypervisors_like(&wanted).await?.into_iter().find(|hv| hv.hypervisor_hostname == wanted))
     }
 
     pub async fn aggregates(&self) -> Result<Vec<Aggregate>, ServiceError> {

@@ -2,8 +2,6 @@
 //! credential or a `clouds.yaml` entry; the service catalog; renewal of the
 //! token before it expires.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -13,24 +11,81 @@ use url::Url;
 
 use super::http::{Auth, Body, HttpService, RetryPolicy, ServiceError};
 use crate::config::credentials::{OpenStack as OpenStackConfig, OpenStackAuth, Transport};
-use crate::error::{Error, InputProblem};
 use crate::secret::Secret;
 
 /// A token is renewed when it has less than this left.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
+/// A domain by id or by name (the id wins when both are given).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DomainRef {
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+impl DomainRef {
+    pub fn named(name: &str) -> Self {
+        DomainRef { id: None, name: Some(name.to_owned()) }
+    }
+
+    /// Keystone's `domain` object; `Default` by name when none is given.
+    fn json(&self) -> serde_json::Value {
+        match (&self.id, &self.name) {
+            (Some(id), _) => json!({"id": id}),
+            (None, Some(name)) => json!({"name": name}),
+            (None, None) => json!({"name": "Default"}),
+        }
+    }
+}
+
+/// A user by id, or by name in a domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub domain: DomainRef,
+}
+
+impl UserRef {
+    fn json(&self) -> serde_json::Value {
+        match (&self.id, &self.name) {
+            (Some(id), _) => json!({"id": id}),
+            (None, name) => json!({"name": name, "domain": self.domain.json()}),
+        }
+    }
+}
+
+/// The project a token is scoped to: by id, or by name in a domain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProjectScope {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub domain: DomainRef,
+}
+
+impl ProjectScope {
+    fn json(&self) -> serde_json::Value {
+        match (&self.id, &self.name) {
+            (Some(id), _) => json!({"project": {"id": id}}),
+            (None, name) => json!({"project": {"name": name, "domain": self.domain.json()}}),
+        }
+    }
+}
+
 /// How to ask Keystone for a token, whichever way it was configured.
 #[derive(Clone, Debug)]
 pub enum Identity {
     Password {
-        username: String,
+        user: UserRef,
         password: Secret,
-        user_domain_name: String,
-        project_name: String,
-        project_domain_name: String,
+        project: ProjectScope,
     },
+    /// By id, or by name with its user (an application credential's name is
+    /// unique per user only).
     ApplicationCredential {
-        id: String,
+        id: Option<String>,
+        name: Option<String>,
+        user: Option<UserRef>,
         secret: Secret,
     },
 }
@@ -53,11 +108,17 @@ impl KeystoneSettings {
             OpenStackAuth::Password { auth_url, username, password, project_name } => KeystoneSettings {
                 auth_url: auth_url.as_url().clone(),
                 identity: Identity::Password {
-                    username: username.to_owned(),
+                    user: UserRef {
+                        id: None,
+                        name: Some(username.to_owned()),
+                        domain: DomainRef::named(&config.user_domain_name),
+                    },
                     password: password.clone(),
-                    user_domain_name: config.user_domain_name.clone(),
-                    project_name: project_name.to_owned(),
-                    project_domain_name: config.project_domain_name.clone(),
+                    project: ProjectScope {
+                        id: None,
+                        name: Some(project_name.to_owned()),
+                        domain: DomainRef::named(&config.project_domain_name),
+                    },
                 },
                 region: config.region_name.clone(),
                 interface: config.interface.clone(),
@@ -65,14 +126,22 @@ impl KeystoneSettings {
             },
             OpenStackAuth::ApplicationCredential { auth_url, id, secret } => KeystoneSettings {
                 auth_url: auth_url.as_url().clone(),
-                identity: Identity::ApplicationCredential { id: id.to_owned(), secret: secret.clone() },
+                identity: Identity::ApplicationCredential {
+                    id: Some(id.to_owned()),
+                    name: None,
+                    user: None,
+                    secret: secret.clone(),
+                },
                 region: config.region_name.clone(),
                 interface: config.interface.clone(),
                 transport: config.transport.clone(),
             },
             OpenStackAuth::Cloud(name) => {
                 let mut settings = from_clouds_yaml(Some(name), &clouds_yaml_paths())?;
+                // The section's transport, with the cloud's `cacert` added.
+                let cacerts = std::mem::take(&mut settings.transport.ca_files);
                 settings.transport = config.transport.clone();
+                settings.transport.ca_files.extend(cacerts);
                 // The section's own region and interface win over the file's.
                 if config.region_name.is_some() {
                     settings.region = config.region_name.clone();
@@ -84,107 +153,7 @@ impl KeystoneSettings {
     }
 }
 
-/// Where `clouds.yaml` is looked for, in order, as the OpenStack CLI does.
-pub fn clouds_yaml_paths() -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    if let Some(file) = std::env::var_os("OS_CLIENT_CONFIG_FILE") {
-        paths.push(PathBuf::from(file));
-    }
-    paths.push(PathBuf::from("clouds.yaml"));
-    match (std::env::var_os("XDG_CONFIG_HOME"), std::env::var_os("HOME")) {
-        (Some(config), _) if !config.is_empty() => paths.push(Path::new(&config).join("openstack/clouds.yaml")),
-        (_, Some(home)) => paths.push(Path::new(&home).join(".config/openstack/clouds.yaml")),
-        _ => {}
-    }
-    paths.push(PathBuf::from("/etc/openstack/clouds.yaml"));
-    paths
-}
-
-#[derive(Deserialize)]
-struct CloudsFile {
-    #[serde(default)]
-    clouds: BTreeMap<String, CloudEntry>,
-}
-
-#[derive(Deserialize)]
-struct CloudEntry {
-    #[serde(default)]
-    auth: CloudAuth,
-    #[serde(default)]
-    auth_type: Option<String>,
-    #[serde(default)]
-    region_name: Option<String>,
-    #[serde(default)]
-    interface: Option<String>,
-}
-
-#[derive(Default, Deserialize)]
-struct CloudAuth {
-    auth_url: Option<String>,
-    username: Option<String>,
-    password: Option<Secret>,
-    project_name: Option<String>,
-    user_domain_name: Option<String>,
-    project_domain_name: Option<String>,
-    application_credential_id: Option<String>,
-    application_credential_secret: Option<Secret>,
-}
-
-/// The entry `name` (else `$OS_CLOUD`) of the first `clouds.yaml` found in `paths`.
-pub fn from_clouds_yaml(name: Option<&str>, paths: &[PathBuf]) -> crate::Result<KeystoneSettings> {
-    let name = match name {
-        Some(name) => name.to_owned(),
-        None => std::env::var("OS_CLOUD").map_err(|_| {
-            Error::input(InputProblem::new(Path::new("clouds.yaml"), "no cloud named and OS_CLOUD is not set"))
-        })?,
-    };
-    let Some(path) = paths.iter().find(|path| path.is_file()) else {
-        let searched: Vec<String> = paths.iter().map(|path| path.display().to_string()).collect();
-        return Err(Error::input(InputProblem::new(
-            Path::new("clouds.yaml"),
-            format!("cloud '{name}' asked for, but no clouds.yaml found (searched {})", searched.join(", ")),
-        )));
-    };
-    let problem = |message: String| Error::input(InputProblem::new(path, message));
-    let bytes = crate::config::input::read_capped(path, "clouds.yaml").map_err(Error::input)?;
-    let text = String::from_utf8(bytes).map_err(|_| problem("not valid UTF-8".into()))?;
-    crate::config::input::check_yaml_expansion(path, "clouds.yaml", &text).map_err(Error::input)?;
-    let file: CloudsFile = serde_yaml_ng::from_str(&text)
-        .map_err(|err| problem(crate::config::credentials::yaml_message_without_values(&err)))?;
-    let Some(entry) = file.clouds.get(&name) else {
-        let known: Vec<&str> = file.clouds.keys().map(String::as_str).collect();
-        return Err(problem(format!("no cloud '{name}' (clouds here: {})", known.join(", "))));
-    };
-    let auth = &entry.auth;
-    let auth_url = auth.auth_url.as_deref().ok_or_else(|| problem(format!("cloud '{name}' has no auth.auth_url")))?;
-    let auth_url = Url::parse(auth_url).map_err(|err| problem(format!("cloud '{name}': bad auth_url: {err}")))?;
-    let app_credential = entry.auth_type.as_deref().is_some_and(|kind| kind.contains("applicationcredential"))
-        || auth.application_credential_id.is_some();
-    let identity = if app_credential {
-        match (&auth.application_credential_id, &auth.application_credential_secret) {
-            (Some(id), Some(secret)) => Identity::ApplicationCredential { id: id.clone(), secret: secret.clone() },
-            _ => return Err(problem(format!("cloud '{name}': application credentials need an id and a secret"))),
-        }
-    } else {
-        match (&auth.username, &auth.password, &auth.project_name) {
-            (Some(username), Some(password), Some(project_name)) => Identity::Password {
-                username: username.clone(),
-                password: password.clone(),
-                user_domain_name: auth.user_domain_name.clone().unwrap_or_else(|| "Default".into()),
-                project_name: project_name.clone(),
-                project_domain_name: auth.project_domain_name.clone().unwrap_or_else(|| "Default".into()),
-            },
-            _ => return Err(problem(format!("cloud '{name}': needs username, password and project_name"))),
-        }
-    };
-    Ok(KeystoneSettings {
-        auth_url,
-        identity,
-        region: entry.region_name.clone(),
-        interface: entry.interface.clone().unwrap_or_else(|| "public".into()),
-        transport: Transport::for_section("openstack"),
-    })
-}
+pub use super::clouds_yaml::{clouds_yaml_paths, from_clouds_yaml};
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct CatalogEntry {
@@ -321,18 +290,28 @@ impl Keystone {
         }
         let path = "auth/tokens";
         let body = match &self.settings.identity {
-            Identity::Password { username, password, user_domain_name, project_name, project_domain_name } => json!({
-                "auth": {
-                    "identity": {"methods": ["password"], "password": {"user": {
-                        "name": username, "domain": {"name": user_domain_name}, "password": password.expose()}}},
-                    "scope": {"project": {"name": project_name, "domain": {"name": project_domain_name}}}
-                }
-            }),
+            Identity::Password { user, password, project } => {
+                let mut user = user.json();
+                user["password"] = json!(password.expose());
+                json!({
+                    "auth": {
+                        "identity": {"methods": ["password"], "password": {"user": user}},
+                        "scope": project.json()
+                    }
+                })
+            }
             // No scope: an application credential carries its own project.
-            Identity::ApplicationCredential { id, secret } => json!({
-                "auth": {"identity": {"methods": ["application_credential"],
-                    "application_credential": {"id": id, "secret": secret.expose()}}}
-            }),
+            Identity::ApplicationCredential { id, name, user, secret } => {
+                let mut credential = json!({"secret": secret.expose()});
+                match (id, name, user) {
+                    (Some(id), _, _) => credential["id"] = json!(id),
+                    (None, name, user) => {
+                        credential["name"] = json!(name);
+                        credential["user"] = user.as_ref().map(UserRef::json).unwrap_or_default();
+                    }
+                }
+                json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": credential}}})
+            }
         };
         // Asking for a token changes nothing: retried freely.
         let reply = self.http.idempotent(Method::POST, path, Body::Json(body)).await?;
@@ -368,10 +347,10 @@ mod tests {
         let prod = from_clouds_yaml(Some("prod"), &paths).unwrap();
         assert_eq!(prod.region.as_deref(), Some("R1"));
         assert!(
-            matches!(prod.identity, Identity::Password { ref project_domain_name, .. } if project_domain_name == "Default")
+            matches!(prod.identity, Identity::Password { ref project, .. } if project.domain == DomainRef::default())
         );
         let app = from_clouds_yaml(Some("app"), &paths).unwrap();
-        assert!(matches!(app.identity, Identity::ApplicationCredential { ref id, .. } if id == "id1"));
+        assert!(matches!(app.identity, Identity::ApplicationCredential { ref id, .. } if id.as_deref() == Some("id1")));
         let err = from_clouds_yaml(Some("nope"), &paths).unwrap_err().to_string();
         assert!(err.contains("no cloud 'nope'") && err.contains("app, prod"), "{err}");
         let err = from_clouds_yaml(Some("prod"), &paths[..1]).unwrap_err().to_string();

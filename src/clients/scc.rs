@@ -10,6 +10,13 @@ use serde::{Deserialize, Serialize};
 use super::http::{Auth, Body, ErrorKind, HttpService, RetryPolicy, ServiceError};
 use crate::config::credentials::Scc as SccConfig;
 
+/// The scc-hypervisor-collector release whose upload this reproduces
+/// (SUSE/scc-hypervisor-collector 0.1.0), sent as `X-Scc-Hypervisor-Collector-Version`.
+pub const COLLECTOR_VERSION: &str = "0.1.0";
+/// The virtual-host-gatherer release whose libvirt report this reproduces
+/// (uyuni-project/virtual-host-gatherer 1.0.29), sent as `X-Gatherer-Version`.
+pub const GATHERER_VERSION: &str = "1.0.29";
+
 #[derive(Clone, Debug, Serialize)]
 pub struct VirtualizationHosts {
     pub virtualization_hosts: Vec<VirtualizationHost>,
@@ -90,7 +97,13 @@ impl SccClient {
         let headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static("application/json")),
             (CONTENT_ENCODING, HeaderValue::from_static("gzip")),
-            (HeaderName::from_static("x-gatherer-version"), HeaderValue::from_static(env!("CARGO_PKG_VERSION"))),
+            // As scc-hypervisor-collector sends them (`uploader.py`): the versions
+            // of the collector and gatherer whose payload this reproduces.
+            (HeaderName::from_static("x-gatherer-version"), HeaderValue::from_static(GATHERER_VERSION)),
+            (
+                HeaderName::from_static("x-scc-hypervisor-collector-version"),
+                HeaderValue::from_static(COLLECTOR_VERSION),
+            ),
         ];
         let body = Body::Raw { bytes, headers };
         let path = "connect/organizations/virtualization_hosts";

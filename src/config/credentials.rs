@@ -331,6 +331,22 @@ pub struct Scc {
     pub transport: Transport,
     pub username: String,
     pub password: Secret,
+    /// Where sockets, cores and threads come from.
+    #[serde(default)]
+    pub topology: SccTopology,
+}
+
+/// How a host's CPU counts are reported to SCC.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SccTopology {
+    /// As virtual-host-gatherer reports them (what the SUSE collector sends):
+    /// libvirt's `host/cpu/topology` — `sockets`, `cores × sockets`,
+    /// `threads × cores` — which counts one NUMA cell on most multi-socket hosts.
+    #[default]
+    Libvirt,
+    /// The whole host: distinct sockets, cores and CPUs over every NUMA cell.
+    NumaTotals,
 }
 
 /// An absolute `http` or `https` URL.

@@ -1,4 +1,6 @@
-//! The hypervisors file: one `<fqdn> <JIRA-KEY>` per line.
+//! The hypervisors file: one `<fqdn> <JIRA-KEY>` per line, optionally
+//! followed by `nova_host=<name>` and `nova_hypervisor=<name>`: Nova's
+//! names of that host when `openstack.compute_host_names` cannot tell them.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -96,7 +98,27 @@ pub struct Hypervisor {
     pub key: Option<JiraKey>,
     /// 1-based line in the file.
     pub line: usize,
+    /// Nova's names of the host, when the line gives them.
+    pub nova: NovaNames,
 }
+
+/// Nova's names of a host, given on its line (`nova_host=`, `nova_hypervisor=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NovaNames {
+    /// Its compute service host (`service.host`, `OS-EXT-SRV-ATTR:host`).
+    pub service_host: Option<String>,
+    /// Its `hypervisor_hostname`.
+    pub hypervisor_hostname: Option<String>,
+}
+
+impl NovaNames {
+    pub fn is_empty(&self) -> bool {
+        self.service_host.is_none() && self.hypervisor_hostname.is_none()
+    }
+}
+
+/// The options a line may carry after the host and key.
+const LINE_OPTIONS: [&str; 2] = ["nova_host", "nova_hypervisor"];
 
 /// Whether every line must carry a Jira key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,15 +160,50 @@ impl HypervisorList {
             let line = index + 1;
             let content = raw.strip_suffix('\r').unwrap_or(raw);
             let content = content.split_once('#').map_or(content, |(before, _)| before);
-            let columns: Vec<&str> = content.split_whitespace().collect();
+            let words: Vec<&str> = content.split_whitespace().collect();
+            // `name=value` words are options; the others are the columns.
+            let (options, columns): (Vec<&str>, Vec<&str>) = words.iter().partition(|word| word.contains('='));
+            let mut nova = NovaNames::default();
+            let mut bad_option = false;
+            for option in options {
+                let (name, value) = option.split_once('=').unwrap_or_default();
+                let slot = match name {
+                    "nova_host" => &mut nova.service_host,
+                    "nova_hypervisor" => &mut nova.hypervisor_hostname,
+                    _ => {
+                        problems.push(InputProblem::at_line(
+                            path,
+                            line,
+                            format!("unknown option '{name}' (options: {})", LINE_OPTIONS.join(", ")),
+                        ));
+                        bad_option = true;
+                        continue;
+                    }
+                };
+                if slot.is_some() {
+                    problems.push(InputProblem::at_line(path, line, format!("option '{name}' given twice")));
+                    bad_option = true;
+                    continue;
+                }
+                match HostName::parse(value) {
+                    Ok(value) => *slot = Some(value.as_str().to_owned()),
+                    Err(why) => {
+                        problems.push(InputProblem::at_line(path, line, format!("{name}: {why}")));
+                        bad_option = true;
+                    }
+                }
+            }
+            if bad_option {
+                continue;
+            }
             let (host, key) = match (columns.as_slice(), mode) {
                 ([], _) => continue,
                 ([host, key], _) => (*host, Some(*key)),
                 ([host], KeyMode::Optional) => (*host, None),
                 _ => {
                     let expected = match mode {
-                        KeyMode::Required => "2 columns '<fqdn> <JIRA-KEY>'",
-                        KeyMode::Optional => "1 or 2 columns '<fqdn> [JIRA-KEY]'",
+                        KeyMode::Required => "2 columns '<fqdn> <JIRA-KEY>' (then options name=value)",
+                        KeyMode::Optional => "1 or 2 columns '<fqdn> [JIRA-KEY]' (then options name=value)",
                     };
                     problems.push(InputProblem::at_line(
                         path,
@@ -192,7 +249,7 @@ impl HypervisorList {
                 key_lines.insert(key.clone(), (line, host.clone()));
             }
             host_lines.insert(host.clone(), line);
-            hypervisors.push(Hypervisor { host, key, line });
+            hypervisors.push(Hypervisor { host, key, line, nova });
         }
 
         if !problems.is_empty() {
@@ -255,12 +312,38 @@ mod tests {
         assert_eq!(
             found,
             [
-                "hv.txt:2: expected 2 columns '<fqdn> <JIRA-KEY>', found 1",
+                "hv.txt:2: expected 2 columns '<fqdn> <JIRA-KEY>' (then options name=value), found 1",
                 "hv.txt:3: invalid host name 'c_d.example.org': it contains '_' (RFC 1123)",
                 "hv.txt:4: invalid Jira key 'mh-4': expected a project key and a number, like PROJ-123",
                 "hv.txt:5: host a.example.org is listed twice (lines 1 and 5)",
                 "hv.txt:6: Jira key MH-1 is used for two hosts: a.example.org (line 1) and f.example.org (line 6)",
             ]
+        );
+    }
+
+    #[test]
+    fn nova_names_per_line() {
+        let list =
+            parse("a.example.org MH-1 nova_host=compute-a nova_hypervisor=a-bmc.example.org\nb.example.org MH-2\n")
+                .unwrap();
+        let a = &list.hypervisors[0].nova;
+        assert_eq!(a.service_host.as_deref(), Some("compute-a"));
+        assert_eq!(a.hypervisor_hostname.as_deref(), Some("a-bmc.example.org"));
+        assert!(list.hypervisors[1].nova.is_empty(), "old lines stay valid");
+        let found = problems("a.example.org MH-1 nova=x\nb.example.org MH-2 nova_host=bad_name\nc.example.org MH-3 nova_host=c nova_host=d\n");
+        assert_eq!(
+            found,
+            [
+                "hv.txt:1: unknown option 'nova' (options: nova_host, nova_hypervisor)",
+                "hv.txt:2: nova_host: invalid host name 'bad_name': it contains '_' (RFC 1123)",
+                "hv.txt:3: option 'nova_host' given twice",
+            ]
+        );
+        let optional =
+            HypervisorList::parse(Path::new("hv.txt"), b"a.example.org nova_host=a\n", KeyMode::Optional).unwrap();
+        assert_eq!(
+            (optional.hypervisors[0].key.as_ref(), optional.hypervisors[0].nova.service_host.as_deref()),
+            (None, Some("a"))
         );
     }
 

@@ -484,9 +484,6 @@ pub struct DrainSettings {
     pub skip_servers: Vec<String>,
     /// Where the capacity check looks for room: the host's availability zone or its aggregates.
     pub capacity_scope: CapacityScope,
-    /// Allocation ratios of the destination hypervisors, for the capacity check.
-    pub cpu_allocation_ratio: f64,
-    pub ram_allocation_ratio: f64,
     /// A migration may take `timeout_base_secs + timeout_secs_per_gib × RAM in GiB`.
     pub timeout_base_secs: f64,
     pub timeout_secs_per_gib: f64,
@@ -510,8 +507,6 @@ impl Default for DrainSettings {
             allow_cold_migrate_paused: false,
             skip_servers: Vec::new(),
             capacity_scope: CapacityScope::AvailabilityZone,
-            cpu_allocation_ratio: 4.0,
-            ram_allocation_ratio: 1.0,
             timeout_base_secs: 300.0,
             timeout_secs_per_gib: 60.0,
             on_failure: OnMigrationFailure::Continue,
@@ -526,11 +521,7 @@ impl Default for DrainSettings {
 impl DrainSettings {
     fn validate(&self, path: &Path) -> Vec<InputProblem> {
         let mut problems = Vec::new();
-        let positive = [
-            ("cpu_allocation_ratio", self.cpu_allocation_ratio),
-            ("ram_allocation_ratio", self.ram_allocation_ratio),
-            ("timeout_base_secs", self.timeout_base_secs),
-        ];
+        let positive = [("timeout_base_secs", self.timeout_base_secs)];
         for (name, value) in positive {
             if !(value > 0.0 && value.is_finite()) {
                 problems.push(InputProblem::new(path, format!("workflow.drain.{name} must be above 0")));

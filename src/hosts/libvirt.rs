@@ -16,6 +16,10 @@ pub struct HostCapabilities {
     pub vendor: Option<String>,
     pub model: Option<String>,
     pub topology: CpuTotals,
+    /// As virtual-host-gatherer reads them (`libvirt.py`): `host/cpu/topology`
+    /// `sockets`, `cores × sockets`, `threads × cores`. libvirt gives them per
+    /// NUMA cell, so a two-cell host shows one socket's worth.
+    pub gatherer_topology: Option<CpuTotals>,
     pub numa_cells: usize,
 }
 
@@ -115,8 +119,17 @@ pub fn parse_capabilities(xml: &str) -> Result<HostCapabilities, String> {
         vendor: child_text(cpu, "vendor"),
         model: child_text(cpu, "model"),
         topology: topology.ok_or("no CPU topology")?,
+        gatherer_topology: gatherer_topology(cpu),
         numa_cells: cells.len(),
     })
+}
+
+fn gatherer_topology(cpu: roxmltree::Node) -> Option<CpuTotals> {
+    let topology = child(cpu, "topology")?;
+    let number = |name: &str| topology.attribute(name).and_then(|value| value.parse::<u32>().ok());
+    let sockets = number("sockets")?;
+    let cores = number("cores")? * sockets;
+    Some(CpuTotals { sockets, cores, threads: number("threads")? * cores })
 }
 
 /// Counts over every logical CPU of every NUMA cell: distinct sockets,

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::config::credentials::SccTopology;
+
 use serde::{Deserialize, Serialize};
 
 use crate::clients::scc::VirtualizationHost;
@@ -40,9 +42,9 @@ pub async fn collect_host(shell: Arc<dyn RemoteShell>, host: &str) -> Result<Hos
 }
 
 /// One host, as a result that is valid or says why not.
-pub async fn collect_result(shell: Arc<dyn RemoteShell>, host: &str, group: &str) -> HostResult {
+pub async fn collect_result(shell: Arc<dyn RemoteShell>, host: &str, group: &str, topology: SccTopology) -> HostResult {
     let result = match collect_host(shell.clone(), host).await {
-        Ok(details) => HostResult::valid(host, virtualization_host(host, group, &details)),
+        Ok(details) => HostResult::valid(host, virtualization_host(host, group, &details, topology)),
         Err(err) => {
             tracing::warn!(host, action = "scc-collect", error = %err, "collection failed");
             HostResult::invalid(host, err.to_string())
@@ -59,6 +61,7 @@ pub async fn collect_all(
     hosts: &[String],
     group_of: impl Fn(&str) -> String,
     parallel: usize,
+    topology: SccTopology,
 ) -> Vec<HostResult> {
     let permits = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
     let tasks: Vec<_> = hosts
@@ -67,7 +70,7 @@ pub async fn collect_all(
             let (shell, permits, host, group) = (shell.clone(), permits.clone(), host.clone(), group_of(host));
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
-                collect_result(shell, &host, &group).await
+                collect_result(shell, &host, &group, topology).await
             })
         })
         .collect();

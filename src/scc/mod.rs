@@ -59,7 +59,9 @@ pub async fn collect_listed(
         SshPool::new(SshOptions::from_config(ssh))
             .map_err(|err| Error::Refused(format!("cannot prepare SSH: {err}")))?,
     );
-    let results = collect_all(pool.clone(), hosts, |host| group_for(group, credentials, host), parallel).await;
+    let topology = credentials.scc.as_ref().map(|scc| scc.topology).unwrap_or_default();
+    let results =
+        collect_all(pool.clone(), hosts, |host| group_for(group, credentials, host), parallel, topology).await;
     pool.close_all().await;
     Ok(ResultsFile::new(results))
 }

@@ -2,6 +2,7 @@
 //! field as scc-hypervisor-collector builds it from virtual-host-gatherer.
 
 use crate::clients::scc::{GuestProperties, GuestSystem, HostProperties, VirtualizationHost};
+use crate::config::credentials::SccTopology;
 use crate::hosts::libvirt::HostDetails;
 
 /// What virtual-host-gatherer reports as `type` for a libvirt host: we only
@@ -11,17 +12,26 @@ pub const HYPERVISOR_TYPE: &str = "qemu";
 
 /// The SCC record of one host. `name` is the host's name in the list (what
 /// libvirt's `getHostname()` returns on a correctly named hypervisor).
-pub fn virtualization_host(name: &str, group: &str, details: &HostDetails) -> VirtualizationHost {
+pub fn virtualization_host(
+    name: &str,
+    group: &str,
+    details: &HostDetails,
+    topology: SccTopology,
+) -> VirtualizationHost {
     let caps = &details.capabilities;
+    let counts = match topology {
+        SccTopology::Libvirt => caps.gatherer_topology.unwrap_or(caps.topology),
+        SccTopology::NumaTotals => caps.topology,
+    };
     VirtualizationHost {
         identifier: caps.uuid.clone(),
         group_name: group.to_owned(),
         properties: HostProperties {
             name: name.to_owned(),
             arch: caps.arch.clone(),
-            cores: caps.topology.cores,
-            sockets: caps.topology.sockets,
-            threads: caps.topology.threads,
+            cores: counts.cores,
+            sockets: counts.sockets,
+            threads: counts.threads,
             ram_mb: Some(details.ram_mib),
             hypervisor_type: HYPERVISOR_TYPE.to_owned(),
         },
@@ -121,7 +131,7 @@ mod tests {
 
     #[test]
     fn payload_is_the_collectors_with_host_totals_over_numa_cells() {
-        let host = virtualization_host("hv01.lab.example.org", "lab", &details());
+        let host = virtualization_host("hv01.lab.example.org", "lab", &details(), SccTopology::NumaTotals);
         let json = serde_json::to_value(&host).unwrap();
         assert_eq!(
             json,
@@ -152,7 +162,7 @@ mod tests {
         assert_eq!(vm_state("in shutdown"), "in shutdown");
         assert_eq!(site_of("hv01.lab.example.org"), "lab");
         assert_eq!(site_of("hv01"), "hv01");
-        let host = virtualization_host("hv01", "lab", &details());
+        let host = virtualization_host("hv01", "lab", &details(), SccTopology::NumaTotals);
         let mut changed = host.clone();
         changed.systems.pop();
         assert_eq!(digest(&host), digest(&host.clone()));

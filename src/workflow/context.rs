@@ -9,6 +9,7 @@ use crate::clients::jira::JiraClient;
 use crate::clients::netbox::{Device, NetBoxClient};
 use crate::clients::nova::{ComputeService, NovaClient};
 use crate::clients::openstack::{Keystone, KeystoneSettings};
+use crate::clients::placement::PlacementClient;
 use crate::clients::scc::SccClient;
 use crate::config::{Credentials, HostName, JiraKey};
 use crate::error::{Error, Result};
@@ -27,6 +28,10 @@ pub struct Services {
     pub jira: Option<JiraClient>,
     pub netbox: Option<NetBoxClient>,
     pub nova: Option<NovaClient>,
+    /// The Keystone session Nova uses, for the clients connected when first needed.
+    pub keystone: Option<Arc<Keystone>>,
+    /// Placement, connected by the first capacity check (only the drain needs it).
+    pub placement: tokio::sync::OnceCell<PlacementClient>,
     pub alertmanager: Option<AlertmanagerClient>,
     pub scc: Option<SccClient>,
     pub shell: Option<Arc<dyn RemoteShell>>,
@@ -48,8 +53,10 @@ impl Services {
         }
         if let Some(openstack) = &credentials.openstack {
             let keystone = Keystone::new(KeystoneSettings::from_config(openstack)?, policy).map_err(unreachable)?;
-            let nova = NovaClient::connect(Arc::new(keystone)).await.map_err(unreachable)?;
+            let keystone = Arc::new(keystone);
+            let nova = NovaClient::connect(keystone.clone()).await.map_err(unreachable)?;
             services.nova = Some(nova.with_host_names(openstack.compute_host_names));
+            services.keystone = Some(keystone);
         }
         if let Some(alertmanager) = &credentials.alertmanager {
             services.alertmanager = Some(AlertmanagerClient::with_policy(alertmanager, policy).map_err(unreachable)?);
@@ -119,6 +126,12 @@ impl RunContext {
 
     pub fn nova(&self) -> Result<&NovaClient, ActionError> {
         self.services.nova.as_ref().ok_or_else(|| missing("openstack"))
+    }
+
+    /// Placement, connected on first use with Nova's Keystone session.
+    pub async fn placement(&self) -> Result<&PlacementClient, ActionError> {
+        let keystone = self.services.keystone.clone().ok_or_else(|| missing("openstack"))?;
+        self.services.placement.get_or_try_init(|| PlacementClient::connect(keystone)).await.map_err(ActionError::from)
     }
 
     pub fn alertmanager(&self) -> Result<&AlertmanagerClient, ActionError> {

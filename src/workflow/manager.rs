@@ -101,6 +101,9 @@ pub async fn run(
         .map(Arc::new)
         .ok_or_else(|| Error::Usage(format!("step {} is not automated in this version", settings.step)))?;
     check_required_services(&plan, &credentials, settings.dry_run)?;
+    if let Some(nova) = &services.nova {
+        nova.set_line_overrides(hypervisors);
+    }
     if settings.step != Step::Noops {
         preflight(&plan, &credentials).await?;
     }

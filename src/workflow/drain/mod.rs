@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::clients::nova::{Aggregate, Hypervisor, Migration, NovaClient, Server};
+use crate::clients::placement::{ProviderRoom, Resources};
 use crate::config::workflow::{CapacityScope, DrainSettings};
 
 use super::action::ActionError;
@@ -72,6 +73,34 @@ pub struct Census {
 pub fn size(server: &Server) -> (u64, u64) {
     let number = |key: &str| server.flavor.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
     (number("vcpus"), number("ram"))
+}
+
+/// What a server asks of Placement, by its embedded flavor (microversion
+/// 2.47+): VCPU, or PCPU for `hw:cpu_policy=dedicated`; MEMORY_MB; DISK_GB
+/// = root + ephemeral + swap rounded up to GiB (nova `scheduler/utils.py`
+/// `resources_from_flavor`). `None` when the flavor's size is not there.
+pub fn flavor_resources(server: &Server) -> Option<Resources> {
+    let number = |key: &str| server.flavor.get(key).and_then(serde_json::Value::as_u64);
+    let (vcpus, ram) = (number("vcpus")?, number("ram")?);
+    let swap_gb = number("swap").unwrap_or(0).div_ceil(1024);
+    let disk = number("disk").unwrap_or(0) + number("ephemeral").unwrap_or(0) + swap_gb;
+    let dedicated = server.flavor["extra_specs"]["hw:cpu_policy"].as_str() == Some("dedicated");
+    let cpu_class = if dedicated { "PCPU" } else { "VCPU" };
+    Some(Resources::from([(cpu_class.to_owned(), vcpus), ("MEMORY_MB".to_owned(), ram), ("DISK_GB".to_owned(), disk)]))
+}
+
+/// `2 VCPU, 4096 MEMORY_MB, 20 DISK_GB`.
+pub fn describe(resources: &Resources) -> String {
+    let parts: Vec<String> = resources
+        .iter()
+        .filter(|(_, amount)| **amount > 0)
+        .map(|(class, amount)| format!("{amount} {class}"))
+        .collect();
+    if parts.is_empty() {
+        "nothing".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }
 
 pub fn project(server: &Server) -> String {
@@ -249,25 +278,23 @@ impl Census {
     }
 }
 
-/// Room on one destination hypervisor.
+/// Room on one destination hypervisor, as Placement counts it.
 #[derive(Clone, Debug)]
 pub struct Room {
     pub host: String,
-    pub vcpus: f64,
-    pub ram_mb: f64,
+    pub room: ProviderRoom,
 }
 
 /// The hypervisors that may receive the VMs: enabled, up, in the scope of
 /// the host, and not drained in this run.
-pub fn destinations(
+pub fn destinations<'a>(
     host: &str,
     zone: Option<&str>,
     scope: CapacityScope,
-    hypervisors: &[Hypervisor],
+    hypervisors: &'a [Hypervisor],
     aggregates: &[Aggregate],
     run_hosts: &BTreeSet<String>,
-    settings: &DrainSettings,
-) -> Vec<Room> {
+) -> Vec<&'a Hypervisor> {
     let in_scope: Option<BTreeSet<&str>> = match scope {
         CapacityScope::Aggregate => Some(
             aggregates
@@ -302,12 +329,6 @@ pub fn destinations(
             let name = service_host(hv);
             name != host && !is_run_host(run_hosts, hv) && in_scope.as_ref().is_none_or(|scope| scope.contains(name))
         })
-        .map(|hv| Room {
-            host: service_host(hv).to_owned(),
-            vcpus: hv.vcpus.unwrap_or(0) as f64 * settings.cpu_allocation_ratio - hv.vcpus_used.unwrap_or(0) as f64,
-            ram_mb: hv.memory_mb.unwrap_or(0) as f64 * settings.ram_allocation_ratio
-                - hv.memory_mb_used.unwrap_or(0) as f64,
-        })
         .collect()
 }
 
@@ -315,7 +336,9 @@ pub fn destinations(
 /// names its service by the FQDN or the short name.
 fn is_run_host(run_hosts: &BTreeSet<String>, hv: &Hypervisor) -> bool {
     let name = service_host(hv);
-    run_hosts.contains(&hv.hypervisor_hostname) || run_hosts.iter().any(|fqdn| is_named(fqdn, name))
+    run_hosts.contains(&hv.hypervisor_hostname)
+        || run_hosts.contains(name)
+        || run_hosts.iter().any(|fqdn| is_named(fqdn, name))
 }
 
 /// Whether Nova's compute host name `name` names the host `fqdn` (itself or its short name).
@@ -328,38 +351,40 @@ fn service_host(hv: &Hypervisor) -> &str {
     hv.service.as_ref().map(|service| service.host.as_str()).unwrap_or(&hv.hypervisor_hostname)
 }
 
+/// A VM to place, with what it asks of Placement (`None`: unknown, so it
+/// cannot be placed: counting it as nothing would hide a shortage).
+pub type Need<'a> = (&'a Server, Option<Resources>);
+
 /// Places the VMs, largest first, on the destinations' free room; the VMs
 /// that fit nowhere. Total room is not enough: one VM must fit on one host.
-pub fn unplaced<'a>(moves: impl Iterator<Item = &'a Server>, rooms: &[Room]) -> Vec<&'a Server> {
+pub fn unplaced<'a>(moves: &[Need<'a>], rooms: &[Room]) -> Vec<&'a Server> {
     unplaced_after(&[], moves, rooms)
 }
 
-/// As [`unplaced`], once the room promised to other hosts (vCPUs and RAM of
-/// their VMs) is taken.
-fn unplaced_after<'a>(
-    promised: &[(u64, u64)],
-    moves: impl Iterator<Item = &'a Server>,
-    rooms: &[Room],
-) -> Vec<&'a Server> {
+/// The order VMs are placed in: largest first (memory, then CPUs).
+fn largest_first(resources: &Resources) -> std::cmp::Reverse<(u64, u64)> {
+    let amount = |class: &str| resources.get(class).copied().unwrap_or(0);
+    std::cmp::Reverse((amount("MEMORY_MB"), amount("VCPU") + amount("PCPU")))
+}
+
+/// As [`unplaced`], once the room promised to other hosts is taken.
+fn unplaced_after<'a>(promised: &[Resources], moves: &[Need<'a>], rooms: &[Room]) -> Vec<&'a Server> {
     let mut rooms: Vec<Room> = rooms.to_vec();
     let mut promised = promised.to_vec();
-    promised.sort_by_key(|size| std::cmp::Reverse(*size));
-    for (vcpus, ram) in promised {
-        if let Some(room) = rooms.iter_mut().find(|room| room.vcpus >= vcpus as f64 && room.ram_mb >= ram as f64) {
-            room.vcpus -= vcpus as f64;
-            room.ram_mb -= ram as f64;
+    promised.sort_by_key(largest_first);
+    for need in promised {
+        if let Some(room) = rooms.iter_mut().find(|room| room.room.fits(&need)) {
+            room.room.take(&need);
         }
     }
-    let mut servers: Vec<&Server> = moves.collect();
-    servers.sort_by_key(|server| std::cmp::Reverse(size(server)));
-    let mut unplaced = Vec::new();
-    for server in servers {
-        let (vcpus, ram) = size(server);
-        match rooms.iter_mut().find(|room| room.vcpus >= vcpus as f64 && room.ram_mb >= ram as f64) {
-            Some(room) => {
-                room.vcpus -= vcpus as f64;
-                room.ram_mb -= ram as f64;
-            }
+    let mut unplaced: Vec<&Server> =
+        moves.iter().filter(|(_, need)| need.is_none()).map(|(server, _)| *server).collect();
+    let mut known: Vec<(&Server, &Resources)> =
+        moves.iter().filter_map(|(server, need)| Some((*server, need.as_ref()?))).collect();
+    known.sort_by_key(|(_, need)| largest_first(need));
+    for (server, need) in known {
+        match rooms.iter_mut().find(|room| room.room.fits(need)) {
+            Some(room) => room.room.take(need),
             None => unplaced.push(server),
         }
     }
@@ -379,7 +404,7 @@ struct Promise {
     host: String,
     /// The destinations the promise is on (hosts with other destinations do not share it).
     scope: Vec<String>,
-    sizes: Vec<(u64, u64)>,
+    needs: Vec<Resources>,
 }
 
 /// What the capacity check found, with the room promised to other hosts.
@@ -392,16 +417,17 @@ pub struct CapacityCheck<'a> {
 impl CapacityLedger {
     /// Places `servers` after what was promised to the other hosts on the same
     /// destinations; when they all fit, promises their room to `host`.
-    pub fn check<'a>(&self, host: &str, rooms: &[Room], servers: Vec<&'a Server>) -> CapacityCheck<'a> {
+    pub fn check<'a>(&self, host: &str, rooms: &[Room], moves: &[Need<'a>]) -> CapacityCheck<'a> {
         let mut scope: Vec<String> = rooms.iter().map(|room| room.host.clone()).collect();
         scope.sort();
         let mut promised = self.promised.lock().unwrap_or_else(|poison| poison.into_inner());
         promised.retain(|promise| promise.host != host);
-        let others: Vec<(u64, u64)> =
-            promised.iter().filter(|p| p.scope == scope).flat_map(|p| p.sizes.iter().copied()).collect();
-        let unplaced = unplaced_after(&others, servers.iter().copied(), rooms);
+        let others: Vec<Resources> =
+            promised.iter().filter(|p| p.scope == scope).flat_map(|p| p.needs.iter().cloned()).collect();
+        let unplaced = unplaced_after(&others, moves, rooms);
         if unplaced.is_empty() {
-            promised.push(Promise { host: host.to_owned(), scope, sizes: servers.iter().map(|s| size(s)).collect() });
+            let needs = moves.iter().filter_map(|(_, need)| need.clone()).collect();
+            promised.push(Promise { host: host.to_owned(), scope, needs });
         }
         CapacityCheck { unplaced, promised_vms: others.len() }
     }
@@ -534,31 +560,70 @@ mod tests {
         .unwrap()
     }
 
+    fn room(host: &str, vcpus: f64, ram_mb: f64) -> Room {
+        let classes = [("VCPU", vcpus), ("MEMORY_MB", ram_mb)];
+        Room {
+            host: host.into(),
+            room: ProviderRoom {
+                free: classes.iter().map(|(class, free)| ((*class).to_owned(), *free)).collect(),
+                max_unit: classes.iter().map(|(class, _)| ((*class).to_owned(), 1 << 20)).collect(),
+            },
+        }
+    }
+
+    fn need(server: &Server) -> Need<'_> {
+        let (vcpus, ram) = size(server);
+        (server, Some(Resources::from([("VCPU".to_owned(), vcpus), ("MEMORY_MB".to_owned(), ram)])))
+    }
+
     #[test]
     fn one_vm_must_fit_on_one_host() {
-        let rooms = [
-            Room { host: "a".into(), vcpus: 4.0, ram_mb: 8192.0 },
-            Room { host: "b".into(), vcpus: 4.0, ram_mb: 8192.0 },
-        ];
+        let rooms = [room("a", 4.0, 8192.0), room("b", 4.0, 8192.0)];
         let big = server("big", 8, 4096);
         let small = server("small", 2, 4096);
-        let left = unplaced([&big, &small].into_iter(), &rooms);
+        let left = unplaced(&[need(&big), need(&small)], &rooms);
         assert_eq!(left.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["big"]);
         let two = [server("x", 4, 8192), server("y", 4, 8192)];
-        assert!(unplaced(two.iter(), &rooms).is_empty());
+        assert!(unplaced(&two.iter().map(need).collect::<Vec<_>>(), &rooms).is_empty());
+    }
+
+    #[test]
+    fn a_vm_of_unknown_size_is_not_placed() {
+        let rooms = [room("a", 64.0, 65536.0)];
+        let unknown: Server = serde_json::from_value(serde_json::json!({
+            "id": "u", "name": "unknown", "status": "ACTIVE", "flavor": {"original_name": "m1.small"}
+        }))
+        .unwrap();
+        assert_eq!(flavor_resources(&unknown), None);
+        let left = unplaced(&[(&unknown, None)], &rooms);
+        assert_eq!(left.len(), 1, "unknown counts as blocking, not as zero");
+    }
+
+    #[test]
+    fn flavor_resources_as_the_scheduler_asks() {
+        let server: Server = serde_json::from_value(serde_json::json!({
+            "id": "p", "name": "pinned", "status": "ACTIVE",
+            "flavor": {"vcpus": 4, "ram": 8192, "disk": 20, "ephemeral": 10, "swap": 1536,
+                       "extra_specs": {"hw:cpu_policy": "dedicated"}}
+        }))
+        .unwrap();
+        let resources = flavor_resources(&server).unwrap();
+        assert_eq!(describe(&resources), "32 DISK_GB, 8192 MEMORY_MB, 4 PCPU");
     }
 
     #[test]
     fn room_promised_to_one_host_is_not_counted_again() {
-        let rooms = [Room { host: "spare".into(), vcpus: 8.0, ram_mb: 16384.0 }];
+        let rooms = [room("spare", 8.0, 16384.0)];
         let ledger = CapacityLedger::default();
         let first = [server("a", 4, 8192), server("b", 4, 8192)];
-        assert!(ledger.check("hv1", &rooms, first.iter().collect()).unplaced.is_empty());
+        let first: Vec<Need> = first.iter().map(need).collect();
+        assert!(ledger.check("hv1", &rooms, &first).unplaced.is_empty());
         let second = [server("c", 2, 2048)];
-        let check = ledger.check("hv2", &rooms, second.iter().collect());
+        let second: Vec<Need> = second.iter().map(need).collect();
+        let check = ledger.check("hv2", &rooms, &second);
         assert_eq!((check.unplaced.len(), check.promised_vms), (1, 2));
         ledger.release("hv1");
-        assert!(ledger.check("hv2", &rooms, second.iter().collect()).unplaced.is_empty());
+        assert!(ledger.check("hv2", &rooms, &second).unplaced.is_empty());
     }
 
     #[tokio::test]

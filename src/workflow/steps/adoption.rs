@@ -388,7 +388,8 @@ impl SccUpload {
             .await
             .map_err(|err| ActionError(format!("cannot read the host's details through libvirt: {err}")))?;
         let group = crate::scc::group_for(None, &host.run.credentials, host.host.as_str());
-        Ok(crate::scc::virtualization_host(host.host.as_str(), &group, &details))
+        let topology = host.run.credentials.scc.as_ref().map(|scc| scc.topology).unwrap_or_default();
+        Ok(crate::scc::virtualization_host(host.host.as_str(), &group, &details, topology))
     }
 }
 

@@ -6,10 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::journal::ActionOutcome;
+use crate::clients::nova::Microversion;
+use crate::clients::placement::Resources;
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::HostContext;
 use crate::workflow::drain::migrate::migrate_all;
-use crate::workflow::drain::{self, in_progress, size, Census};
+use crate::workflow::drain::{self, describe, flavor_resources, in_progress, Census, Room};
 use crate::workflow::report::{VmMove, VmOutcome};
 use crate::workflow::Step;
 
@@ -120,20 +122,55 @@ impl Action for Capacity {
             let nova_host = nova.compute_host(host.host.as_str()).await?.service_host;
             let aggregates = nova.aggregates().await?;
             let zone = host.facts.compute_service.as_ref().and_then(|service| service.zone.clone());
-            let run_hosts: BTreeSet<String> = host.run.run_hosts.iter().map(ToString::to_string).collect();
-            let rooms = drain::destinations(
+            // The run's hosts by every name Nova may give them (a line of the
+            // hypervisors file may name them otherwise).
+            let mut run_hosts: BTreeSet<String> = BTreeSet::new();
+            for fqdn in &host.run.run_hosts {
+                let names = nova.compute_host(fqdn.as_str()).await?;
+                run_hosts.insert(fqdn.to_string());
+                run_hosts.insert(names.service_host);
+                run_hosts.extend(names.hypervisor_hostname);
+            }
+            let targets = drain::destinations(
                 &nova_host,
                 zone.as_deref(),
                 settings.capacity_scope,
                 &hypervisors,
                 &aggregates,
                 &run_hosts,
-                settings,
             );
-            let (need_vcpus, need_ram) =
-                to_move.iter().map(|server| size(server)).fold((0, 0), |acc, (c, r)| (acc.0 + c, acc.1 + r));
-            let room_vcpus: f64 = rooms.iter().map(|room| room.vcpus.max(0.0)).sum();
-            let room_ram: f64 = rooms.iter().map(|room| room.ram_mb.max(0.0)).sum();
+            // Placement's inventories (reserved, allocation_ratio, max_unit) and
+            // usages: what the scheduler will count, not Nova's raw statistics.
+            let placement = host.run.placement().await?;
+            let mut rooms = Vec::with_capacity(targets.len());
+            for hv in &targets {
+                // From 2.53 the hypervisor id is the compute node's UUID, its provider's UUID.
+                let provider = (nova.version().used >= Microversion(2, 53)).then_some(hv.id.as_str());
+                let room = placement.room(provider, &hv.hypervisor_hostname).await?;
+                rooms.push(Room { host: hv.hypervisor_hostname.clone(), room });
+            }
+            // What each VM holds in Placement (the scheduler asks the same of its
+            // destination); its flavor when Placement has no allocation of it.
+            let mut needs: Vec<drain::Need> = Vec::with_capacity(to_move.len());
+            for server in &to_move {
+                let held = placement.allocations(&server.id).await?;
+                let need = if held.values().any(|amount| *amount > 0) { Some(held) } else { flavor_resources(server) };
+                needs.push((*server, need));
+            }
+            let mut need_total = Resources::new();
+            for resources in needs.iter().filter_map(|(_, need)| need.as_ref()) {
+                for (class, amount) in resources {
+                    *need_total.entry(class.clone()).or_default() += amount;
+                }
+            }
+            let mut free_total = Resources::new();
+            for room in &rooms {
+                for (class, free) in &room.room.free {
+                    *free_total.entry(class.clone()).or_default() += free.max(0.0).floor() as u64;
+                }
+            }
+            let free_total: Resources =
+                free_total.into_iter().filter(|(class, _)| need_total.contains_key(class)).collect();
             let scope = match settings.capacity_scope {
                 crate::config::workflow::CapacityScope::AvailabilityZone => {
                     format!("availability zone {}", zone.as_deref().unwrap_or("?"))
@@ -141,16 +178,22 @@ impl Action for Capacity {
                 crate::config::workflow::CapacityScope::Aggregate => "the host's aggregates".to_owned(),
             };
             let mut observed = format!(
-                "{} VMs need {need_vcpus} vCPU and {need_ram} MB; {} enabled, up hypervisors of {scope} (not drained in this run) have {room_vcpus:.0} vCPU and {room_ram:.0} MB free",
+                "{} VMs need {}; {} enabled, up hypervisors of {scope} (not drained in this run) have {} free in Placement",
                 to_move.len(),
+                describe(&need_total),
                 rooms.len(),
+                describe(&free_total),
             );
-            // Flavors are embedded in servers from microversion 2.47; say so rather than count them as nothing.
-            let size_unknown = to_move.iter().filter(|server| size(server) == (0, 0)).count();
-            if size_unknown > 0 {
-                observed.push_str(&format!(" (the flavor size of {size_unknown} VMs is unknown: not counted)"));
+            let unknown: Vec<&str> =
+                needs.iter().filter(|(_, need)| need.is_none()).map(|(server, _)| server.name.as_str()).collect();
+            if !unknown.is_empty() {
+                observed.push_str(&format!(
+                    " (the size of {} VMs is unknown: no allocation in Placement and no flavor size; they block: {})",
+                    unknown.len(),
+                    unknown.join(", ")
+                ));
             }
-            let check = host.run.capacity.check(host.host.as_str(), &rooms, to_move);
+            let check = host.run.capacity.check(host.host.as_str(), &rooms, &needs);
             if check.promised_vms > 0 {
                 observed.push_str(&format!(", before {} VMs of other hosts of this run", check.promised_vms));
             }
@@ -162,8 +205,9 @@ impl Action for Capacity {
                 let names: Vec<String> = unplaced
                     .iter()
                     .map(|server| {
-                        let (vcpus, ram) = size(server);
-                        format!("{} ({vcpus} vCPU, {ram} MB)", server.name)
+                        let need = needs.iter().find(|(s, _)| s.id == server.id).and_then(|(_, need)| need.as_ref());
+                        let size = need.map(describe).unwrap_or_else(|| "size unknown".to_owned());
+                        format!("{} ({size})", server.name)
                     })
                     .collect();
                 let reason = format!("not enough room: {observed}; no room for {}", names.join(", "));
