@@ -24,8 +24,8 @@ use hvmigrate::workflow::{steps, Step};
 use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
 use cli::{
-    Cli, Command, InventoryArgs, LabCommand, OutputFormat, ReportArgs, RunArgs, SccCollectionArgs, SccCommand, StatusArgs,
-    VmCommand,
+    Cli, Command, InventoryArgs, LabCommand, OutputFormat, ReportArgs, RunArgs, SccCollectionArgs, SccCommand,
+    StatusArgs, VmCommand,
 };
 
 fn main() -> std::process::ExitCode {

@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::journal::ActionOutcome;
 use crate::clients::nova::Microversion;
 use crate::clients::placement::Resources;
+use crate::journal::ActionOutcome;
 use crate::workflow::action::{Action, ActionError, BoxFuture, Change, Decision};
 use crate::workflow::context::HostContext;
 use crate::workflow::drain::migrate::migrate_all;
