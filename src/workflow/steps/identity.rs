@@ -44,7 +44,8 @@ async fn site_record(host: &mut HostContext, facts: HostFacts) -> Result<Identit
     record.compute_id = (!compute_id.is_empty()).then(|| compute_id.chars().take(64).collect());
     if let Some(aquilon) = &host.run.credentials.aquilon {
         let aq = Aquilon::new(host.run.shell()?.clone(), Target::new(&aquilon.username, &aquilon.host));
-        let slot = host.run.aquilon_slots.clone().acquire_owned().await;
+        // A turn as every Aquilon command takes: the limit holds across runs.
+        let slot = host.run.aquilon_turn().await;
         record.aquilon_machine = aq.show_host(host.host.as_str()).await?.and_then(|shown| shown.value.machine);
         drop(slot);
     }
