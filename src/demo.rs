@@ -96,7 +96,12 @@ pub async fn run(settings: &DemoSettings, output: &Output, run_log: &crate::logg
         // Reinstalls as real ones: new SSH host keys, no compute_id left.
         reinstall_like_real: true,
         // nova.conf tuned as sites do: Placement's ratios and reservations are not Nova's defaults.
-        allocation: hvmigrate_lab::world::HostAllocation::site_tuned(),
+        // Disk over-committed as sites with thin-provisioned (qcow2) instances do: the
+        // spare hosts' local disks alone would not take every drained VM at once.
+        allocation: hvmigrate_lab::world::HostAllocation {
+            disk_allocation_ratio: 4.0,
+            ..hvmigrate_lab::world::HostAllocation::site_tuned()
+        },
         ..WorldOptions::default()
     };
     let lab = Lab::start(LabOptions { world, ..LabOptions::default() })
