@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use reqwest::header::HeaderName;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -13,7 +12,7 @@ use serde_json::{json, Value};
 use url::Url;
 
 use super::http::{Auth, Body, HttpService, Pages, ServiceError};
-use super::openstack::Keystone;
+use super::openstack::{token_auth, Keystone};
 use crate::config::credentials::ComputeHostNames;
 use crate::config::hypervisors::NovaNames;
 
@@ -326,27 +325,13 @@ impl NovaClient {
         self.version
     }
 
-    /// Runs `call` with a current token. A 401 means the token was revoked
-    /// before its expiry (keystonemiddleware refused the request before Nova
-    /// did anything, so even a write is safe to repeat): the token is renewed
-    /// once and `call` runs again.
+    /// Runs `call` with a current token, renewed once after a 401 (see [`Keystone::authed`]).
     async fn authed<T, F, Fut>(&self, call: F) -> Result<T, ServiceError>
     where
         F: Fn(HttpService) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
-        let token = self.keystone.token(false).await?;
-        let mut http = self.http.clone();
-        http.set_auth(token_auth(&token.value));
-        match call(http).await {
-            Err(err) if err.status() == Some(401) => {
-                let renewed = self.keystone.renew_rejected(&token.value).await?;
-                let mut http = self.http.clone();
-                http.set_auth(token_auth(&renewed.value));
-                call(http).await
-            }
-            other => other,
-        }
+        self.keystone.authed(&self.http, call).await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ServiceError> {
@@ -653,10 +638,6 @@ async fn list_pages<T: DeserializeOwned>(
             _ => return Ok(found),
         }
     }
-}
-
-fn token_auth(token: &crate::secret::Secret) -> Auth {
-    Auth::Header { name: HeaderName::from_static("x-auth-token"), token: token.clone() }
 }
 
 /// The version range from the endpoint's version document, else from the

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use reqwest::header::HeaderName;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -263,6 +264,30 @@ impl Keystone {
         Ok(token)
     }
 
+    /// Runs `call` on `http` with a current token. A 401 means the token was
+    /// revoked before its expiry (keystonemiddleware refused the request before
+    /// the service did anything, so even a write is safe to repeat): the token
+    /// is renewed once and `call` runs again.
+    pub async fn authed<T, F, Fut>(&self, http: &HttpService, call: F) -> Result<T, ServiceError>
+    where
+        F: Fn(HttpService) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let with_token = |token: &Secret| {
+            let mut http = http.clone();
+            http.set_auth(token_auth(token));
+            http
+        };
+        let token = self.token(false).await?;
+        match call(with_token(&token.value)).await {
+            Err(err) if err.status() == Some(401) => {
+                let renewed = self.renew_rejected(&token.value).await?;
+                call(with_token(&renewed.value)).await
+            }
+            other => other,
+        }
+    }
+
     /// The URL of a service from the catalog, for the configured interface and region.
     pub async fn endpoint(&self, service_type: &str) -> Result<Url, ServiceError> {
         let token = self.token(false).await?;
@@ -328,6 +353,11 @@ impl Keystone {
         tracing::debug!(service = "keystone", %expires_at, "got a token");
         Ok(Token { value, expires_at, catalog: parsed.token.catalog })
     }
+}
+
+/// The header OpenStack services read the Keystone token from.
+pub fn token_auth(token: &Secret) -> Auth {
+    Auth::Header { name: HeaderName::from_static("x-auth-token"), token: token.clone() }
 }
 
 #[cfg(test)]

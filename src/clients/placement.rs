@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use reqwest::header::HeaderName;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
@@ -109,10 +108,6 @@ pub struct PlacementClient {
     pub max_version: (u32, u32),
 }
 
-fn token_auth(token: &crate::secret::Secret) -> Auth {
-    Auth::Header { name: HeaderName::from_static("x-auth-token"), token: token.clone() }
-}
-
 fn parse_version(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.trim().split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
@@ -146,25 +141,13 @@ impl PlacementClient {
         Ok(PlacementClient { keystone, http, max_version })
     }
 
-    /// Runs `call` with a current token; after a 401 the token is renewed
-    /// once and `call` runs again (every call here is a read).
+    /// Runs `call` with a current token, renewed once after a 401 (see [`Keystone::authed`]).
     async fn authed<T, F, Fut>(&self, call: F) -> Result<T, ServiceError>
     where
         F: Fn(HttpService) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
-        let token = self.keystone.token(false).await?;
-        let mut http = self.http.clone();
-        http.set_auth(token_auth(&token.value));
-        match call(http).await {
-            Err(err) if err.status() == Some(401) => {
-                let renewed = self.keystone.renew_rejected(&token.value).await?;
-                let mut http = self.http.clone();
-                http.set_auth(token_auth(&renewed.value));
-                call(http).await
-            }
-            other => other,
-        }
+        self.keystone.authed(&self.http, call).await
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(
