@@ -24,7 +24,13 @@ pub fn load_inputs(paths: &InputPaths, mode: KeyMode) -> Result<(HypervisorList,
     let credentials =
         fs_security::check_secret_file(&paths.creds_file).and_then(|()| Credentials::load(&paths.creds_file));
     match (hypervisors, credentials) {
-        (Ok(hypervisors), Ok(credentials)) => Ok((hypervisors, credentials)),
+        (Ok(hypervisors), Ok(credentials)) => {
+            // The ledger is opened later, by whichever command needs it.
+            if let Some(password) = credentials.state.as_ref().and_then(|state| state.password.as_ref()) {
+                crate::journal::use_configured_password(password);
+            }
+            Ok((hypervisors, credentials))
+        }
         // Report the problems of both files at once.
         (Err(crate::Error::Input(mut first)), Err(crate::Error::Input(second))) => {
             first.extend(second);

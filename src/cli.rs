@@ -36,8 +36,10 @@ pub struct GlobalArgs {
     /// Service URLs and secrets (YAML, mode 0600).
     #[arg(long, global = true, default_value = "credentials.yaml", value_name = "FILE")]
     pub creds_file: PathBuf,
-    /// The journal of every run (SQLite).
-    #[arg(long, global = true, default_value = "state/hvmigrate.db", value_name = "FILE")]
+    /// The journal of every run: a SQLite file, or a team's PostgreSQL ledger as
+    /// `postgres://user@host[:port]/db[?sslmode=…]` (the password from PGPASSWORD,
+    /// ~/.pgpass or state.password in the credentials file, never in the URL).
+    #[arg(long, global = true, default_value = "state/hvmigrate.db", value_name = "FILE|URL")]
     pub state: PathBuf,
     /// Folder of the run logs.
     #[arg(long, global = true, default_value = "logs", value_name = "DIR")]
@@ -90,6 +92,23 @@ pub enum Command {
     /// The VMs of one hypervisor of the list, as libvirt and their guest agents see them; power and autostart.
     #[command(subcommand)]
     Vm(VmCommand),
+    /// The journal itself: copy a campaign from one ledger into another (a file or a postgres:// URL).
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Bring a campaign into an empty ledger (e.g. from state/hvmigrate.db into the team's PostgreSQL),
+    /// once: every row kept, the rows of each table counted on both sides.
+    Copy {
+        /// The ledger the campaign is in: a SQLite file or a postgres:// URL.
+        #[arg(long, value_name = "FILE|URL")]
+        from: std::path::PathBuf,
+        /// The ledger to fill: empty, or holding this campaign already (then nothing is written).
+        #[arg(long, value_name = "FILE|URL")]
+        to: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

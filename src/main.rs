@@ -24,8 +24,8 @@ use hvmigrate::workflow::{steps, Step};
 use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
 use cli::{
-    Cli, Command, InventoryArgs, LabCommand, OutputFormat, ReportArgs, RunArgs, SccCollectionArgs, SccCommand,
-    StatusArgs, VmCommand,
+    Cli, Command, InventoryArgs, JournalCommand, LabCommand, OutputFormat, ReportArgs, RunArgs, SccCollectionArgs,
+    SccCommand, StatusArgs, VmCommand,
 };
 
 fn main() -> std::process::ExitCode {
@@ -142,6 +142,7 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         Command::Lab(command) => lab_command(command, output),
+        Command::Journal(JournalCommand::Copy { from, to }) => journal_copy(cli, from, to, output),
         Command::Vm(_) => unreachable!("vm commands are run by main"),
     }
 }
@@ -366,10 +367,48 @@ fn close_ssh_and_exit_on_ctrl_c() {
     });
 }
 
+/// `hvmigrate journal copy`: a campaign from one ledger into another, counted on both sides.
+fn journal_copy(cli: &Cli, from: &std::path::Path, to: &std::path::Path, output: &Output) -> Result<ExitCode> {
+    fs_security::check_not_root(cli.global.allow_root)?;
+    if from == to {
+        return Err(Error::input(InputProblem::new(to, "--from and --to are the same ledger")));
+    }
+    load_ledger_password(cli)?;
+    let Some(source) = Journal::open_read_only(from)? else {
+        return Err(Error::input(InputProblem::new(from, "no journal here: nothing to copy")));
+    };
+    let target = Journal::open(to)?;
+    output.journal_copy(&source.copy_into(&target)?);
+    Ok(ExitCode::Success)
+}
+
+/// A PostgreSQL ledger's password from the credentials file's `state.password`,
+/// when the file is there (its other sections are not used).
+fn load_ledger_password(cli: &Cli) -> Result<()> {
+    if cli.global.creds_file.exists() {
+        fs_security::check_secret_file(&cli.global.creds_file)?;
+        let credentials = hvmigrate::config::Credentials::load(&cli.global.creds_file)?;
+        if let Some(password) = credentials.state.as_ref().and_then(|state| state.password.as_ref()) {
+            hvmigrate::journal::use_configured_password(password);
+        }
+    }
+    Ok(())
+}
+
+/// The journal, read only; for a PostgreSQL ledger the credentials file's
+/// `state.password` is read first when the file is there (other sections are not used).
+fn open_ledger_read_only(cli: &Cli) -> Result<Option<Journal>> {
+    let state = &cli.global.state;
+    if state.to_str().is_some_and(hvmigrate::journal::is_postgres_url) {
+        load_ledger_password(cli)?;
+    }
+    Journal::open_read_only(state)
+}
+
 /// `hvmigrate status`: from the journal only.
 fn status(cli: &Cli, args: &StatusArgs, output: &Output) -> Result<ExitCode> {
     fs_security::check_not_root(cli.global.allow_root)?;
-    let Some(journal) = Journal::open_read_only(&cli.global.state)? else {
+    let Some(journal) = open_ledger_read_only(cli)? else {
         return Err(Error::input(InputProblem::new(&cli.global.state, "no journal here yet: no step has run")));
     };
     if args.runs {
@@ -389,7 +428,7 @@ fn status(cli: &Cli, args: &StatusArgs, output: &Output) -> Result<ExitCode> {
 /// `hvmigrate inventory`: the identity records of the journal.
 fn inventory(cli: &Cli, args: &InventoryArgs, output: &Output) -> Result<ExitCode> {
     fs_security::check_not_root(cli.global.allow_root)?;
-    let Some(journal) = Journal::open_read_only(&cli.global.state)? else {
+    let Some(journal) = open_ledger_read_only(cli)? else {
         return Err(Error::input(InputProblem::new(&cli.global.state, "no journal here yet: no step has run")));
     };
     let host = match &args.host {
@@ -422,7 +461,7 @@ fn report(cli: &Cli, args: &ReportArgs, output: &Output) -> Result<ExitCode> {
         let list = hvmigrate::config::HypervisorList::load(&cli.global.hypervisors_file, KeyMode::Optional)?;
         Some(list.hypervisors.iter().map(|hv| hv.host.as_str().to_owned()).collect())
     };
-    let Some(journal) = Journal::open_read_only(&cli.global.state)? else {
+    let Some(journal) = open_ledger_read_only(cli)? else {
         return Err(Error::input(InputProblem::new(&cli.global.state, "no journal here yet: no step has run")));
     };
     let settings = ReportSettings { hosts, since, until };

@@ -271,6 +271,20 @@ impl Output {
     }
 
     /// `hvmigrate status --runs`: the runs under way on the ledger.
+    /// `journal copy`: the rows of each table on both sides.
+    pub fn journal_copy(&self, report: &crate::journal::CopyReport) {
+        if self.format == Format::Json {
+            return self.json(report);
+        }
+        let rows: Vec<[String; 3]> = report
+            .tables
+            .iter()
+            .map(|count| [count.table.clone(), count.source.to_string(), count.target.to_string()])
+            .collect();
+        let said = if report.copied { "Copied" } else { "Already copied before (nothing written)" };
+        self.print(&format!("{said}; rows per table:\n{}", table(&["TABLE", "FROM", "TO"], &rows)));
+    }
+
     pub fn runs_under_way(&self, runs: &[crate::journal::RunUnderWay]) {
         if self.format == Format::Json {
             return self.json(&runs);

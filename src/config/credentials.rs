@@ -24,6 +24,16 @@ pub struct Credentials {
     pub scc: Option<Scc>,
     #[serde(default)]
     pub workflow: Workflow,
+    /// The team's PostgreSQL ledger (`--state postgres://…`).
+    pub state: Option<StateLedger>,
+}
+
+/// `state:`: what a PostgreSQL `--state` needs beyond its URL.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateLedger {
+    /// Used when neither PGPASSWORD nor ~/.pgpass has one.
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use super::db::{params, Conn, DbResult, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{now, Journal};
@@ -216,12 +216,11 @@ impl Journal {
                         started_at: row.get(6)?,
                     })
                 })?
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<DbResult<_>>()?;
             let mut holding =
                 conn.prepare("SELECT host FROM leases WHERE run_id = ?1 AND expires_at > ?2 ORDER BY host")?;
             for run in &mut runs {
-                run.holding =
-                    holding.query_map(params![run.run_id, at], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+                run.holding = holding.query_map(params![run.run_id, at], |row| row.get(0))?.collect::<DbResult<_>>()?;
             }
             Ok(runs)
         })
@@ -243,7 +242,7 @@ impl Journal {
         wanted: usize,
         holder: &LeaseHolder,
         duration: Duration,
-        eligible: &dyn Fn(&Connection, &str) -> rusqlite::Result<bool>,
+        eligible: &dyn Fn(&Conn, &str) -> DbResult<bool>,
     ) -> Result<Vec<String>> {
         self.immediate(|conn| {
             let mut claimed = Vec::new();
@@ -324,7 +323,7 @@ impl Journal {
 const SELECT_LEASE: &str = "SELECT host, run_id, step, user_name, machine, pid, acquired_at, expires_at, process_scope,
     pid_start FROM leases";
 
-fn lease_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+fn lease_from_row(row: &Row) -> DbResult<Lease> {
     Ok(Lease {
         host: row.get(0)?,
         run_id: row.get(1)?,
@@ -339,16 +338,11 @@ fn lease_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
     })
 }
 
-fn current(conn: &Connection, host: &str) -> rusqlite::Result<Option<Lease>> {
+fn current(conn: &Conn, host: &str) -> DbResult<Option<Lease>> {
     conn.query_row(&format!("{SELECT_LEASE} WHERE host = ?1"), params![host], lease_from_row).optional()
 }
 
-fn acquire_in(
-    conn: &Connection,
-    host: &str,
-    holder: &LeaseHolder,
-    duration: Duration,
-) -> rusqlite::Result<LeaseOutcome> {
+fn acquire_in(conn: &Conn, host: &str, holder: &LeaseHolder, duration: Duration) -> DbResult<LeaseOutcome> {
     let at = now();
     let existing = current(conn, host)?;
     let took_over = match existing {
@@ -402,10 +396,8 @@ pub(super) fn later(duration: Duration) -> String {
     super::stamp(at)
 }
 
-fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", params![name], |_| Ok(()))
-        .optional()
-        .map(|found| found.is_some())
+fn has_table(conn: &Conn, name: &str) -> DbResult<bool> {
+    conn.has_table(name)
 }
 
 /// What this process is, for a lease, and whether another one still runs.
@@ -479,12 +471,6 @@ pub(super) mod process {
 mod tests {
     use super::*;
 
-    fn journal() -> (tempfile::TempDir, Journal) {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("state/hvmigrate.db")).unwrap();
-        (dir, journal)
-    }
-
     fn holder(run_id: &str) -> LeaseHolder {
         LeaseHolder::this_process(run_id, "pre-drain")
     }
@@ -493,93 +479,113 @@ mod tests {
 
     #[test]
     fn a_live_lease_of_another_run_holds_the_host() {
-        let (_dir, journal) = journal();
-        assert_eq!(
-            journal.acquire_lease("hv01", &holder("r1"), MINUTE).unwrap(),
-            LeaseOutcome::Acquired { took_over: None }
-        );
-        let LeaseOutcome::Held(lease) = journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap() else {
-            panic!("r1 holds hv01");
-        };
-        let reason = lease.held_reason();
-        assert!(
-            reason.starts_with(&format!("leased by run r1 ({}, pid {}) until ", lease.holder(), std::process::id())),
-            "{reason}"
-        );
-        assert!(matches!(journal.acquire_lease("hv02", &holder("r2"), MINUTE).unwrap(), LeaseOutcome::Acquired { .. }));
-        assert!(
-            matches!(
+        let (_dir, locations) = crate::journal::test_ledgers::locations("a_live_lease_of_another_run_holds_the_host");
+        for location in locations {
+            let journal = Journal::open(&location).unwrap();
+            assert_eq!(
                 journal.acquire_lease("hv01", &holder("r1"), MINUTE).unwrap(),
                 LeaseOutcome::Acquired { took_over: None }
-            ),
-            "its own lease is renewed"
-        );
-        journal.release_lease("hv01", "r2").unwrap();
-        assert!(
-            matches!(journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap(), LeaseOutcome::Held(_)),
-            "only the holder releases"
-        );
-        journal.release_lease("hv01", "r1").unwrap();
-        assert!(matches!(
-            journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap(),
-            LeaseOutcome::Acquired { took_over: None }
-        ));
-        let held: Vec<_> = journal.leases().unwrap().into_iter().map(|lease| (lease.host, lease.run_id)).collect();
-        assert_eq!(held, [("hv01".to_owned(), "r2".to_owned()), ("hv02".to_owned(), "r2".to_owned())]);
+            );
+            let LeaseOutcome::Held(lease) = journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap() else {
+                panic!("r1 holds hv01");
+            };
+            let reason = lease.held_reason();
+            assert!(
+                reason.starts_with(&format!(
+                    "leased by run r1 ({}, pid {}) until ",
+                    lease.holder(),
+                    std::process::id()
+                )),
+                "{reason}"
+            );
+            assert!(matches!(
+                journal.acquire_lease("hv02", &holder("r2"), MINUTE).unwrap(),
+                LeaseOutcome::Acquired { .. }
+            ));
+            assert!(
+                matches!(
+                    journal.acquire_lease("hv01", &holder("r1"), MINUTE).unwrap(),
+                    LeaseOutcome::Acquired { took_over: None }
+                ),
+                "its own lease is renewed"
+            );
+            journal.release_lease("hv01", "r2").unwrap();
+            assert!(
+                matches!(journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap(), LeaseOutcome::Held(_)),
+                "only the holder releases"
+            );
+            journal.release_lease("hv01", "r1").unwrap();
+            assert!(matches!(
+                journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap(),
+                LeaseOutcome::Acquired { took_over: None }
+            ));
+            let held: Vec<_> = journal.leases().unwrap().into_iter().map(|lease| (lease.host, lease.run_id)).collect();
+            assert_eq!(held, [("hv01".to_owned(), "r2".to_owned()), ("hv02".to_owned(), "r2".to_owned())]);
+        }
     }
 
     #[test]
     fn an_expired_lease_is_taken_over_and_recorded() {
-        let (_dir, journal) = journal();
-        // Another machine: its pid means nothing here, only the expiry frees the host.
-        let elsewhere =
-            LeaseHolder { machine: "laptop".into(), process_scope: "other-boot/pid:[1]".into(), ..holder("r1") };
-        journal.acquire_lease("hv01", &elsewhere, Duration::from_millis(200)).unwrap();
-        assert!(matches!(journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap(), LeaseOutcome::Held(_)));
-        std::thread::sleep(Duration::from_millis(250));
-        let LeaseOutcome::Acquired { took_over: Some((lease, why)) } =
-            journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap()
-        else {
-            panic!("the expired lease is taken over");
-        };
-        assert_eq!((lease.run_id.as_str(), lease.machine.as_str()), ("r1", "laptop"));
-        assert!(why.starts_with("its lease ran out at "), "{why}");
-        let recorded = journal.takeovers("hv01").unwrap();
-        assert_eq!(recorded.len(), 1);
-        assert_eq!((recorded[0].from_run.as_str(), recorded[0].to_run.as_str()), ("r1", "r2"));
-        assert_eq!(journal.renew_leases("r1", MINUTE).unwrap(), Vec::<String>::new(), "r1 sees it lost the host");
-        assert_eq!(journal.renew_leases("r2", MINUTE).unwrap(), ["hv01"]);
+        let (_dir, locations) = crate::journal::test_ledgers::locations("an_expired_lease_is_taken_over_and_recorded");
+        for location in locations {
+            let journal = Journal::open(&location).unwrap();
+            // Another machine: its pid means nothing here, only the expiry frees the host.
+            let elsewhere =
+                LeaseHolder { machine: "laptop".into(), process_scope: "other-boot/pid:[1]".into(), ..holder("r1") };
+            journal.acquire_lease("hv01", &elsewhere, Duration::from_millis(200)).unwrap();
+            assert!(matches!(journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap(), LeaseOutcome::Held(_)));
+            std::thread::sleep(Duration::from_millis(250));
+            let LeaseOutcome::Acquired { took_over: Some((lease, why)) } =
+                journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap()
+            else {
+                panic!("the expired lease is taken over");
+            };
+            assert_eq!((lease.run_id.as_str(), lease.machine.as_str()), ("r1", "laptop"));
+            assert!(why.starts_with("its lease ran out at "), "{why}");
+            let recorded = journal.takeovers("hv01").unwrap();
+            assert_eq!(recorded.len(), 1);
+            assert_eq!((recorded[0].from_run.as_str(), recorded[0].to_run.as_str()), ("r1", "r2"));
+            assert_eq!(journal.renew_leases("r1", MINUTE).unwrap(), Vec::<String>::new(), "r1 sees it lost the host");
+            assert_eq!(journal.renew_leases("r2", MINUTE).unwrap(), ["hv01"]);
+        }
     }
 
     #[test]
     fn a_lease_whose_process_is_gone_on_this_machine_is_taken_over() {
-        let (_dir, journal) = journal();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        let start = process::start_time(pid).unwrap_or_default();
-        child.wait().unwrap();
-        let gone = LeaseHolder { pid, pid_start: start, ..holder("r1") };
-        journal.acquire_lease("hv01", &gone, MINUTE).unwrap();
-        let LeaseOutcome::Acquired { took_over: Some((_, why)) } =
-            journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap()
-        else {
-            panic!("the dead process's lease is taken over");
-        };
-        assert!(why.contains(&format!("pid {pid}")) && why.ends_with("is gone"), "{why}");
-        // A live process of this machine keeps its lease: this one, as seen by another run.
-        journal.acquire_lease("hv02", &holder("r3"), MINUTE).unwrap();
-        assert!(matches!(journal.acquire_lease("hv02", &holder("r4"), MINUTE).unwrap(), LeaseOutcome::Held(_)));
+        let (_dir, locations) =
+            crate::journal::test_ledgers::locations("a_lease_whose_process_is_gone_on_this_machine_is_taken_over");
+        for location in locations {
+            let journal = Journal::open(&location).unwrap();
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            let pid = child.id();
+            let start = process::start_time(pid).unwrap_or_default();
+            child.wait().unwrap();
+            let gone = LeaseHolder { pid, pid_start: start, ..holder("r1") };
+            journal.acquire_lease("hv01", &gone, MINUTE).unwrap();
+            let LeaseOutcome::Acquired { took_over: Some((_, why)) } =
+                journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap()
+            else {
+                panic!("the dead process's lease is taken over");
+            };
+            assert!(why.contains(&format!("pid {pid}")) && why.ends_with("is gone"), "{why}");
+            // A live process of this machine keeps its lease: this one, as seen by another run.
+            journal.acquire_lease("hv02", &holder("r3"), MINUTE).unwrap();
+            assert!(matches!(journal.acquire_lease("hv02", &holder("r4"), MINUTE).unwrap(), LeaseOutcome::Held(_)));
+        }
     }
 
     #[test]
     fn claims_take_free_hosts_in_order() {
-        let (_dir, journal) = journal();
-        let hosts: Vec<String> = (1..=6).map(|n| format!("hv0{n}")).collect();
-        journal.acquire_lease("hv02", &holder("other"), MINUTE).unwrap();
-        let not_hv04 = |_: &Connection, host: &str| Ok(host != "hv04");
-        let first = journal.claim_leases(&hosts, 2, &holder("r1"), MINUTE, &not_hv04).unwrap();
-        assert_eq!(first, ["hv01", "hv03"]);
-        let second = journal.claim_leases(&hosts, 5, &holder("r2"), MINUTE, &not_hv04).unwrap();
-        assert_eq!(second, ["hv05", "hv06"]);
+        let (_dir, locations) = crate::journal::test_ledgers::locations("claims_take_free_hosts_in_order");
+        for location in locations {
+            let journal = Journal::open(&location).unwrap();
+            let hosts: Vec<String> = (1..=6).map(|n| format!("hv0{n}")).collect();
+            journal.acquire_lease("hv02", &holder("other"), MINUTE).unwrap();
+            let not_hv04 = |_: &Conn, host: &str| Ok(host != "hv04");
+            let first = journal.claim_leases(&hosts, 2, &holder("r1"), MINUTE, &not_hv04).unwrap();
+            assert_eq!(first, ["hv01", "hv03"]);
+            let second = journal.claim_leases(&hosts, 5, &holder("r2"), MINUTE, &not_hv04).unwrap();
+            assert_eq!(second, ["hv05", "hv06"]);
+        }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use super::db::{params, Conn, DbResult};
 
 use super::leases::{later, process, LeaseHolder};
 use super::{now, Journal};
@@ -48,7 +48,7 @@ impl Journal {
             if !beyond_limit && taken as usize >= limit {
                 return Ok(None);
             }
-            conn.execute(
+            let id = conn.insert(
                 "INSERT INTO slots (name, run_id, process_scope, pid, pid_start, taken_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -61,7 +61,7 @@ impl Journal {
                     later(duration)
                 ],
             )?;
-            Ok(Some(conn.last_insert_rowid()))
+            Ok(Some(id))
         })
     }
 
@@ -76,19 +76,19 @@ impl Journal {
             conn.query_row(
                 "SELECT COUNT(*) FROM slots WHERE name = ?1 AND expires_at > ?2",
                 params![name, now()],
-                |row| row.get::<_, i64>(0),
+                |row| row.get::<i64>(0),
             )
             .map(|count| count as usize)
         })
     }
 }
 
-fn free_lapsed(conn: &Connection, name: &str, asking: &LeaseHolder) -> rusqlite::Result<()> {
+fn free_lapsed(conn: &Conn, name: &str, asking: &LeaseHolder) -> DbResult<()> {
     conn.execute("DELETE FROM slots WHERE name = ?1 AND expires_at <= ?2", params![name, now()])?;
     let mut query = conn.prepare("SELECT id, pid, pid_start FROM slots WHERE name = ?1 AND process_scope = ?2")?;
     let here: Vec<(i64, u32, String)> = query
         .query_map(params![name, asking.process_scope], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<DbResult<_>>()?;
     for (id, pid, start) in here {
         if !asking.process_scope.is_empty() && !process::is_alive(pid, &start) {
             conn.execute("DELETE FROM slots WHERE id = ?1", params![id])?;
@@ -105,34 +105,47 @@ mod tests {
 
     #[test]
     fn a_limit_holds_across_runs_and_lapsed_slots_free_themselves() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::open(&dir.path().join("j.db")).unwrap();
-        let (first, second) = (LeaseHolder::this_process("r1", "drain"), LeaseHolder::this_process("r2", "drain"));
-        let one = journal.take_slot("live-migrations", 2, &first, MINUTE, false).unwrap().unwrap();
-        journal.take_slot("live-migrations", 2, &second, MINUTE, false).unwrap().unwrap();
-        assert_eq!(journal.take_slot("live-migrations", 2, &second, MINUTE, false).unwrap(), None, "two at most");
-        assert!(journal.take_slot("aquilon", 1, &second, MINUTE, false).unwrap().is_some(), "another resource");
-        assert!(
-            journal.take_slot("live-migrations", 2, &second, MINUTE, true).unwrap().is_some(),
-            "one under way counts"
-        );
-        assert_eq!(journal.slots_taken("live-migrations").unwrap(), 3);
-        journal.release_slot(one).unwrap();
-        assert_eq!(journal.take_slot("live-migrations", 2, &first, MINUTE, false).unwrap(), None, "still two of r2");
-        journal.run_ended("r2").unwrap();
-        assert!(journal.take_slot("live-migrations", 2, &first, MINUTE, false).unwrap().is_some(), "r2's went with it");
+        let (_dir, locations) =
+            crate::journal::test_ledgers::locations("a_limit_holds_across_runs_and_lapsed_slots_free_themselves");
+        for location in locations {
+            let journal = Journal::open(&location).unwrap();
+            let (first, second) = (LeaseHolder::this_process("r1", "drain"), LeaseHolder::this_process("r2", "drain"));
+            let one = journal.take_slot("live-migrations", 2, &first, MINUTE, false).unwrap().unwrap();
+            journal.take_slot("live-migrations", 2, &second, MINUTE, false).unwrap().unwrap();
+            assert_eq!(journal.take_slot("live-migrations", 2, &second, MINUTE, false).unwrap(), None, "two at most");
+            assert!(journal.take_slot("aquilon", 1, &second, MINUTE, false).unwrap().is_some(), "another resource");
+            assert!(
+                journal.take_slot("live-migrations", 2, &second, MINUTE, true).unwrap().is_some(),
+                "one under way counts"
+            );
+            assert_eq!(journal.slots_taken("live-migrations").unwrap(), 3);
+            journal.release_slot(one).unwrap();
+            assert_eq!(
+                journal.take_slot("live-migrations", 2, &first, MINUTE, false).unwrap(),
+                None,
+                "still two of r2"
+            );
+            journal.run_ended("r2").unwrap();
+            assert!(
+                journal.take_slot("live-migrations", 2, &first, MINUTE, false).unwrap().is_some(),
+                "r2's went with it"
+            );
 
-        // A slot not renewed runs out; one of a process gone from this machine is freed at once.
-        let quick = LeaseHolder::this_process("r3", "drain");
-        journal.take_slot("kayobe", 1, &quick, Duration::from_millis(100), false).unwrap().unwrap();
-        assert_eq!(journal.take_slot("kayobe", 1, &first, MINUTE, false).unwrap(), None);
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(journal.take_slot("kayobe", 1, &first, MINUTE, false).unwrap().is_some());
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone =
-            LeaseHolder { pid: child.id(), pid_start: process::start_time(child.id()).unwrap_or_default(), ..quick };
-        child.wait().unwrap();
-        journal.take_slot("aquilon-2", 1, &gone, MINUTE, false).unwrap().unwrap();
-        assert!(journal.take_slot("aquilon-2", 1, &first, MINUTE, false).unwrap().is_some());
+            // A slot not renewed runs out; one of a process gone from this machine is freed at once.
+            let quick = LeaseHolder::this_process("r3", "drain");
+            journal.take_slot("kayobe", 1, &quick, Duration::from_millis(100), false).unwrap().unwrap();
+            assert_eq!(journal.take_slot("kayobe", 1, &first, MINUTE, false).unwrap(), None);
+            std::thread::sleep(Duration::from_millis(150));
+            assert!(journal.take_slot("kayobe", 1, &first, MINUTE, false).unwrap().is_some());
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            let gone = LeaseHolder {
+                pid: child.id(),
+                pid_start: process::start_time(child.id()).unwrap_or_default(),
+                ..quick
+            };
+            child.wait().unwrap();
+            journal.take_slot("aquilon-2", 1, &gone, MINUTE, false).unwrap().unwrap();
+            assert!(journal.take_slot("aquilon-2", 1, &first, MINUTE, false).unwrap().is_some());
+        }
     }
 }

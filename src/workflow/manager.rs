@@ -305,7 +305,7 @@ fn claim(
 ) -> Result<Vec<String>> {
     let names: Vec<String> = hosts.iter().map(|(host, _)| host.to_string()).collect();
     let step = settings.step;
-    let eligible = |conn: &rusqlite::Connection, host: &str| -> rusqlite::Result<bool> {
+    let eligible = |conn: &crate::journal::db::Conn, host: &str| -> crate::journal::db::DbResult<bool> {
         let position = crate::journal::position_in(conn, host)?.and_then(|position| position.step.parse::<Step>().ok());
         if step != Step::Noops && position.is_some_and(|reached| reached == step || step.is_before(reached)) {
             return Ok(false);
