@@ -3,6 +3,8 @@
 //! overlap. Every host is worked on by exactly one run; the others say who
 //! holds it. A run killed (-9) or stopped loses its hosts to the next run,
 //! which finishes them with nothing repeated. `--claim` partitions the hosts.
+//! The same tests run on a SQLite ledger and on PostgreSQL (a private cluster,
+//! see tests/support/postgres.rs).
 
 mod support;
 
@@ -15,19 +17,36 @@ use hvmigrate_lab::{LabOptions, Service, SshFaultConfig, WorldOptions};
 use serde_json::Value;
 use support::lab_site::{kill_when, LabSite};
 
+/// The ledger the runs share: the SQLite file, or a PostgreSQL database of
+/// the test cluster (the test is skipped, the reason said, without PostgreSQL).
+#[derive(Clone, Copy)]
+enum Ledger {
+    Sqlite,
+    Postgres(&'static str),
+}
+
+impl Ledger {
+    fn site(self, site: LabSite) -> Option<LabSite> {
+        match self {
+            Ledger::Sqlite => Some(site),
+            Ledger::Postgres(test) => site.on_postgres(test),
+        }
+    }
+}
+
 /// `hosts` standard hosts through setup, every SSH command taking
 /// `latency_ms`, runs holding their hosts `lease_secs` unrenewed.
-fn set_up(hosts: usize, latency_ms: u64, lease_secs: u64) -> (LabSite, Vec<String>) {
+fn set_up(ledger: Ledger, hosts: usize, latency_ms: u64, lease_secs: u64) -> Option<(LabSite, Vec<String>)> {
     let world = WorldOptions { hosts, vms_per_host: Some(0), oddities: false, ..WorldOptions::default() };
     let leases = format!("workflow:\n  ledger:\n    lease_secs: {lease_secs}\n");
-    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, &leases);
+    let site = ledger.site(LabSite::start_with(LabOptions { world, ..LabOptions::default() }, &leases))?;
     site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
     let hosts = site.campaign_hosts();
     for host in &hosts {
         let slow = SshFaultConfig { latency_ms: Some((latency_ms, latency_ms)), ..SshFaultConfig::default() };
         site.lab.ssh_faults().set(host, slow);
     }
-    (site, hosts)
+    Some((site, hosts))
 }
 
 /// The binary in the background, its JSON summary kept.
@@ -56,7 +75,7 @@ fn only<'a>(step: &'a str, hosts: &[&'a String]) -> Vec<&'a str> {
 }
 
 fn journal(site: &LabSite) -> Journal {
-    Journal::open_read_only(&site.workspace.file("state/hvmigrate.db")).unwrap().expect("a journal")
+    Journal::open_read_only(&site.journal_location()).unwrap().expect("a journal")
 }
 
 /// The runs that recorded actions of `step` on `host`.
@@ -101,8 +120,7 @@ fn release_when_under_way(site: &LabSite, hosts: &[String], runs: usize, leased:
     let started = Instant::now();
     let mut seen = (0, 0);
     loop {
-        if std::fs::metadata(site.workspace.file("state/hvmigrate.db")).is_ok() {
-            let journal = journal(site);
+        if let Some(journal) = Journal::open_read_only(&site.journal_location()).unwrap() {
             seen = (journal.runs_under_way().unwrap().len(), journal.leases().unwrap().len());
         }
         if seen == (runs, leased) {
@@ -125,8 +143,8 @@ fn release_when_under_way(site: &LabSite, hosts: &[String], runs: usize, leased:
 
 /// Runs at once over overlapping lists: each host worked on by exactly one
 /// run, one comment per host, and every other run's report names the holder.
-fn overlapping_runs(lists: &[&[usize]]) {
-    let (site, hosts) = set_up(6, 150, 60);
+fn overlapping_runs(ledger: Ledger, lists: &[&[usize]]) {
+    let Some((site, hosts)) = set_up(ledger, 6, 150, 60) else { return };
     let listed: BTreeSet<usize> = lists.iter().flat_map(|list| list.iter().copied()).collect();
     // However late a process starts (the machine may be busy), the runs overlap.
     hold(&site, &hosts);
@@ -174,19 +192,35 @@ fn overlapping_runs(lists: &[&[usize]]) {
 
 #[test]
 fn two_runs_at_once_over_overlapping_lists_work_each_host_once() {
-    overlapping_runs(&[&[0, 1, 2, 3], &[2, 3, 4, 5]]);
+    overlapping_runs(Ledger::Sqlite, &[&[0, 1, 2, 3], &[2, 3, 4, 5]]);
+}
+
+#[test]
+fn two_runs_at_once_over_overlapping_lists_work_each_host_once_on_postgres() {
+    overlapping_runs(Ledger::Postgres("two_runs_at_once_on_postgres"), &[&[0, 1, 2, 3], &[2, 3, 4, 5]]);
 }
 
 #[test]
 #[ignore = "test race: the third list holds only hosts the others hold, so when it starts last it ends at once (all blocked) and the wait for three runs under way never sees them together; the wait must count runs started, not runs under way"]
 fn three_runs_at_once_over_overlapping_lists_work_each_host_once() {
-    overlapping_runs(&[&[0, 1, 2, 3], &[2, 3, 4, 5], &[5, 3, 1]]);
+    overlapping_runs(Ledger::Sqlite, &[&[0, 1, 2, 3], &[2, 3, 4, 5], &[5, 3, 1]]);
 }
 
 #[test]
 fn a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing() {
+    a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing_on(Ledger::Sqlite);
+}
+
+#[test]
+fn a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing_on_postgres() {
+    a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing_on(Ledger::Postgres(
+        "a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing",
+    ));
+}
+
+fn a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing_on(ledger: Ledger) {
     // Long leases: the killed run's hosts are freed because its process is gone, not by time.
-    let (site, hosts) = set_up(2, 200, 120);
+    let Some((site, hosts)) = set_up(ledger, 2, 200, 120) else { return };
     let list = [&hosts[0], &hosts[1]];
     let mut killed =
         site.spawn(&["-q", "run", "--step", "pre-drain", "--parallel", "--only", &hosts[0], "--only", &hosts[1]]);
@@ -213,7 +247,7 @@ fn a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing() {
 #[test]
 #[ignore = "known gap: a run resumed after SIGSTOP may repeat one side effect it had decided before the stop (a second nova-compute disable) before its renewal notices the lease was taken over; an action must check its lease right before acting"]
 fn a_stopped_run_holds_its_hosts_until_its_lease_runs_out_then_loses_them() {
-    let (site, hosts) = set_up(2, 200, 3);
+    let Some((site, hosts)) = set_up(Ledger::Sqlite, 2, 200, 3) else { return };
     let list = [&hosts[0], &hosts[1]];
     let mut stopped = start(&site, &only("pre-drain", &list));
     let started = Instant::now();
@@ -280,7 +314,18 @@ fn a_stopped_run_holds_its_hosts_until_its_lease_runs_out_then_loses_them() {
 
 #[test]
 fn three_runs_claiming_at_once_partition_the_hosts() {
-    let (site, hosts) = set_up(9, 50, 60);
+    three_runs_claiming_at_once_partition_the_hosts_on(Ledger::Sqlite);
+}
+
+#[test]
+fn three_runs_claiming_at_once_partition_the_hosts_on_postgres() {
+    three_runs_claiming_at_once_partition_the_hosts_on(Ledger::Postgres(
+        "three_runs_claiming_at_once_partition_the_hosts",
+    ));
+}
+
+fn three_runs_claiming_at_once_partition_the_hosts_on(ledger: Ledger) {
+    let Some((site, hosts)) = set_up(ledger, 9, 50, 60) else { return };
     // One host is already through pre-drain: nobody claims it again.
     site.hvmigrate(&["run", "--step", "pre-drain", "--only", &hosts[0], "-q"]).expect_code(0);
     let children: Vec<Child> =
@@ -313,9 +358,22 @@ fn three_runs_claiming_at_once_partition_the_hosts() {
 
 #[test]
 fn two_drains_at_once_keep_to_the_global_live_migration_limit() {
+    two_drains_at_once_keep_to_the_global_live_migration_limit_on(Ledger::Sqlite);
+}
+
+#[test]
+fn two_drains_at_once_keep_to_the_global_live_migration_limit_on_postgres() {
+    two_drains_at_once_keep_to_the_global_live_migration_limit_on(Ledger::Postgres(
+        "two_drains_at_once_keep_to_the_global_live_migration_limit",
+    ));
+}
+
+fn two_drains_at_once_keep_to_the_global_live_migration_limit_on(ledger: Ledger) {
     let settings = "workflow:\n  drain:\n    poll_interval_ms: 50\n    timeout_base_secs: 60\n  limits:\n    live_migrations_global: 2\n    live_migrations_per_host: 2\n";
     let world = WorldOptions { hosts: 4, seed: 7, vms_per_host: Some(4), oddities: false, ..WorldOptions::default() };
-    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, settings);
+    let Some(site) = ledger.site(LabSite::start_with(LabOptions { world, ..LabOptions::default() }, settings)) else {
+        return;
+    };
     site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
     {
         let mut world = site.world();

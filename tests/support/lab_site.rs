@@ -45,6 +45,8 @@ pub struct LabSite {
     pub workspace: Workspace,
     /// Keeps the lab's servers running while the binary talks to them.
     runtime: tokio::runtime::Runtime,
+    /// `--state`: the journal in the workspace, or a PostgreSQL ledger (see [`Self::on_postgres`]).
+    pub state: String,
 }
 
 impl LabSite {
@@ -65,7 +67,22 @@ impl LabSite {
         let lab = runtime.block_on(Lab::start(options)).expect("the lab starts");
         let workspace = Workspace::empty();
         lab.write_site_files(&workspace.file("site"), workflow_yaml).expect("site files");
-        LabSite { lab, workspace, runtime }
+        LabSite { lab, workspace, runtime, state: "state/hvmigrate.db".into() }
+    }
+
+    /// The site's runs on a new database of the test PostgreSQL cluster;
+    /// `None` (the reason said) when this machine has no PostgreSQL.
+    pub fn on_postgres(mut self, test: &str) -> Option<Self> {
+        self.state = super::postgres::database(test)?;
+        Some(self)
+    }
+
+    /// Where the journal is, for `Journal::open…`: the file in the workspace, or the URL.
+    pub fn journal_location(&self) -> std::path::PathBuf {
+        match self.state.starts_with("postgres") {
+            true => std::path::PathBuf::from(&self.state),
+            false => self.workspace.file(&self.state),
+        }
     }
 
     pub fn world(&self) -> MutexGuard<'_, WorldState> {
@@ -80,7 +97,7 @@ impl LabSite {
             "--creds-file",
             "site/credentials.yaml",
             "--state",
-            "state/hvmigrate.db",
+            &self.state,
         ];
         all.extend_from_slice(args);
         self.workspace.hvmigrate(&all)

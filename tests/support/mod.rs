@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lab_site;
+pub mod postgres;
 pub mod sshd;
 
 use std::fmt::Write as _;
