@@ -666,6 +666,15 @@ mod tests {
         let elsewhere =
             LeaseHolder { machine: "laptop".into(), process_scope: "other-boot/pid:[1]".into(), ..holder("r1") };
         journal.acquire_lease("hv01", &elsewhere, Duration::from_millis(200)).unwrap();
+        let run = crate::journal::NewRun {
+            id: "r1",
+            step: "pre-drain",
+            operator: "AB",
+            hypervisors_file: "hv.csv",
+            dry_run: false,
+            forced: false,
+        };
+        journal.start_run(&run).unwrap();
         let step = journal.start_host_step("r1", "hv01", "pre-drain", false).unwrap();
         let check = LeaseCheck { host: "hv01", run_id: "r1", duration: Duration::from_millis(200) };
         let first = journal.action_intent_leased(&check, step, "disable-compute", "enabled", "disable", None).unwrap();
