@@ -18,7 +18,7 @@ mod leases;
 mod postgres;
 mod slots;
 pub use copy::{CopyReport, TableCount};
-pub use leases::{Lease, LeaseHolder, LeaseOutcome, RunUnderWay, Takeover};
+pub use leases::{Lease, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome, RunUnderWay, Takeover};
 pub use postgres::{is_url as is_postgres_url, use_configured_password};
 
 const SCHEMA: &str = "
@@ -493,6 +493,15 @@ impl Journal {
         })
     }
 
+    /// The ids of the runs of `step` ever started on this journal, oldest first.
+    pub fn runs_started(&self, step: &str) -> Result<Vec<String>> {
+        self.with(|conn| {
+            let mut query = conn.prepare("SELECT id FROM runs WHERE step = ?1 ORDER BY started_at, id")?;
+            let ids = query.query_map(params![step], |row| row.get(0))?.collect();
+            ids
+        })
+    }
+
     pub fn finish_run(&self, run_id: &str, outcome: &str) -> Result<()> {
         self.with(|conn| {
             conn.execute("UPDATE runs SET ended_at = ?1, outcome = ?2 WHERE id = ?3", params![now(), outcome, run_id])
@@ -529,12 +538,38 @@ impl Journal {
         planned: &str,
         previous: Option<&str>,
     ) -> Result<i64> {
-        self.with(|conn| {
-            conn.insert(
-                "INSERT INTO actions (host_step_id, host, step, action, started_at, outcome, observed, planned, previous)
-                 SELECT id, host, step, ?2, ?3, 'intent', ?4, ?5, ?6 FROM host_steps WHERE id = ?1",
-                params![host_step_id, action, now(), visible(observed), visible(planned), previous.map(visible)],
-            )
+        self.with(|conn| action_intent_in(conn, host_step_id, action, observed, planned, previous))
+    }
+
+    /// [`Self::action_intent`] by the lease's holder only: the lease is
+    /// checked and renewed in the same write transaction (see
+    /// [`leases::check_held_in`] for the window left). `Err(LeaseLost)`
+    /// writes nothing: the action must not act.
+    pub fn action_intent_leased(
+        &self,
+        lease: &LeaseCheck<'_>,
+        host_step_id: i64,
+        action: &str,
+        observed: &str,
+        planned: &str,
+        previous: Option<&str>,
+    ) -> Result<std::result::Result<i64, LeaseLost>> {
+        self.immediate(|conn| match leases::check_held_in(conn, lease)? {
+            Ok(()) => action_intent_in(conn, host_step_id, action, observed, planned, previous).map(Ok),
+            Err(lost) => Ok(Err(lost)),
+        })
+    }
+
+    /// [`Self::sub_command_intent`] by the lease's holder only, as [`Self::action_intent_leased`].
+    pub fn sub_command_intent_leased(
+        &self,
+        lease: &LeaseCheck<'_>,
+        action_id: i64,
+        name: &str,
+    ) -> Result<std::result::Result<i64, LeaseLost>> {
+        self.immediate(|conn| match leases::check_held_in(conn, lease)? {
+            Ok(()) => sub_command_intent_in(conn, action_id, name).map(Ok),
+            Err(lost) => Ok(Err(lost)),
         })
     }
 
@@ -637,13 +672,7 @@ impl Journal {
     /// Writes a sub-command's intent (one side effect of a multi-command
     /// action) before it runs; returns the record's id.
     pub fn sub_command_intent(&self, action_id: i64, name: &str) -> Result<i64> {
-        self.with(|conn| {
-            conn.insert(
-                "INSERT INTO sub_commands (action_id, host, step, action, name, started_at, outcome)
-                 SELECT id, host, step, action, ?2, ?3, 'intent' FROM actions WHERE id = ?1",
-                params![action_id, name, now()],
-            )
-        })
+        self.with(|conn| sub_command_intent_in(conn, action_id, name))
     }
 
     /// Completes a sub-command written with [`Self::sub_command_intent`].
@@ -967,6 +996,29 @@ impl Journal {
             rows.collect()
         })
     }
+}
+
+fn action_intent_in(
+    conn: &Conn,
+    host_step_id: i64,
+    action: &str,
+    observed: &str,
+    planned: &str,
+    previous: Option<&str>,
+) -> DbResult<i64> {
+    conn.insert(
+        "INSERT INTO actions (host_step_id, host, step, action, started_at, outcome, observed, planned, previous)
+         SELECT id, host, step, ?2, ?3, 'intent', ?4, ?5, ?6 FROM host_steps WHERE id = ?1",
+        params![host_step_id, action, now(), visible(observed), visible(planned), previous.map(visible)],
+    )
+}
+
+fn sub_command_intent_in(conn: &Conn, action_id: i64, name: &str) -> DbResult<i64> {
+    conn.insert(
+        "INSERT INTO sub_commands (action_id, host, step, action, name, started_at, outcome)
+         SELECT id, host, step, action, ?2, ?3, 'intent' FROM actions WHERE id = ?1",
+        params![action_id, name, now()],
+    )
 }
 
 /// [`Journal::step_succeeded`] inside a transaction.

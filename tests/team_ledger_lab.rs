@@ -114,14 +114,17 @@ fn hold(site: &LabSite, hosts: &[String]) {
     }
 }
 
-/// Once `runs` runs are under way and `leased` hosts leased, and a moment
-/// later (each run tries all its hosts at once when it starts), the hosts answer.
-fn release_when_under_way(site: &LabSite, hosts: &[String], runs: usize, leased: usize) {
+/// Once `runs` runs of `step` have started (the journal's runs table: a run
+/// whose hosts are all held ends at once, so runs under way may never all
+/// be seen together) and `leased` hosts are leased, and a moment later (each
+/// run tries all its hosts at once when it starts, and none gives a host
+/// back while the hosts answer nobody), the hosts answer.
+fn release_when_started(site: &LabSite, hosts: &[String], step: &str, runs: usize, leased: usize) {
     let started = Instant::now();
     let mut seen = (0, 0);
     loop {
         if let Some(journal) = Journal::open_read_only(&site.journal_location()).unwrap() {
-            seen = (journal.runs_under_way().unwrap().len(), journal.leases().unwrap().len());
+            seen = (journal.runs_started(step).unwrap().len(), journal.leases().unwrap().len());
         }
         if seen == (runs, leased) {
             break;
@@ -129,7 +132,7 @@ fn release_when_under_way(site: &LabSite, hosts: &[String], runs: usize, leased:
         // Generous: three processes starting on a busy machine (the whole suite at once).
         assert!(
             started.elapsed() < Duration::from_secs(180),
-            "the runs never all started: {} runs under way and {} hosts leased, not {runs} and {leased}",
+            "the runs never all started: {} runs of {step} started and {} hosts leased, not {runs} and {leased}",
             seen.0,
             seen.1
         );
@@ -155,7 +158,7 @@ fn overlapping_runs(ledger: Ledger, lists: &[&[usize]]) {
             start(&site, &only("pre-drain", &list))
         })
         .collect();
-    release_when_under_way(&site, &hosts, lists.len(), listed.len());
+    release_when_started(&site, &hosts, "pre-drain", lists.len(), listed.len());
     let summaries: Vec<Value> = children.into_iter().map(summary).collect();
     let mut reports: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
     for summary in &summaries {
@@ -201,7 +204,6 @@ fn two_runs_at_once_over_overlapping_lists_work_each_host_once_on_postgres() {
 }
 
 #[test]
-#[ignore = "test race: the third list holds only hosts the others hold, so when it starts last it ends at once (all blocked) and the wait for three runs under way never sees them together; the wait must count runs started, not runs under way"]
 fn three_runs_at_once_over_overlapping_lists_work_each_host_once() {
     overlapping_runs(Ledger::Sqlite, &[&[0, 1, 2, 3], &[2, 3, 4, 5], &[5, 3, 1]]);
 }
@@ -245,9 +247,10 @@ fn a_killed_run_loses_its_hosts_to_the_next_run_which_repeats_nothing_on(ledger:
 }
 
 #[test]
-#[ignore = "known gap: a run resumed after SIGSTOP may repeat one side effect it had decided before the stop (a second nova-compute disable) before its renewal notices the lease was taken over; an action must check its lease right before acting"]
 fn a_stopped_run_holds_its_hosts_until_its_lease_runs_out_then_loses_them() {
-    let Some((site, hosts)) = set_up(Ledger::Sqlite, 2, 200, 3) else { return };
+    // Long enough that the status checks and the early run below, each a
+    // process start on a possibly busy machine, see the stopped run's lease.
+    let Some((site, hosts)) = set_up(Ledger::Sqlite, 2, 200, 10) else { return };
     let list = [&hosts[0], &hosts[1]];
     let mut stopped = start(&site, &only("pre-drain", &list));
     let started = Instant::now();
@@ -297,12 +300,17 @@ fn a_stopped_run_holds_its_hosts_until_its_lease_runs_out_then_loses_them() {
         assert!(takeovers[0].why.starts_with("its lease ran out at "), "{}", takeovers[0].why);
     }
 
-    // The stopped run, resumed, finds its hosts taken: it does and posts nothing more.
+    // The stopped run, resumed, finds its hosts taken: it does and posts
+    // nothing more. Whichever sees it first (the renewal, or the lease check
+    // of the next intent) says who took the host over.
+    let late_run = late["run_id"].as_str().unwrap();
     unsafe { libc::kill(stopped.id() as i32, libc::SIGCONT) };
     let resumed = summary(stopped);
     for report in resumed["hosts"].as_array().unwrap() {
-        assert_eq!(report["outcome"], "interrupted", "{report:#?}");
-        assert!(report["reason"].as_str().unwrap().contains("another run took it over"), "{report:#?}");
+        let outcome = report["outcome"].as_str().unwrap();
+        assert!(["interrupted", "blocked", "failed"].contains(&outcome), "{report:#?}");
+        let reason = report["reason"].as_str().unwrap();
+        assert!(reason.contains(&format!("lease lost to run {late_run} (")), "{report:#?}");
     }
     for host in &hosts {
         assert_eq!(step_comments(&site, host, "pre-drain"), 1, "{host}: {:#?}", site.comments(host));
@@ -422,7 +430,7 @@ fn two_runs_at_once_take_turns_on_the_aquilon_host() {
         start(&site, &args)
     };
     let (first, second) = (pre_reinstall(&[&hosts[0], &hosts[1]]), pre_reinstall(&[&hosts[2], &hosts[3]]));
-    release_when_under_way(&site, &hosts, 2, 4);
+    release_when_started(&site, &hosts, "pre-reinstall", 2, 4);
     for summary in [summary(first), summary(second)] {
         let reports = summary["hosts"].as_array().unwrap();
         assert!(reports.iter().all(|report| report["outcome"] == "succeeded"), "{summary:#?}");

@@ -279,6 +279,23 @@ impl Journal {
         })
     }
 
+    /// Checks that the run still holds the host's lease and renews it, in
+    /// one write transaction: before an act that is not journaled as an
+    /// intent (posting the audit trail).
+    pub fn hold_lease(&self, check: &LeaseCheck<'_>) -> Result<std::result::Result<(), LeaseLost>> {
+        self.immediate(|conn| check_held_in(conn, check))
+    }
+
+    /// Why `run_id` no longer holds `host` (`lease lost to run ...`), or
+    /// `None` while it does.
+    pub fn lease_lost(&self, host: &str, run_id: &str) -> Result<Option<LeaseLost>> {
+        self.with(|conn| match current(conn, host)? {
+            Some(lease) if lease.run_id == run_id => Ok(None),
+            Some(lease) => Ok(Some(LeaseLost(lost_to(conn, &lease)?))),
+            None => Ok(Some(LeaseLost(lost_since(conn, host, run_id)?))),
+        })
+    }
+
     /// Gives the host back, if `run_id` still holds it.
     pub fn release_lease(&self, host: &str, run_id: &str) -> Result<()> {
         self.with(|conn| {
@@ -386,6 +403,78 @@ fn acquire_in(conn: &Conn, host: &str, holder: &LeaseHolder, duration: Duration)
         ],
     )?;
     Ok(LeaseOutcome::Acquired { took_over })
+}
+
+/// What an intent write checks first: that `run_id` still holds `host`'s lease.
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseCheck<'a> {
+    pub host: &'a str,
+    pub run_id: &'a str,
+    /// The lease is renewed for this long by the check.
+    pub duration: Duration,
+}
+
+/// The run no longer holds the host: another run took its lease over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseLost(pub String);
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks, inside the caller's write transaction, that the run still holds
+/// the host's lease, and renews it for its full duration: a side effect is
+/// journaled (and then made) only by the lease's holder.
+///
+/// The window this leaves: the act follows the check's commit, so a process
+/// paused between the two (SIGSTOP, a VM frozen) for longer than the renewed
+/// lease (less the clock skew between the machines on the ledger) can still
+/// act after another run took the host over. Leases without fencing tokens
+/// checked by the service acted on cannot close it; renewing at the check
+/// bounds it to a pause of a whole lease.
+pub(super) fn check_held_in(conn: &Conn, check: &LeaseCheck<'_>) -> DbResult<Result<(), LeaseLost>> {
+    match current(conn, check.host)? {
+        Some(lease) if lease.run_id == check.run_id => {
+            conn.execute(
+                "UPDATE leases SET expires_at = ?1 WHERE host = ?2 AND run_id = ?3",
+                params![later(check.duration), check.host, check.run_id],
+            )?;
+            Ok(Ok(()))
+        }
+        Some(lease) => Ok(Err(LeaseLost(lost_to(conn, &lease)?))),
+        None => Ok(Err(LeaseLost(lost_since(conn, check.host, check.run_id)?))),
+    }
+}
+
+/// Why `run_id` holds no lease on `host` any more: the run that took it
+/// over (and has given it back since), if one did.
+fn lost_since(conn: &Conn, host: &str, run_id: &str) -> DbResult<String> {
+    let takeover: Option<(String, String, String)> = conn
+        .query_row(
+            "SELECT to_run, at, why FROM lease_takeovers WHERE host = ?1 AND from_run = ?2 ORDER BY id DESC LIMIT 1",
+            params![host, run_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    Ok(match takeover {
+        Some((to_run, at, why)) => format!("lease lost to run {to_run} (took it over at {at}: {why})"),
+        None => format!("lease lost: run {run_id} no longer holds the host"),
+    })
+}
+
+/// `lease lost to run <id> (<user>@<machine>, pid <n>): <why it was taken over>`.
+fn lost_to(conn: &Conn, lease: &Lease) -> DbResult<String> {
+    let why: Option<String> = conn
+        .query_row(
+            "SELECT why FROM lease_takeovers WHERE host = ?1 AND to_run = ?2 ORDER BY id DESC LIMIT 1",
+            params![lease.host, lease.run_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let why = why.map(|why| format!(" took it over: {why}")).unwrap_or_default();
+    Ok(format!("lease lost to run {} ({}, pid {}){why}", lease.run_id, lease.holder(), lease.pid))
 }
 
 /// The journal's time stamp `duration` from now.
@@ -571,6 +660,55 @@ mod tests {
             // A live process of this machine keeps its lease: this one, as seen by another run.
             journal.acquire_lease("hv02", &holder("r3"), MINUTE).unwrap();
             assert!(matches!(journal.acquire_lease("hv02", &holder("r4"), MINUTE).unwrap(), LeaseOutcome::Held(_)));
+        }
+    }
+
+    #[test]
+    fn an_intent_is_written_only_by_the_lease_holder() {
+        let (_dir, locations) =
+            crate::journal::test_ledgers::locations("an_intent_is_written_only_by_the_lease_holder");
+        for location in locations {
+            let journal = Journal::open(&location).unwrap();
+            let elsewhere =
+                LeaseHolder { machine: "laptop".into(), process_scope: "other-boot/pid:[1]".into(), ..holder("r1") };
+            journal.acquire_lease("hv01", &elsewhere, Duration::from_millis(200)).unwrap();
+            let run = crate::journal::NewRun {
+                id: "r1",
+                step: "pre-drain",
+                operator: "AB",
+                hypervisors_file: "hv.csv",
+                dry_run: false,
+                forced: false,
+            };
+            journal.start_run(&run).unwrap();
+            let step = journal.start_host_step("r1", "hv01", "pre-drain", false).unwrap();
+            let check = LeaseCheck { host: "hv01", run_id: "r1", duration: Duration::from_millis(200) };
+            let first =
+                journal.action_intent_leased(&check, step, "disable-compute", "enabled", "disable", None).unwrap();
+            assert!(first.is_ok(), "the holder writes its intent");
+            // r1 is paused past its lease; r2 takes the host over.
+            std::thread::sleep(Duration::from_millis(250));
+            assert!(matches!(
+                journal.acquire_lease("hv01", &holder("r2"), MINUTE).unwrap(),
+                LeaseOutcome::Acquired { .. }
+            ));
+            let lost = journal
+                .action_intent_leased(&check, step, "disable-compute", "enabled", "disable", None)
+                .unwrap()
+                .expect_err("r1 lost the host");
+            assert!(lost.0.starts_with("lease lost to run r2 ("), "{lost}");
+            assert!(lost.0.contains("took it over: its lease ran out at "), "{lost}");
+            assert_eq!(journal.unfinished_actions("hv01", "pre-drain").unwrap().len(), 1, "nothing more written");
+            let sub = journal.sub_command_intent_leased(&check, first.unwrap(), "delete").unwrap();
+            assert!(sub.is_err(), "no sub-command either");
+            assert_eq!(journal.lease_lost("hv01", "r1").unwrap(), Some(lost));
+            assert_eq!(journal.lease_lost("hv01", "r2").unwrap(), None);
+            // The check renews the holder's lease.
+            let before = journal.leases().unwrap()[0].expires_at.clone();
+            std::thread::sleep(Duration::from_millis(5));
+            let r2 = LeaseCheck { host: "hv01", run_id: "r2", duration: MINUTE };
+            assert!(journal.hold_lease(&r2).unwrap().is_ok());
+            assert!(journal.leases().unwrap()[0].expires_at > before);
         }
     }
 

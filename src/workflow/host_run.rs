@@ -163,9 +163,14 @@ async fn run_host_in_span(
     report.vms = std::mem::take(&mut host.facts.vm_moves);
     report.duration = started.elapsed();
 
-    if let Some(lost) = run.leases.as_ref().and_then(|leases| leases.lost(host.host.as_str())) {
-        report.outcome = HostOutcome::Interrupted;
-        report.reason = Some(format!("not reported: {lost}"));
+    // Checked in the ledger, not only as the renewal last saw it: a run
+    // resumed after a stop posts nothing for a host another run took over.
+    if let Some(lost) = run.leases.as_ref().and_then(|leases| leases.still_held(host.host.as_str())) {
+        // An action that found the lease lost already says so (blocked).
+        if report.outcome == HostOutcome::Succeeded {
+            report.outcome = HostOutcome::Interrupted;
+            report.reason = Some(format!("not reported: {lost}"));
+        }
         progress.host_finished(&report);
         return report;
     }
@@ -319,8 +324,23 @@ async fn reconcile(
     let (Some(journal), Some(host_step)) = (journal, host_step) else {
         return (Outcome::WouldDo { plan }, observed);
     };
-    // The intent is on disk before anything changes.
-    let intent = match journal.action_intent(host_step, name, &observed, &plan, previous.as_deref()) {
+    // The intent is on disk before anything changes, written only while
+    // this run still holds the host's lease (checked in the same transaction).
+    let written = match host.run.leases.clone() {
+        Some(leases) => {
+            let check = leases.check(host.host.as_str());
+            match journal.action_intent_leased(&check, host_step, name, &observed, &plan, previous.as_deref()) {
+                Ok(Err(lost)) => {
+                    leases.found_lost(host.host.as_str(), &lost);
+                    return (Outcome::Blocked { reason: lost.to_string() }, observed);
+                }
+                Ok(Ok(id)) => Ok(id),
+                Err(err) => Err(err),
+            }
+        }
+        None => journal.action_intent(host_step, name, &observed, &plan, previous.as_deref()),
+    };
+    let intent = match written {
         Ok(id) => id,
         Err(err) => return (Outcome::Failed { error: err.to_string() }, observed),
     };

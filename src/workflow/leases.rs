@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::journal::{Journal, LeaseHolder, LeaseOutcome};
+use crate::journal::{Journal, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome};
 
 /// The leases of one run.
 pub struct RunLeases {
@@ -68,6 +68,34 @@ impl RunLeases {
         lock(&self.lost).get(host).cloned()
     }
 
+    /// What an intent write checks (and renews) right before the host is acted on.
+    pub fn check<'a>(&'a self, host: &'a str) -> LeaseCheck<'a> {
+        LeaseCheck { host, run_id: &self.holder.run_id, duration: self.duration }
+    }
+
+    /// Why the run no longer holds the host, checked in the ledger now (and
+    /// the lease renewed when it still does); `None` while it holds it.
+    pub fn still_held(&self, host: &str) -> Option<String> {
+        match self.journal.hold_lease(&self.check(host)) {
+            Ok(Ok(())) => None,
+            Ok(Err(lost)) => {
+                self.found_lost(host, &lost);
+                self.lost(host)
+            }
+            Err(err) => Some(format!("could not check the host's lease: {err}")),
+        }
+    }
+
+    /// The intent write found the host's lease lost: the run starts nothing
+    /// more on it and does not report it.
+    pub fn found_lost(&self, host: &str, lost: &LeaseLost) {
+        let mut known = lock(&self.lost);
+        if !known.contains_key(host) {
+            tracing::error!(host, %lost, "the host's lease was taken over; nothing more is done on it");
+            known.insert(host.to_owned(), lost.to_string());
+        }
+    }
+
     /// Renews every lease of the run every third of the lease's duration,
     /// until the returned task is aborted.
     pub fn keep_renewed(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
@@ -93,7 +121,11 @@ impl RunLeases {
         let mut lost = lock(&self.lost);
         for host in held.iter().filter(|host| !still.contains(host)) {
             if !lost.contains_key(host) {
-                let why = "its lease ran out while the run was stopped and another run took it over".to_owned();
+                let whom = match self.journal.lease_lost(host, &self.holder.run_id) {
+                    Ok(Some(lost)) => lost.to_string(),
+                    Ok(None) | Err(_) => "lease lost".to_owned(),
+                };
+                let why = format!("{whom}; its lease ran out while the run was stopped and another run took it over");
                 tracing::error!(host = %host, "{why}");
                 lost.insert(host.clone(), why);
             }

@@ -9,7 +9,7 @@
 use std::future::Future;
 
 use crate::hosts::HostError;
-use crate::journal::{ActionOutcome, Attempt};
+use crate::journal::{ActionOutcome, Attempt, Journal};
 
 use super::action::ActionError;
 use super::context::HostContext;
@@ -52,11 +52,7 @@ impl HostContext {
     ) -> Result<T, ActionError> {
         let journal = self.run.journal.as_deref().filter(|_| !self.run.dry_run);
         let id = match (journal, self.attempt.action_id) {
-            (Some(journal), Some(action_id)) => Some(
-                journal
-                    .sub_command_intent(action_id, name)
-                    .map_err(|err| ActionError(format!("cannot journal {name}: {err}")))?,
-            ),
+            (Some(journal), Some(action_id)) => Some(self.sub_command_intent(journal, action_id, name)?),
             _ => None,
         };
         let result = work.await;
@@ -76,6 +72,22 @@ impl HostContext {
                 err.into()
             }
         })
+    }
+
+    /// Journals the sub-command's intent, only while this run still holds
+    /// the host's lease (checked in the same transaction, right before it runs).
+    fn sub_command_intent(&self, journal: &Journal, action_id: i64, name: &str) -> Result<i64, ActionError> {
+        let cannot = |err: crate::error::Error| ActionError(format!("cannot journal {name}: {err}"));
+        let Some(leases) = &self.run.leases else {
+            return journal.sub_command_intent(action_id, name).map_err(cannot);
+        };
+        match journal.sub_command_intent_leased(&leases.check(self.host.as_str()), action_id, name).map_err(cannot)? {
+            Ok(id) => Ok(id),
+            Err(lost) => {
+                leases.found_lost(self.host.as_str(), &lost);
+                Err(ActionError(format!("{name} not run: {lost}")))
+            }
+        }
     }
 
     /// Records a sub-command the earlier attempt finished, so that this
