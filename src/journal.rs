@@ -436,6 +436,8 @@ impl Journal {
     pub fn open_read_only(path: &Path) -> Result<Option<Self>> {
         if let Some(url) = postgres_url(path) {
             let conn = connect(path, url)?;
+            // What SQLite's read-only open is: any write is refused by the server.
+            conn.execute_batch("SET default_transaction_read_only = on").map_err(|err| journal_error(path, err))?;
             refuse_newer(path, &conn)?;
             let exists = conn.has_table("runs").map_err(|err| journal_error(path, err))?;
             return Ok(exists.then(|| Journal { path: path.to_owned(), conn: Mutex::new(conn) }));
@@ -1088,7 +1090,8 @@ fn postgres_url(path: &Path) -> Option<&str> {
 /// Connects to a PostgreSQL ledger; a bad URL is bad input (exit 2), said
 /// without repeating the URL (it may hold a password).
 fn connect(path: &Path, url: &str) -> Result<Conn> {
-    let problem = |message: String| Error::input(crate::error::InputProblem::new(Path::new("--state"), message));
+    let problem =
+        |message: String| Error::input(crate::error::InputProblem::new(Path::new("the ledger's URL"), message));
     let target = postgres::PgTarget::parse(url).map_err(problem)?;
     postgres::PgConn::connect(&target)
         .map(Conn::Postgres)

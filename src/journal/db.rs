@@ -53,16 +53,29 @@ impl ToValue for bool {
     }
 }
 
-macro_rules! int_to_value {
-    ($($kind:ty),*) => {$(
-        impl ToValue for $kind {
-            fn to_value(&self) -> Value {
-                Value::Int(*self as i64)
-            }
-        }
-    )*};
+impl ToValue for i64 {
+    fn to_value(&self) -> Value {
+        Value::Int(*self)
+    }
 }
-int_to_value!(i64, i32, u32, usize);
+
+impl ToValue for i32 {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for u32 {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::from(*self))
+    }
+}
+
+impl ToValue for usize {
+    fn to_value(&self) -> Value {
+        Value::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
 
 impl<T: ToValue> ToValue for Option<T> {
     fn to_value(&self) -> Value {
