@@ -498,9 +498,9 @@ impl Journal {
     /// The ids of the runs of `step` ever started on this journal, oldest first.
     pub fn runs_started(&self, step: &str) -> Result<Vec<String>> {
         self.with(|conn| {
-            let mut query = conn.prepare("SELECT id FROM runs WHERE step = ?1 ORDER BY started_at, id")?;
-            let ids = query.query_map(params![step], |row| row.get(0))?.collect();
-            ids
+            conn.query_map("SELECT id FROM runs WHERE step = ?1 ORDER BY started_at, id", params![step], |row| {
+                row.get(0)
+            })
         })
     }
 

@@ -80,8 +80,8 @@ impl Journal {
     }
 
     fn counts(&self, target: &Journal) -> Result<Vec<TableCount>> {
-        let source = self.with(|conn| table_counts(conn))?;
-        let target = target.with(|conn| table_counts(conn))?;
+        let source = self.with(table_counts)?;
+        let target = target.with(table_counts)?;
         Ok(source
             .into_iter()
             .zip(target)

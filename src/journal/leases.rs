@@ -273,9 +273,7 @@ impl Journal {
             conn.execute("UPDATE leases SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
             conn.execute("UPDATE runs_under_way SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
             conn.execute("UPDATE slots SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
-            let mut query = conn.prepare("SELECT host FROM leases WHERE run_id = ?1 ORDER BY host")?;
-            let hosts = query.query_map(params![run_id], |row| row.get(0))?.collect();
-            hosts
+            conn.query_map("SELECT host FROM leases WHERE run_id = ?1 ORDER BY host", params![run_id], |row| row.get(0))
         })
     }
 
