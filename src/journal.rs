@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::untrusted::visible;
 
 mod leases;
+mod serve_queries;
 mod slots;
 pub use leases::{Lease, LeaseHolder, LeaseOutcome, RunUnderWay, Takeover};
+pub use serve_queries::{ActionOutput, LatestObservation, RunRow};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
