@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod lab_site;
+pub mod png;
+pub mod serve;
 pub mod sshd;
 
 use std::fmt::Write as _;
