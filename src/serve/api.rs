@@ -104,13 +104,14 @@ pub struct HostsQuery {
     /// Only hosts at this position (a campaign step, or `none` for those before the first).
     pub position: Option<String>,
     /// Only hosts whose latest step ended so.
+    #[param(inline)]
     pub outcome: Option<OutcomeFilter>,
     /// Only hosts whose OS starts with this (`rocky 9`).
     pub os: Option<String>,
     /// Only hosts whose name holds this.
     pub q: Option<String>,
-    /// The page, from 1.
-    #[param(minimum = 1)]
+    /// The page, from 1 (to a million).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// Hosts per page (1 to 1000; 100 by default).
     #[param(minimum = 1, maximum = 1000)]
@@ -227,8 +228,10 @@ pub struct RunUnderWayView {
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// Start: a date (2026-03-01, midnight UTC) or a time stamp, within ten years of now; default the first record.
+    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z)?$")]
     pub since: Option<String>,
     /// End (same forms, within ten years of now); default now.
+    #[param(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z)?$")]
     pub until: Option<String>,
 }
 
@@ -336,8 +339,28 @@ pub fn host_detail(journal: &Journal, host: &str, ticket: Option<String>) -> Res
     }))
 }
 
+/// The last page `/api/v1/hosts` takes.
+const MAX_PAGE: u32 = 1_000_000;
+
 /// How far from now `/api/v1/report`'s bounds may be (ten years).
 const MAX_BOUND_DAYS: i64 = 3653;
+
+/// The forms the document gives `since` and `until`: `2026-03-01`,
+/// `2026-03-01T08:00:00Z`, `2026-03-01T08:00:00.5Z` (no other offset).
+fn documented_bound(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits =
+        |range: std::ops::Range<usize>| bytes.get(range).is_some_and(|part| part.iter().all(u8::is_ascii_digit));
+    let at = |index: usize, byte: u8| bytes.get(index) == Some(&byte);
+    let date = digits(0..4) && at(4, b'-') && digits(5..7) && at(7, b'-') && digits(8..10);
+    if !date || bytes.len() == 10 {
+        return date;
+    }
+    let time = at(10, b'T') && digits(11..13) && at(13, b':') && digits(14..16) && at(16, b':') && digits(17..19);
+    let rest = &text[19.min(text.len())..];
+    let fraction = |part: &str| (1..=9).contains(&part.len()) && part.bytes().all(|byte| byte.is_ascii_digit());
+    time && (rest == "Z" || rest.strip_prefix('.').and_then(|rest| rest.strip_suffix('Z')).is_some_and(fraction))
+}
 
 fn bad_query(rejection: QueryRejection) -> ApiError {
     ApiError::bad_request(format!("bad query: {}", rejection.body_text()))
@@ -355,8 +378,8 @@ pub async fn hosts(
     let Query(query) = query.map_err(bad_query)?;
     let page = query.page.unwrap_or(1);
     let per_page = query.per_page.unwrap_or(100);
-    if page == 0 {
-        return Err(ApiError::bad_request("page starts at 1"));
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(ApiError::bad_request(format!("page is 1 to {MAX_PAGE}")));
     }
     if !(1..=1000).contains(&per_page) {
         return Err(ApiError::bad_request("per_page is 1 to 1000"));
@@ -484,7 +507,14 @@ pub async fn report(
     let bound = |name: &str, value: &Option<String>| {
         value
             .as_deref()
-            .map(|text| report::parse_bound(text).map_err(|err| ApiError::bad_request(format!("{name}: {err}"))))
+            .map(|text| {
+                if !documented_bound(text) {
+                    return Err(ApiError::bad_request(format!(
+                        "{name}: a date (2026-03-01) or a UTC time stamp (2026-03-01T08:00:00Z)"
+                    )));
+                }
+                report::parse_bound(text).map_err(|err| ApiError::bad_request(format!("{name}: {err}")))
+            })
             .transpose()
     };
     let settings =
@@ -527,4 +557,19 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/api/v1/hosts/{host}/outputs", get(outputs))
         .route_layer(middleware::from_fn_with_state(state, super::auth::require_operate_api));
     read.merge(operate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::documented_bound;
+
+    #[test]
+    fn report_bounds_are_the_documented_forms_only() {
+        for good in ["2026-03-01", "2026-03-01T08:00:00Z", "2026-03-01T08:00:00.123Z"] {
+            assert!(documented_bound(good), "{good}");
+        }
+        for bad in ["2026-3-01", "2026-03-01T08:00:00", "2026-03-01T08:00:00+01:00", "2026-03-01T08:00:00.Z", "x", ""] {
+            assert!(!documented_bound(bad), "{bad}");
+        }
+    }
 }
