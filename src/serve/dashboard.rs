@@ -126,12 +126,31 @@ fn positions(hosts: &[HostSummary]) -> Vec<String> {
     order
 }
 
-async fn overview(
-    State(state): State<Shared>,
-    query: std::result::Result<Query<HostsQuery>, QueryRejection>,
-) -> Response {
-    let Ok(Query(query)) = query else {
+/// The host table's search form: an empty field is no filter.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Search {
+    q: Option<String>,
+    outcome: Option<String>,
+}
+
+async fn overview(State(state): State<Shared>, search: std::result::Result<Query<Search>, QueryRejection>) -> Response {
+    let Ok(Query(search)) = search else {
         return ApiError::bad_request("bad query").into_response();
+    };
+    let wanted_outcome = search.outcome.clone().filter(|outcome| !outcome.is_empty());
+    let query = HostsQuery {
+        q: search.q.filter(|q| !q.is_empty()),
+        outcome: match &wanted_outcome {
+            Some(outcome) => match serde_json::from_value(serde_json::Value::String(outcome.clone())) {
+                Ok(outcome) => Some(outcome),
+                Err(_) => {
+                    return ApiError::bad_request("outcome: running, succeeded, blocked, failed or interrupted")
+                        .into_response()
+                }
+            },
+            None => None,
+        },
+        ..HostsQuery::default()
     };
     let overview = match state.ledger.read(read_overview).await {
         Ok(overview) => overview,
@@ -240,7 +259,8 @@ async fn overview(
         opt(&query.q)
     ));
     for name in outcomes {
-        body.push_str(&format!("<option value=\"{name}\">{name}</option>"));
+        let selected = if wanted_outcome.as_deref() == Some(name) { " selected" } else { "" };
+        body.push_str(&format!("<option value=\"{name}\"{selected}>{name}</option>"));
     }
     body.push_str(&format!(
         "</select> <button class=\"go\" type=\"submit\">Search</button></form><p><small>{} of {} hosts{}</small></p>",
