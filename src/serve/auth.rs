@@ -65,10 +65,13 @@ const SESSION_COOKIE: &str = "hvmigrate_session";
 const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 const HEADER: &str = "# hvmigrate serve tokens: <name> <read|operate> <sha256 of the token, hex>. Keep mode 0600.\n";
 
+/// The file's modification time and size when read, and its entries.
+type Loaded = (Option<(SystemTime, u64)>, Vec<Entry>);
+
 /// The tokens file, as last read.
 pub struct Tokens {
     path: PathBuf,
-    loaded: RwLock<(Option<(SystemTime, u64)>, Vec<Entry>)>,
+    loaded: RwLock<Loaded>,
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -97,7 +100,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Reads and checks the file: the user's, mode 0600, every line well formed.
-fn read_entries(path: &Path) -> Result<(Option<(SystemTime, u64)>, Vec<Entry>)> {
+fn read_entries(path: &Path) -> Result<Loaded> {
     let meta = std::fs::metadata(path).map_err(|err| Error::io(path, err))?;
     crate::fs_security::check_secret_file(path)?;
     let text = String::from_utf8(crate::config::input::read_capped(path, "the tokens file").map_err(Error::input)?)
