@@ -95,6 +95,8 @@ pub enum Command {
     /// The journal itself: copy a campaign from one ledger into another (a file or a postgres:// URL).
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Serve the dashboard, the REST API and Prometheus metrics over the ledger (read-only); manage its tokens.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +111,66 @@ pub enum JournalCommand {
         #[arg(long, value_name = "FILE|URL")]
         to: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    pub command: Option<ServeCommand>,
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The bearer tokens (names, roles and hashes; mode 0600): see `serve add-token`.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub tokens_file: Option<PathBuf>,
+    /// /metrics needs a token too.
+    #[arg(long)]
+    pub protect_metrics: bool,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM, mode 0600).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServeCommand {
+    /// Add a token to the tokens file (made 0600 if new); without --token one is generated and printed once.
+    AddToken(AddTokenArgs),
+    /// Remove a token from the tokens file; a running server stops taking it at once.
+    RemoveToken(RemoveTokenArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TokenRole {
+    /// Reads the dashboard, the API and the metrics.
+    Read,
+    /// Also reads the raw output of the commands run on the hosts.
+    Operate,
+}
+
+#[derive(Debug, Args)]
+pub struct AddTokenArgs {
+    #[arg(long, value_name = "FILE")]
+    pub tokens_file: PathBuf,
+    /// Who holds the token (letters, digits, . _ @ -).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: TokenRole,
+    /// Use this token (at least 32 characters) instead of generating one.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveTokenArgs {
+    #[arg(long, value_name = "FILE")]
+    pub tokens_file: PathBuf,
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,10 +16,12 @@ mod copy;
 pub mod db;
 mod leases;
 mod postgres;
+mod serve_queries;
 mod slots;
 pub use copy::{CopyReport, TableCount};
 pub use leases::{Lease, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome, RunUnderWay, Takeover};
 pub use postgres::{is_url as is_postgres_url, use_configured_password};
+pub use serve_queries::{ActionOutput, LatestObservation, RunRow};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (

@@ -23,6 +23,7 @@ pub mod redact;
 pub mod report;
 pub mod scc;
 pub mod secret;
+pub mod serve;
 pub mod ssh;
 pub mod tickets;
 pub mod untrusted;
@@ -30,3 +31,7 @@ pub mod vm;
 pub mod workflow;
 
 pub use error::{Error, ExitCode, Result};
+
+/// The commit this binary was built from (build.rs: `git rev-parse`, else
+/// `HVMIGRATE_BUILD_COMMIT`, else `unknown`).
+pub const BUILD_COMMIT: &str = env!("HVMIGRATE_BUILD_COMMIT");

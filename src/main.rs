@@ -25,7 +25,7 @@ use hvmigrate::{fs_security, reach, tickets, Error, ExitCode, Result};
 
 use cli::{
     Cli, Command, InventoryArgs, JournalCommand, LabCommand, OutputFormat, ReportArgs, RunArgs, SccCollectionArgs,
-    SccCommand, StatusArgs, VmCommand,
+    SccCommand, ServeArgs, ServeCommand, StatusArgs, VmCommand,
 };
 
 fn main() -> std::process::ExitCode {
@@ -143,6 +143,7 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
         }
         Command::Lab(command) => lab_command(command, output),
         Command::Journal(JournalCommand::Copy { from, to }) => journal_copy(cli, from, to, output),
+        Command::Serve(args) => serve(cli, args, output),
         Command::Vm(_) => unreachable!("vm commands are run by main"),
     }
 }
@@ -475,6 +476,41 @@ fn report(cli: &Cli, args: &ReportArgs, output: &Output) -> Result<ExitCode> {
         files.push(file.clone());
     }
     output.campaign_report(&built, &files);
+    Ok(ExitCode::Success)
+}
+
+/// `hvmigrate serve` and its token commands.
+fn serve(cli: &Cli, args: &ServeArgs, output: &Output) -> Result<ExitCode> {
+    use hvmigrate::serve::{self, auth};
+    fs_security::check_not_root(cli.global.allow_root)?;
+    match &args.command {
+        Some(ServeCommand::AddToken(add)) => {
+            let role = match add.role {
+                cli::TokenRole::Read => auth::Role::Read,
+                cli::TokenRole::Operate => auth::Role::Operate,
+            };
+            let generated = auth::add_token(&add.tokens_file, &add.name, role, add.token.as_deref())?;
+            output.token_added(&add.tokens_file, &add.name, role.as_str(), generated.as_deref());
+        }
+        Some(ServeCommand::RemoveToken(remove)) => {
+            auth::remove_token(&remove.tokens_file, &remove.name)?;
+            output.token_removed(&remove.tokens_file, &remove.name);
+        }
+        None => {
+            let tokens_file = args.tokens_file.clone().ok_or_else(|| usage("serve needs --tokens-file"))?;
+            let hypervisors = &cli.global.hypervisors_file;
+            let settings = serve::ServeSettings {
+                listen: args.listen,
+                state: cli.global.state.clone(),
+                tokens_file,
+                protect_metrics: args.protect_metrics,
+                tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+                // The default list is read only when it is there; one named with --hypervisors-file must be.
+                hypervisors_file: hypervisors.exists().then(|| hypervisors.clone()),
+            };
+            runtime()?.block_on(serve::serve(&settings, |address, tls| output.serving(address, tls)))?;
+        }
+    }
     Ok(ExitCode::Success)
 }
 

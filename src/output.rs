@@ -820,6 +820,37 @@ impl Output {
         ));
     }
 
+    /// `serve`: where it listens (the first line, for whoever started it).
+    pub fn serving(&self, address: std::net::SocketAddr, tls: bool) {
+        let url = format!("{}://{address}", if tls { "https" } else { "http" });
+        if self.format == Format::Json {
+            return self.json(&serde_json::json!({"serving": url}));
+        }
+        self.print(&format!(
+            "Serving on {url}: the dashboard at /, the API at /api/v1 (its document at /api/v1/docs), /metrics, \
+             /health, /version. SIGTERM or Ctrl-C stops it.\n"
+        ));
+    }
+
+    /// `serve add-token`: the token, only when it was generated (shown once, never stored).
+    pub fn token_added(&self, file: &std::path::Path, name: &str, role: &str, generated: Option<&str>) {
+        if self.format == Format::Json {
+            return self.json(&serde_json::json!({"file": file, "name": name, "role": role, "token": generated}));
+        }
+        let mut text = format!("Added the {role} token {name} to {}.\n", file.display());
+        if let Some(token) = generated {
+            text.push_str(&format!("Its token (shown once, only its hash is kept):\n{token}\n"));
+        }
+        self.print(&text);
+    }
+
+    pub fn token_removed(&self, file: &std::path::Path, name: &str) {
+        if self.format == Format::Json {
+            return self.json(&serde_json::json!({"file": file, "removed": name}));
+        }
+        self.print(&format!("Removed the token {name} from {}; its sessions end.\n", file.display()));
+    }
+
     fn json<T: serde::Serialize>(&self, value: &T) {
         let text = serde_json::to_string_pretty(value).expect("output types serialize");
         self.print(&format!("{text}\n"));

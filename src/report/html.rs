@@ -58,18 +58,8 @@ pub fn page(report: &Report) -> Result<String> {
         escape(&report.since),
         escape(&report.until)
     ));
-    let legend: String = report
-        .burn_down
-        .positions
-        .iter()
-        .enumerate()
-        .map(|(index, position)| {
-            let RGBColor(r, g, b) = COLOURS[index % COLOURS.len()];
-            format!("<span><i style=\"background:#{r:02x}{g:02x}{b:02x}\"></i>{}</span>", escape(position))
-        })
-        .collect();
     let charts = [
-        (BURN_DOWN_CHART, burn_down_svg(report)?, format!("<p class=\"legend\">{legend}</p>")),
+        (BURN_DOWN_CHART, burn_down_svg(report)?, format!("<p class=\"legend\">{}</p>", legend(report))),
         (OS_CHART, os_svg(report)?, String::new()),
         (STEP_CHART, steps_svg(report)?, String::new()),
     ];
@@ -214,6 +204,25 @@ fn bar_chart(title: &str, unit: &str, bars: &[(String, f64)], behind: &[f64]) ->
         root.present().map_err(chart_error)?;
     }
     Ok(svg)
+}
+
+/// The burn-down chart (SVG) and its legend, for other pages (`serve`'s dashboard).
+pub fn burn_down_chart(report: &Report) -> Result<String> {
+    Ok(format!("{}\n<p class=\"legend\">{}</p>", burn_down_svg(report)?, legend(report)))
+}
+
+/// One coloured square and name per position.
+fn legend(report: &Report) -> String {
+    report
+        .burn_down
+        .positions
+        .iter()
+        .enumerate()
+        .map(|(index, position)| {
+            let RGBColor(r, g, b) = COLOURS[index % COLOURS.len()];
+            format!("<span><i style=\"background:#{r:02x}{g:02x}{b:02x}\"></i>{}</span>", escape(position))
+        })
+        .collect()
 }
 
 /// Text from the journal (host names, reasons) is shown, never run.

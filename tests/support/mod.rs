@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod lab_site;
+pub mod png;
 pub mod postgres;
+pub mod serve;
 pub mod sshd;
 
 use std::fmt::Write as _;
