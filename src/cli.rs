@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use hvmigrate::manual::ManPage;
 
 const STEPS_HELP: &str = "\
 The workflow, one step at a time over every host of the list:
@@ -19,8 +21,11 @@ Every step records each action in the journal and on the host's Jira ticket, and
 
 Exit codes: 0 success; 1 at least one host failed or was blocked; 2 bad usage or input, nothing changed.";
 
+/// `hvmigrate --version`: the version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HVMIGRATE_BUILD_COMMIT"), ")");
+
 #[derive(Debug, Parser)]
-#[command(name = "hvmigrate", version, about = "Take a fleet of OpenStack hypervisors through an OS migration, safely and in parallel", after_long_help = STEPS_HELP)]
+#[command(name = "hvmigrate", version = VERSION, about = "Take a fleet of OpenStack hypervisors through an OS migration, safely and in parallel", after_long_help = STEPS_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -97,6 +102,10 @@ pub enum Command {
     Journal(JournalCommand),
     /// Serve the dashboard, the REST API and Prometheus metrics over the ledger (read-only); manage its tokens.
     Serve(ServeArgs),
+    /// Print the shell completion script for bash, zsh or fish (the package installs them).
+    Completions(CompletionsArgs),
+    /// Print the manual page hvmigrate(1), or write one page per command into --dir.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +180,70 @@ pub struct RemoveTokenArgs {
     pub tokens_file: PathBuf,
     #[arg(long, value_name = "NAME")]
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write hvmigrate.1 and one page per command (hvmigrate-run.1, hvmigrate-lab-serve.1, …)
+    /// into this folder (created if missing) instead of printing hvmigrate(1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The completion script of `shell` for every command and flag above.
+pub fn completion_script(shell: CompletionShell) -> Vec<u8> {
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "hvmigrate", &mut script);
+    script
+}
+
+/// hvmigrate(1) alone, or with one page per command and sub-command, named
+/// as man(1) finds them (`man hvmigrate-lab-serve`).
+pub fn manual_pages(with_commands: bool) -> Vec<ManPage> {
+    let mut command = Cli::command().disable_help_subcommand(true);
+    // Building gives sub-commands their display names ("hvmigrate-lab-serve").
+    command.build();
+    if !with_commands {
+        return vec![render_page(command)];
+    }
+    let mut pages = Vec::new();
+    command_pages(command, &mut pages);
+    pages
+}
+
+/// The page of `command`, then those of its sub-commands, depth first.
+fn command_pages(command: clap::Command, pages: &mut Vec<ManPage>) {
+    let subs: Vec<clap::Command> = command.get_subcommands().filter(|sub| !sub.is_hide_set()).cloned().collect();
+    pages.push(render_page(command));
+    for sub in subs {
+        command_pages(sub, pages);
+    }
+}
+
+fn render_page(command: clap::Command) -> ManPage {
+    let man = clap_mangen::Man::new(command);
+    let mut roff = Vec::new();
+    man.render(&mut roff).expect("rendering into memory cannot fail");
+    ManPage { file_name: man.get_filename(), roff }
 }
 
 #[derive(Debug, Subcommand)]

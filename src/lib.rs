@@ -17,6 +17,7 @@ pub mod lab;
 pub mod lab_history;
 pub mod logging;
 pub mod maintenance_window;
+pub mod manual;
 pub mod output;
 pub mod reach;
 pub mod redact;
@@ -32,6 +33,6 @@ pub mod workflow;
 
 pub use error::{Error, ExitCode, Result};
 
-/// The commit this binary was built from (build.rs: `git rev-parse`, else
-/// `HVMIGRATE_BUILD_COMMIT`, else `unknown`).
+/// The commit this binary was built from (short hash), or "unknown" when it
+/// was built outside a clone without `HVMIGRATE_BUILD_COMMIT` (see build.rs).
 pub const BUILD_COMMIT: &str = env!("HVMIGRATE_BUILD_COMMIT");

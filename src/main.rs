@@ -144,6 +144,23 @@ fn run(cli: &Cli, output: &Output, run_log: &RunLog) -> Result<ExitCode> {
         Command::Lab(command) => lab_command(command, output),
         Command::Journal(JournalCommand::Copy { from, to }) => journal_copy(cli, from, to, output),
         Command::Serve(args) => serve(cli, args, output),
+        // Generated from the definitions in cli.rs; they read and change nothing else.
+        Command::Completions(args) => {
+            output.generated(&cli::completion_script(args.shell));
+            Ok(ExitCode::Success)
+        }
+        Command::Man(args) => match &args.dir {
+            None => {
+                let pages = cli::manual_pages(false);
+                output.generated(&pages[0].roff);
+                Ok(ExitCode::Success)
+            }
+            Some(dir) => {
+                let written = hvmigrate::manual::write_pages(dir, &cli::manual_pages(true))?;
+                output.files_written(&written);
+                Ok(ExitCode::Success)
+            }
+        },
         Command::Vm(_) => unreachable!("vm commands are run by main"),
     }
 }

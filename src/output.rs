@@ -844,6 +844,25 @@ impl Output {
         self.print(&text);
     }
 
+    /// Text the tool generated itself (a completion script, a manual page),
+    /// exactly as it is: it holds nothing from outside.
+    pub fn generated(&self, bytes: &[u8]) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+    }
+
+    /// The files a command wrote, one per line (JSON: `{"written": [...]}`).
+    pub fn files_written(&self, files: &[std::path::PathBuf]) {
+        if self.format == Format::Json {
+            return self.json(&serde_json::json!({ "written": files }));
+        }
+        let mut text = String::new();
+        for file in files {
+            text.push_str(&format!("{}\n", file.display()));
+        }
+        self.print(&text);
+    }
+
     pub fn token_removed(&self, file: &std::path::Path, name: &str) {
         if self.format == Format::Json {
             return self.json(&serde_json::json!({"file": file, "removed": name}));

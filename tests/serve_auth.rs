@@ -111,7 +111,7 @@ fn every_endpoint_without_a_token_with_a_wrong_one_a_read_one_and_an_operate_one
     let version = served.get("/version", &[]).json();
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
     let head = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
+        .args(["rev-parse", "--short", "HEAD"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .ok()
