@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::untrusted::visible;
 
 mod leases;
+mod reservations;
 mod slots;
 pub use leases::{Lease, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome, RunUnderWay, Takeover};
+pub use reservations::{Amounts, Reservation};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -397,6 +399,7 @@ impl Journal {
             conn.execute_batch(SCHEMA)?;
             conn.execute_batch(leases::SCHEMA)?;
             conn.execute_batch(slots::SCHEMA)?;
+            conn.execute_batch(reservations::SCHEMA)?;
             add_missing_columns(conn)?;
             conn.execute_batch(VERSION_TABLE)?;
             conn.execute(
