@@ -16,11 +16,13 @@ mod copy;
 pub mod db;
 mod leases;
 mod postgres;
+mod reservations;
 mod serve_queries;
 mod slots;
 pub use copy::{CopyReport, TableCount};
 pub use leases::{Lease, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome, RunUnderWay, Takeover};
 pub use postgres::{is_url as is_postgres_url, use_configured_password};
+pub use reservations::{Amounts, Reservation};
 pub use serve_queries::{ActionOutput, LatestObservation, RunRow};
 
 const SCHEMA: &str = "
@@ -416,6 +418,7 @@ impl Journal {
             conn.execute_batch(leases::SCHEMA)?;
             conn.execute_batch(slots::SCHEMA)?;
             conn.execute_batch(IDENTITY_SCHEMA)?;
+            conn.execute_batch(reservations::SCHEMA)?;
             add_missing_columns(conn)?;
             if conn.backend() == Backend::Postgres {
                 // SQLite's implicit row order of remote jobs, which queries use, as a real column.

@@ -6,6 +6,9 @@
 //! The same tests run on a SQLite ledger and on PostgreSQL (a private cluster,
 //! see tests/support/postgres.rs).
 
+// Only its reinstalled site is used here.
+#[allow(unused_imports)]
+mod post_reinstall_common;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -438,4 +441,137 @@ fn two_runs_at_once_take_turns_on_the_aquilon_host() {
     // workflow.limits.aquilon_commands is 1: one command at a time across both runs.
     assert_eq!(site.lab.ssh_faults().most_commands_at_once(&aquilon), 1);
     assert_eq!(journal(&site).slots_taken("aquilon-commands").unwrap(), 0, "every turn was given back");
+}
+
+#[test]
+fn two_adoptions_at_once_take_turns_on_the_kayobe_host() {
+    let quick_polls = "workflow:\n  remote_jobs:\n    poll_interval_ms: 100\n";
+    let (site, hosts) = post_reinstall_common::reinstalled_site(quick_polls, |_| true);
+    post_reinstall_common::post_reinstall(&site, &[]);
+    let before = site.world().kayobe_runs.clone();
+    // A batch takes 9 s (inventory 0.3 s, host configure 4.5 s, service
+    // deploy 3 s, controllers 1.5 s): two runs started together overlap unless they take turns.
+    site.world().remote_job_minute = Duration::from_millis(150);
+    let adoption = |list: &[&String]| {
+        let mut args = only("adoption", list);
+        args.push("--yes");
+        start(&site, &args)
+    };
+    let (first, second) = (adoption(&[&hosts[1], &hosts[2]]), adoption(&[&hosts[3], &hosts[4]]));
+    for summary in [summary(first), summary(second)] {
+        let reports = summary["hosts"].as_array().unwrap();
+        assert!(reports.iter().all(|report| report["outcome"] == "succeeded"), "{summary:#?}");
+    }
+    let runs = site.world().kayobe_runs.clone();
+    assert_eq!(runs.host_configure - before.host_configure, 2, "one batch per run: {runs:?}");
+    assert_eq!(runs.service_deploy - before.service_deploy, 2, "{runs:?}");
+    // One Kayobe batch at a time across both runs: never two Kayobe runs under way.
+    assert_eq!(runs.most_at_once(), 1, "{:?}", runs.spans);
+    let slot = hvmigrate::workflow::context::KAYOBE_BATCHES;
+    assert_eq!(journal(&site).slots_taken(slot).unwrap(), 0, "the turn was given back");
+}
+
+#[test]
+fn two_drains_at_once_do_not_both_count_the_same_free_room() {
+    let settings = "workflow:\n  drain:\n    poll_interval_ms: 50\n    timeout_base_secs: 120\n";
+    let world = WorldOptions { hosts: 2, seed: 7, vms_per_host: Some(2), oddities: false, ..WorldOptions::default() };
+    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, settings);
+    site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
+    const VM_MB: u64 = 4096;
+    {
+        let mut world = site.world();
+        // Simulated migrations of 2 to 4 s take 8 to 16 s: the first drain
+        // still holds its room when the second checks.
+        world.time_scale = 0.25;
+        for host in world.hosts.iter_mut().filter(|host| host.in_campaign) {
+            host.compute.status = "disabled".into();
+            host.compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
+        }
+        // Each spare has room for one VM's memory, not two: the two spares
+        // take one campaign host's VMs, not both hosts'.
+        for host in world.hosts.iter_mut().filter(|host| !host.in_campaign) {
+            host.memory_mib = host.allocation.reserved_host_memory_mb + VM_MB + VM_MB / 2;
+            host.allocation.ram_allocation_ratio = 1.0;
+        }
+        for server in world.servers.values_mut() {
+            server.status = "ACTIVE".into();
+            (server.vcpus, server.ram_mb, server.disk_gb) = (1, VM_MB, 1);
+        }
+    }
+    let hosts = site.campaign_hosts();
+    let drain = |host: &String| {
+        let mut args = only("drain", &[host]);
+        args.push("--force");
+        start(&site, &args)
+    };
+    let (first, second) = (drain(&hosts[0]), drain(&hosts[1]));
+    let summaries = [summary(first), summary(second)];
+    let report = |summary: &Value| summary["hosts"][0].clone();
+    let drained: Vec<&Value> = summaries.iter().filter(|s| report(s)["outcome"] == "succeeded").collect();
+    assert_eq!(drained.len(), 1, "one drain has the room: {summaries:#?}");
+    let (winner, winner_host) = (drained[0]["run_id"].as_str().unwrap(), report(drained[0])["host"].clone());
+    let loser = summaries.iter().find(|s| report(s)["outcome"] != "succeeded").unwrap();
+    assert_eq!(report(loser)["outcome"], "blocked", "{loser:#?}");
+    let reason = report(loser)["reason"].as_str().unwrap().to_owned();
+    assert!(reason.starts_with("capacity: not enough room"), "{reason}");
+    let holder = format!("reserved for {} by run {winner} (", winner_host.as_str().unwrap());
+    assert!(reason.contains(&holder), "the reason names who holds the room ({holder}): {reason}");
+
+    let world = site.world();
+    assert_eq!(world.migrations.len(), 2, "only the winner's VMs moved: {:#?}", world.migrations);
+    let used = hvmigrate_lab::placement::usages(&world);
+    for spare in world.hosts.iter().filter(|host| !host.in_campaign) {
+        let capacity = hvmigrate_lab::placement::inventories(spare)["MEMORY_MB"].capacity() as u64;
+        let memory = used.get(spare.fqdn.as_str()).and_then(|used| used.get("MEMORY_MB")).copied().unwrap_or(0);
+        assert!(memory <= capacity, "{}: {memory} MB used of {capacity}", spare.fqdn);
+    }
+    drop(world);
+    assert!(journal(&site).room_reserved().unwrap().is_empty(), "every reservation was given back");
+}
+
+#[test]
+fn two_drains_to_the_same_target_host_keep_to_its_limit() {
+    let settings = "workflow:\n  drain:\n    poll_interval_ms: 50\n    timeout_base_secs: 120\n  limits:\n    live_migrations_global: 8\n    live_migrations_per_host: 2\n";
+    let world = WorldOptions { hosts: 2, seed: 7, vms_per_host: Some(4), oddities: false, ..WorldOptions::default() };
+    let site = LabSite::start_with(LabOptions { world, ..LabOptions::default() }, settings);
+    site.hvmigrate(&["run", "--step", "setup", "--parallel", "-q"]).expect_code(0);
+    let target = {
+        let mut world = site.world();
+        // Migrations of 2.5 simulated seconds take 5 s: the two drains overlap.
+        world.time_scale = 0.5;
+        for host in world.hosts.iter_mut().filter(|host| host.in_campaign) {
+            host.compute.status = "disabled".into();
+            host.compute.disabled_reason = Some("Migration to Rocky 9 - LAB".into());
+        }
+        for server in world.servers.values_mut() {
+            server.status = "ACTIVE".into();
+            (server.vcpus, server.ram_mb, server.disk_gb) = (1, 1024, 1);
+        }
+        world.hosts.iter().find(|host| !host.in_campaign).unwrap().fqdn.clone()
+    };
+    // Both drains send every VM to the same host.
+    let path = site.workspace.file("site/credentials.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\n  drain:\n"), "{text}");
+    std::fs::write(&path, text.replacen("\n  drain:\n", &format!("\n  drain:\n    target_host: {target}\n"), 1))
+        .unwrap();
+    let hosts = site.campaign_hosts();
+    let drain = |host: &String| {
+        let mut args = only("drain", &[host]);
+        args.push("--force");
+        start(&site, &args)
+    };
+    let (first, second) = (drain(&hosts[0]), drain(&hosts[1]));
+    for summary in [summary(first), summary(second)] {
+        assert_eq!(summary["hosts"][0]["outcome"], "succeeded", "{summary:#?}");
+    }
+    let world = site.world();
+    assert_eq!(world.migrations.len(), 8);
+    assert!(world.migrations.iter().all(|migration| migration.dest_compute == target), "{:#?}", world.migrations);
+    // live_migrations_per_host to the target across both runs, each of which may send two at once.
+    let most = world.max_concurrent_migrations_per_destination;
+    assert_eq!(most, 2, "at most two at once to {target}, and the limit used");
+    drop(world);
+    let slot = format!("{}{target}", hvmigrate::workflow::drain::migrate::MIGRATIONS_TO);
+    assert_eq!(journal(&site).slots_taken(&slot).unwrap(), 0, "every place was given back");
 }

@@ -147,6 +147,11 @@ impl WorldState {
         let from_source = running.iter().filter(|m| m.source_compute == source).count();
         self.max_concurrent_migrations = self.max_concurrent_migrations.max(running.len());
         self.max_concurrent_migrations_per_source = self.max_concurrent_migrations_per_source.max(from_source);
+        for destination in running.iter().map(|m| m.dest_compute.as_str()) {
+            let to_destination = running.iter().filter(|m| m.dest_compute == destination).count();
+            self.max_concurrent_migrations_per_destination =
+                self.max_concurrent_migrations_per_destination.max(to_destination);
+        }
     }
 }
 

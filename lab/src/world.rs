@@ -185,6 +185,8 @@ pub struct WorldState {
     /// The most migrations ever in progress at once, site-wide and from one source host.
     pub max_concurrent_migrations: usize,
     pub max_concurrent_migrations_per_source: usize,
+    /// The most migrations ever in progress at once to one destination host.
+    pub max_concurrent_migrations_per_destination: usize,
     /// See [`WorldOptions::openstack_member_user`].
     pub openstack_member_user: bool,
     pub nova_policy: NovaPolicy,
@@ -227,6 +229,26 @@ pub struct KayobeRuns {
     pub mellanox: u32,
     /// Any other playbook.
     pub other_playbooks: u32,
+    /// When each run starts and ends in real time (a killed run counts to
+    /// its planned end): only an observation, for how many ran at once.
+    #[serde(skip)]
+    pub spans: Vec<(std::time::Instant, std::time::Instant)>,
+}
+
+impl KayobeRuns {
+    /// The most Kayobe and Ansible runs under way at once on the Kayobe host.
+    pub fn most_at_once(&self) -> usize {
+        let mut edges: Vec<(std::time::Instant, i32)> =
+            self.spans.iter().flat_map(|(start, end)| [(*start, 1), (*end, -1)]).collect();
+        // An end and a start at the same moment do not overlap.
+        edges.sort();
+        let (mut now, mut most) = (0i32, 0i32);
+        for (_, step) in edges {
+            now += step;
+            most = most.max(now);
+        }
+        most as usize
+    }
 }
 
 /// A physical hypervisor, as seen by every system at once.
@@ -843,6 +865,7 @@ impl WorldState {
             clock: Default::default(),
             max_concurrent_migrations: 0,
             max_concurrent_migrations_per_source: 0,
+            max_concurrent_migrations_per_destination: 0,
             openstack_member_user: options.openstack_member_user,
             nova_policy: options.nova_policy.clone(),
             short_service_hosts: options.short_service_hosts,

@@ -160,6 +160,15 @@ impl RunContext {
         AquilonTurn { _local: local, _shared: shared }
     }
 
+    /// The Kayobe host's turn for a batch: one Kayobe batch at a time across
+    /// every run on the ledger (two batches at once would fight over the
+    /// inventory and Kolla's configuration). Waits while another run's batch
+    /// holds it; given back when dropped, however the batch ends.
+    pub async fn kayobe_turn(&self) -> Option<super::leases::LedgerSlot> {
+        let leases = self.leases.as_ref()?;
+        Some(leases.slot(KAYOBE_BATCHES, 1, false, std::time::Duration::from_millis(100)).await)
+    }
+
     /// Whether the operator asked to repeat this once-per-campaign action.
     pub fn redo_action(&self, action: &str) -> bool {
         self.redo.as_deref() == Some(action)
@@ -205,6 +214,9 @@ impl RunContext {
         self.credentials.workflow.disable_reason_for(&self.initials)
     }
 }
+
+/// The ledger's slot of the Kayobe host: one batch at a time across runs.
+pub const KAYOBE_BATCHES: &str = "kayobe-batches";
 
 /// A turn on the Aquilon host, given back when dropped.
 pub struct AquilonTurn {

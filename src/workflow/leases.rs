@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::journal::{Journal, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome};
+use crate::journal::{Amounts, Journal, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome, Reservation};
 
 /// The leases of one run.
 pub struct RunLeases {
@@ -58,8 +58,28 @@ impl RunLeases {
     pub fn release(&self, host: &str) {
         // Forgotten first, so a renewal at the same moment does not take it for lost.
         lock(&self.held).remove(host);
+        self.release_room(host);
         if let Err(err) = self.journal.release_lease(host, &self.holder.run_id) {
             tracing::error!(host, %err, "could not give the host's lease back; it runs out by itself");
+        }
+    }
+
+    /// In one write transaction with the ledger: the other runs' room
+    /// reserved on any of `destinations` goes to `check`, which says what to
+    /// reserve for the host (see [`Journal::reserve_room`]).
+    pub fn reserve_room<T>(
+        &self,
+        host: &str,
+        destinations: &[String],
+        check: impl FnOnce(&[Reservation]) -> (T, Option<Vec<Amounts>>),
+    ) -> Result<T> {
+        self.journal.reserve_room(host, destinations, &self.holder, self.duration, check)
+    }
+
+    /// The host's drain ended: the room reserved for it goes back.
+    pub fn release_room(&self, host: &str) {
+        if let Err(err) = self.journal.release_room(host, &self.holder.run_id) {
+            tracing::error!(host, %err, "could not give the host's reserved room back; it runs out by itself");
         }
     }
 
@@ -117,6 +137,7 @@ impl RunLeases {
 
     fn renew(&self) -> Result<()> {
         let still = self.journal.renew_leases(&self.holder.run_id, self.duration)?;
+        self.journal.renew_room(&self.holder.run_id, self.duration)?;
         let held = lock(&self.held);
         let mut lost = lock(&self.lost);
         for host in held.iter().filter(|host| !still.contains(host)) {
@@ -136,6 +157,9 @@ impl RunLeases {
     /// The run ended: every lease goes back and it is no longer under way.
     pub fn end(&self) {
         lock(&self.held).clear();
+        if let Err(err) = self.journal.release_run_room(&self.holder.run_id) {
+            tracing::error!(%err, "could not give the run's reserved room back; it runs out by itself");
+        }
         if let Err(err) = self.journal.run_ended(&self.holder.run_id) {
             tracing::error!(%err, "could not give the run's leases back; they run out by themselves");
         }

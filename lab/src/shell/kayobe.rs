@@ -118,7 +118,10 @@ fn run_play(shell: &mut Shell<'_>, play: &Play, limit: Option<&str>, tags: Optio
     let minutes = start_run(shell, play, tags);
     let (status, changes) = play_output(shell.world, play, limit, tags, io);
     // The run takes its time; what it changed is there at its end.
+    let clock = shell.job.map_or_else(std::time::Instant::now, |job| job.started);
+    let starts = clock + shell.delay;
     shell.take_minutes(minutes);
+    shell.world.kayobe_runs.spans.push((starts, clock + shell.delay));
     for change in changes {
         shell.change_site(change);
     }

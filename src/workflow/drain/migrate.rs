@@ -101,6 +101,7 @@ pub async fn migrate_all(
                 Some(slots) => slots,
                 None => (per_host.for_new(poll).await, run.migration_slots.for_new(poll).await),
             };
+            let _to_target = to_target_slot(&run, &planned, poll).await;
             let row = if aborted.load(Ordering::SeqCst) {
                 not_started(&host, &planned, ABORTED_HOST)
             } else if run.stop.is_stopping() && planned.resume.is_none() {
@@ -131,6 +132,28 @@ pub async fn migrate_all(
     rows.sort_by_key(|(index, _)| *index);
     rows.into_iter().map(|(_, row)| row).collect()
 }
+
+/// A live migration to the host the drain names (`workflow.drain.target_host`)
+/// takes one of that host's `live_migrations_per_host` places across every
+/// run on the ledger: runs draining to the same host do not pile onto it.
+/// Taken last, so a run waiting for it holds no place another run needs first.
+async fn to_target_slot(
+    run: &RunContext,
+    planned: &PlannedMove,
+    poll: Duration,
+) -> Option<crate::workflow::leases::LedgerSlot> {
+    let target = run.credentials.workflow.drain.target_host.as_deref()?;
+    if !matches!(planned.kind, MoveKind::Live) {
+        return None;
+    }
+    let leases = run.leases.as_ref()?;
+    let limit = run.credentials.workflow.limits.live_migrations_per_host.max(1);
+    let name = format!("{MIGRATIONS_TO}{target}");
+    Some(leases.slot(&name, limit, planned.resume.is_some(), poll).await)
+}
+
+/// The ledger's per-target limit: this and the target host's name.
+pub const MIGRATIONS_TO: &str = "live-migrations-to:";
 
 const ABORTED_HOST: &str = "not started: the host's drain stopped after a failed migration (on_failure: abort_host)";
 

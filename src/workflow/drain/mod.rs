@@ -15,7 +15,9 @@ use crate::clients::placement::{ProviderRoom, Resources};
 use crate::config::workflow::{CapacityScope, DrainSettings};
 
 use super::action::ActionError;
+use super::leases::RunLeases;
 use super::report::{VmMove, VmOutcome};
+use crate::journal::Reservation;
 
 /// Migration statuses that mean Nova is still working on it; `finished` is a
 /// cold migration waiting for its confirmation.
@@ -412,28 +414,58 @@ pub struct CapacityCheck<'a> {
     pub unplaced: Vec<&'a Server>,
     /// VMs of other hosts of the run that the same destinations must take first.
     pub promised_vms: usize,
+    /// VMs of other runs' hosts whose room is reserved in the ledger on
+    /// these destinations, and who holds each reservation.
+    pub reserved_vms: usize,
+    pub reserved_by: Vec<String>,
 }
 
 impl CapacityLedger {
     /// Places `servers` after what was promised to the other hosts on the same
-    /// destinations; when they all fit, promises their room to `host`.
-    pub fn check<'a>(&self, host: &str, rooms: &[Room], moves: &[Need<'a>]) -> CapacityCheck<'a> {
+    /// destinations, and (with `shared`, the run's hold on the ledger) after
+    /// the room other runs reserved on any of them; when they all fit,
+    /// promises their room to `host`. Other runs' reservations are read and
+    /// this one written in one write transaction, so two runs cannot both
+    /// count the same free room.
+    pub fn check<'a>(
+        &self,
+        host: &str,
+        rooms: &[Room],
+        moves: &[Need<'a>],
+        shared: Option<&RunLeases>,
+    ) -> crate::error::Result<CapacityCheck<'a>> {
         let mut scope: Vec<String> = rooms.iter().map(|room| room.host.clone()).collect();
         scope.sort();
         let mut promised = self.promised.lock().unwrap_or_else(|poison| poison.into_inner());
         promised.retain(|promise| promise.host != host);
-        let others: Vec<Resources> =
+        let ours: Vec<Resources> =
             promised.iter().filter(|p| p.scope == scope).flat_map(|p| p.needs.iter().cloned()).collect();
-        let unplaced = unplaced_after(&others, moves, rooms);
+        let needs: Vec<Resources> = moves.iter().filter_map(|(_, need)| need.clone()).collect();
+        let place = |theirs: &[Reservation]| {
+            let mut before = ours.clone();
+            before.extend(theirs.iter().flat_map(|reservation| reservation.needs.iter().cloned()));
+            let unplaced = unplaced_after(&before, moves, rooms);
+            let reserve = unplaced.is_empty().then(|| needs.clone());
+            let reserved_vms = theirs.iter().map(|reservation| reservation.needs.len()).sum::<usize>();
+            let reserved_by = theirs.iter().map(Reservation::held_reason).collect::<Vec<_>>();
+            ((unplaced, reserved_vms, reserved_by), reserve)
+        };
+        let (unplaced, reserved_vms, reserved_by) = match shared {
+            Some(leases) => leases.reserve_room(host, &scope, place)?,
+            None => place(&[]).0,
+        };
         if unplaced.is_empty() {
-            let needs = moves.iter().filter_map(|(_, need)| need.clone()).collect();
             promised.push(Promise { host: host.to_owned(), scope, needs });
         }
-        CapacityCheck { unplaced, promised_vms: others.len() }
+        Ok(CapacityCheck { unplaced, promised_vms: ours.len(), reserved_vms, reserved_by })
     }
 
-    pub fn release(&self, host: &str) {
+    /// The host's drain ended: its promise, and its reservation in the ledger, go.
+    pub fn release(&self, host: &str, shared: Option<&RunLeases>) {
         self.promised.lock().unwrap_or_else(|poison| poison.into_inner()).retain(|promise| promise.host != host);
+        if let Some(leases) = shared {
+            leases.release_room(host);
+        }
     }
 }
 
@@ -617,13 +649,13 @@ mod tests {
         let ledger = CapacityLedger::default();
         let first = [server("a", 4, 8192), server("b", 4, 8192)];
         let first: Vec<Need> = first.iter().map(need).collect();
-        assert!(ledger.check("hv1", &rooms, &first).unplaced.is_empty());
+        assert!(ledger.check("hv1", &rooms, &first, None).unwrap().unplaced.is_empty());
         let second = [server("c", 2, 2048)];
         let second: Vec<Need> = second.iter().map(need).collect();
-        let check = ledger.check("hv2", &rooms, &second);
+        let check = ledger.check("hv2", &rooms, &second, None).unwrap();
         assert_eq!((check.unplaced.len(), check.promised_vms), (1, 2));
-        ledger.release("hv1");
-        assert!(ledger.check("hv2", &rooms, &second).unplaced.is_empty());
+        ledger.release("hv1", None);
+        assert!(ledger.check("hv2", &rooms, &second, None).unwrap().unplaced.is_empty());
     }
 
     #[tokio::test]

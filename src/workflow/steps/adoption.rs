@@ -193,9 +193,11 @@ impl Action for KayobeDeploy {
                 controller_tags: settings.controller_tags.clone(),
             };
             let point = run.batches.point::<(), KayobeResult>("adoption-kayobe");
+            let ledger = run.clone();
             let result = point
                 .join(host.host.as_str(), (), move |batch| async move {
                     let hosts: Vec<String> = batch.into_iter().map(|(host, ())| host).collect();
+                    let _turn = ledger.kayobe_turn().await;
                     let done = run_kayobe_batch(kayobe, args, hosts.clone()).await;
                     hosts.into_iter().map(|host| (host.clone(), done.outcome_of(&host))).collect()
                 })

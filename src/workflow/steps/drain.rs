@@ -193,9 +193,21 @@ impl Action for Capacity {
                     unknown.join(", ")
                 ));
             }
-            let check = host.run.capacity.check(host.host.as_str(), &rooms, &needs);
+            let shared = host.run.leases.as_deref();
+            let check = host
+                .run
+                .capacity
+                .check(host.host.as_str(), &rooms, &needs, shared)
+                .map_err(|err| ActionError(format!("the capacity ledger: {err}")))?;
             if check.promised_vms > 0 {
                 observed.push_str(&format!(", before {} VMs of other hosts of this run", check.promised_vms));
+            }
+            if check.reserved_vms > 0 {
+                observed.push_str(&format!(
+                    ", before {} VMs of other runs whose room is reserved ({})",
+                    check.reserved_vms,
+                    check.reserved_by.join("; ")
+                ));
             }
             let unplaced = check.unplaced;
             if unplaced.is_empty() {
@@ -229,7 +241,7 @@ impl Action for Migrate {
         Box::pin(async move {
             let census = census(host).await?;
             if census.moves.is_empty() {
-                host.run.capacity.release(host.host.as_str());
+                host.run.capacity.release(host.host.as_str(), host.run.leases.as_deref());
                 let left = census.left.len();
                 return Ok(Decision::done(format!("no VM left to move ({left} left behind)")));
             }
@@ -249,7 +261,7 @@ impl Action for Migrate {
             let under_way = host.facts.under_way.take();
             let rows = migrate_all(host.run.clone(), host.host.to_string(), census.moves, under_way).await;
             // Nova's figures now show where the VMs went.
-            host.run.capacity.release(host.host.as_str());
+            host.run.capacity.release(host.host.as_str(), host.run.leases.as_deref());
             let moved = rows.iter().filter(|row| row.outcome == VmOutcome::Moved).count();
             let not_moved: Vec<String> =
                 rows.iter().filter(|row| row.outcome != VmOutcome::Moved).map(VmMove::line).collect();

@@ -372,6 +372,7 @@ impl Action for MellanoxUefiPxe {
                 .join(&fqdn, (), |batch| async move {
                     let hosts: Vec<String> = batch.into_iter().map(|(name, _)| name).collect();
                     tracing::info!(hosts = hosts.len(), "Mellanox playbook for the batch");
+                    let _turn = run.kayobe_turn().await;
                     let result = Arc::new(MellanoxBatch { run: Self::run_playbook(&run, &hosts).await, hosts });
                     result.hosts.iter().map(|name| (name.clone(), result.clone())).collect::<HashMap<_, _>>()
                 })
