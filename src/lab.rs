@@ -85,7 +85,7 @@ pub async fn serve(settings: &ServeSettings, output: &Output) -> Result<()> {
     if let Some(auth_url) = &settings.mirror_nova {
         ssh.nova_mirror = Some(crate::lab_mirror::mirror(crate::lab_mirror::MirrorAccount::from_env(auth_url)?)?);
     }
-    let lab = Lab::start(LabOptions { world, ports, faults, ssh, ..LabOptions::default() })
+    let lab = Lab::start(LabOptions { world, ports, faults, ssh })
         .await
         .map_err(|err| Error::Refused(format!("cannot start the simulated site: {err}")))?;
     if let (Some(ms), Some(hosts)) = (settings.ssh_latency_ms, lab.ssh()) {
