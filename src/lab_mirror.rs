@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use hvmigrate_lab::mirror::NovaFuture;
-use hvmigrate_lab::{NovaMirror, NovaServer, ServerSource};
+use hvmigrate_lab::{NovaMirror, NovaNode, NovaServer, NovaView, ServerSource};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -100,20 +100,39 @@ impl RealNova {
         Ok(Session { token, compute_url })
     }
 
-    async fn read(&self) -> std::result::Result<Vec<NovaServer>, String> {
+    async fn read(&self) -> std::result::Result<NovaView, String> {
+        // 2.47: the flavor's sizes are embedded in each server.
+        let servers = self.get("servers/detail?all_tenants=1", "2.47").await?;
+        // 2.53: a hypervisor's id is its UUID, and it names its service host.
+        let nodes = self.get("os-hypervisors/detail", "2.53").await?;
+        Ok(NovaView {
+            servers: servers["servers"].as_array().into_iter().flatten().map(server).collect(),
+            nodes: nodes["hypervisors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|node| NovaNode {
+                    host: node["service"]["host"].as_str().unwrap_or_default().to_owned(),
+                    uuid: node["id"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect(),
+        })
+    }
+
+    /// `GET path` of the compute API at `microversion`, renewing a refused token once.
+    async fn get(&self, path: &str, microversion: &str) -> std::result::Result<Value, String> {
         let mut session = self.session.lock().await;
         for attempt in 0..2 {
             if session.is_none() {
                 *session = Some(self.authenticate().await?);
             }
             let Some(current) = session.as_ref() else { continue };
-            let url = format!("{}/servers/detail?all_tenants=1", current.compute_url);
-            // 2.47: the flavor's sizes are embedded in each server.
+            let url = format!("{}/{path}", current.compute_url);
             let reply = self
                 .http
                 .get(&url)
                 .header("X-Auth-Token", &current.token)
-                .header("OpenStack-API-Version", "compute 2.47")
+                .header("OpenStack-API-Version", format!("compute {microversion}"))
                 .send()
                 .await
                 .map_err(|err| format!("Nova: {err}"))?;
@@ -122,10 +141,9 @@ impl RealNova {
                 continue;
             }
             if !reply.status().is_success() {
-                return Err(format!("Nova answered HTTP {} to the server list", reply.status().as_u16()));
+                return Err(format!("Nova answered HTTP {} to GET {path}", reply.status().as_u16()));
             }
-            let body: Value = reply.json().await.map_err(|err| format!("Nova: {err}"))?;
-            return Ok(body["servers"].as_array().into_iter().flatten().map(server).collect());
+            return reply.json().await.map_err(|err| format!("Nova: {err}"));
         }
         Err("Keystone's token was refused twice".into())
     }

@@ -286,7 +286,7 @@ fn pre_drain_then_drain_empty_the_host_in_nova_and_in_virsh() {
     );
 
     // pre-reinstall's empty check, silences and NetBox `planned` against the real services.
-    let out = run(&["run", "--step", "pre-reinstall", "--output", "json", "-q"]);
+    let out = run(&["run", "--step", "pre-reinstall", "--yes", "--output", "json", "-q"]);
     let summary = json(&out);
     let report = report_of(&summary, &host);
     assert_eq!(action(report, "empty-check")["outcome"], "ok", "{}", out.report());

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultConfig, Faults};
-pub use mirror::{NovaMirror, NovaServer, ServerSource};
+pub use mirror::{NovaMirror, NovaNode, NovaServer, NovaView, ServerSource};
 pub use policy::NovaPolicy;
 pub use ssh::{OutputFault, SshFaultConfig, SshFaults, SshHosts, SshSettings};
 pub use world::{World, WorldOptions, WorldState};

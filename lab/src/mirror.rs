@@ -30,7 +30,23 @@ pub struct NovaServer {
     pub created: String,
 }
 
-pub type NovaFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<NovaServer>, String>> + Send + 'a>>;
+/// One compute node as Nova reports it (`GET /os-hypervisors/detail`, 2.53+).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NovaNode {
+    /// `service.host`: Nova's service host name (FQDN or short name).
+    pub host: String,
+    /// The node's UUID, which nova-compute keeps in its `compute_id` file.
+    pub uuid: String,
+}
+
+/// What the hosts mirror of Nova: the servers and the compute nodes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NovaView {
+    pub servers: Vec<NovaServer>,
+    pub nodes: Vec<NovaNode>,
+}
+
+pub type NovaFuture<'a> = Pin<Box<dyn Future<Output = Result<NovaView, String>> + Send + 'a>>;
 
 /// Where the servers come from: a real Nova, read with admin credentials.
 pub trait ServerSource: Send + Sync {
@@ -51,7 +67,20 @@ impl WorldState {
     /// Replaces the lab's servers with Nova's, each on the lab host Nova names
     /// (matched by FQDN or short name; others keep Nova's name and appear on no
     /// simulated host). The lab's own Nova emulator then shows them too.
-    pub fn mirror_servers(&mut self, servers: Vec<NovaServer>) {
+    pub fn mirror_nova(&mut self, view: NovaView) {
+        // A host's compute_id is the one its real nova-compute wrote: the node
+        // identity checks compare it with Nova's hypervisor UUID, as on a site.
+        for node in view.nodes {
+            let short = |fqdn: &str| fqdn.split('.').next() == Some(node.host.as_str());
+            if let Some(host) = self.hosts.iter_mut().find(|host| host.fqdn == node.host || short(&host.fqdn)) {
+                host.hypervisor_uuid = node.uuid.clone();
+                // Only where nova-compute's file is there (a reinstall wiped it until restored).
+                if let Some(file) = host.shell.files.get_mut(crate::shell::KOLLA_COMPUTE_ID_PATH) {
+                    *file = node.uuid.into();
+                }
+            }
+        }
+        let servers = view.servers;
         let fqdn_of = |host: &str| {
             self.hosts
                 .iter()

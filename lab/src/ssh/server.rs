@@ -333,8 +333,8 @@ impl Command {
                     status: 1,
                     delay: Duration::ZERO,
                 },
-                Some(Ok(servers)) => {
-                    world.mirror_servers(servers);
+                Some(Ok(view)) => {
+                    world.mirror_nova(view);
                     shell::run(&mut world, &self.machine, &self.login, &self.line, &stdin)
                 }
                 None => shell::run(&mut world, &self.machine, &self.login, &self.line, &stdin),
