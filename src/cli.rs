@@ -407,6 +407,10 @@ pub struct LabServeArgs {
     /// Every campaign host standard: without the demo's deliberate oddities (benchmarks).
     #[arg(long)]
     pub no_oddities: bool,
+    /// Each host's `virsh` shows the servers a real Nova places on it: Keystone's URL; the admin
+    /// account from OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME (as the openstack CLI takes them).
+    #[arg(long, value_name = "KEYSTONE_URL")]
+    pub mirror_nova: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,8 @@ pub struct ServeSettings {
     pub ssh_latency_ms: Option<u64>,
     /// Leave out the demo's deliberate oddities: every campaign host standard.
     pub no_oddities: bool,
+    /// Keystone's URL of a real Nova whose servers the hosts' `virsh` shows.
+    pub mirror_nova: Option<String>,
 }
 
 /// What `lab serve` started and wrote, for the operator.
@@ -79,7 +81,11 @@ pub async fn serve(settings: &ServeSettings, output: &Output) -> Result<()> {
             .collect(),
         None => BTreeMap::new(),
     };
-    let lab = Lab::start(LabOptions { world, ports, faults, ..LabOptions::default() })
+    let mut ssh = hvmigrate_lab::SshSettings::default();
+    if let Some(auth_url) = &settings.mirror_nova {
+        ssh.nova_mirror = Some(crate::lab_mirror::mirror(crate::lab_mirror::MirrorAccount::from_env(auth_url)?)?);
+    }
+    let lab = Lab::start(LabOptions { world, ports, faults, ssh })
         .await
         .map_err(|err| Error::Refused(format!("cannot start the simulated site: {err}")))?;
     if let (Some(ms), Some(hosts)) = (settings.ssh_latency_ms, lab.ssh()) {

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod journal;
 pub mod lab;
 pub mod lab_history;
+pub mod lab_mirror;
 pub mod logging;
 pub mod maintenance_window;
 pub mod manual;

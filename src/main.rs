@@ -246,6 +246,7 @@ fn lab_command(command: &LabCommand, output: &Output) -> Result<ExitCode> {
                 http_latency_ms: args.http_latency_ms,
                 ssh_latency_ms: args.ssh_latency_ms,
                 no_oddities: args.no_oddities,
+                mirror_nova: args.mirror_nova.clone(),
             };
             runtime()?.block_on(lab::serve(&settings, output))?;
         }

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod guests;
 pub mod jira;
 pub mod keystone;
+pub mod mirror;
 pub mod netbox;
 pub mod nova;
 pub mod placement;
@@ -33,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultConfig, Faults};
+pub use mirror::{NovaMirror, NovaNode, NovaServer, NovaView, ServerSource};
 pub use policy::NovaPolicy;
 pub use ssh::{OutputFault, SshFaultConfig, SshFaults, SshHosts, SshSettings};
 pub use world::{World, WorldOptions, WorldState};

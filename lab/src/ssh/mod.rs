@@ -43,11 +43,20 @@ pub struct SshSettings {
     /// Every this many campaign hosts, one starts without the operator's key for
     /// root (so `setup` has work to do); 0: every host has it.
     pub root_key_missing_every: usize,
+    /// Each hypervisor's `virsh` shows a real Nova's servers, read before every
+    /// command that runs `virsh` (`lab serve --mirror-nova`); `None`: the lab's own.
+    pub nova_mirror: Option<crate::mirror::NovaMirror>,
 }
 
 impl Default for SshSettings {
     fn default() -> Self {
-        SshSettings { enabled: true, username: "ops".into(), sudo_password: None, root_key_missing_every: 4 }
+        SshSettings {
+            enabled: true,
+            username: "ops".into(),
+            sudo_password: None,
+            root_key_missing_every: 4,
+            nova_mirror: None,
+        }
     }
 }
 

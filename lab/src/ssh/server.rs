@@ -319,9 +319,26 @@ impl Command {
         while let Ok(Input::Data(bytes)) = input.try_recv() {
             stdin.extend(bytes);
         }
+        let mirrored = match &self.shared.settings.nova_mirror {
+            Some(mirror) if self.line.contains("virsh") => Some(mirror.0.servers().await),
+            _ => None,
+        };
         let mut outcome = {
             let mut world = self.shared.world.lock();
-            shell::run(&mut world, &self.machine, &self.login, &self.line, &stdin)
+            match mirrored {
+                // As libvirt says when it cannot answer; the command does nothing.
+                Some(Err(err)) => shell::Outcome {
+                    stdout: Vec::new(),
+                    stderr: format!("error: failed to connect to the hypervisor: {err}\n").into_bytes(),
+                    status: 1,
+                    delay: Duration::ZERO,
+                },
+                Some(Ok(view)) => {
+                    world.mirror_nova(view);
+                    shell::run(&mut world, &self.machine, &self.login, &self.line, &stdin)
+                }
+                None => shell::run(&mut world, &self.machine, &self.login, &self.line, &stdin),
+            }
         };
         if let Some(fault) = self.shared.faults.output(&name) {
             fault.apply(&self.line, &mut outcome);
