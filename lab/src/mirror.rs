@@ -76,7 +76,7 @@ impl WorldState {
                 host.hypervisor_uuid = node.uuid.clone();
                 // Only where nova-compute's file is there (a reinstall wiped it until restored).
                 if let Some(file) = host.shell.files.get_mut(crate::shell::KOLLA_COMPUTE_ID_PATH) {
-                    *file = node.uuid.into();
+                    *file = node.uuid;
                 }
             }
         }
