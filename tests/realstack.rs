@@ -180,8 +180,10 @@ fn check_config_reach_reports_every_real_service_with_its_version() {
     let ws = stack.workspace(&stack.campaign_host(0));
     let out = stack.hvmigrate(&ws, "credentials.yaml", &["check-config", "--reach", "--output", "json"]).expect_code(0);
     // Two documents: the configuration, then what each service answered.
-    let documents: Vec<Value> =
-        serde_json::Deserializer::from_str(&out.stdout).into_iter().collect::<Result<_, _>>().expect(out.report());
+    let documents: Vec<Value> = serde_json::Deserializer::from_str(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|err| panic!("{err}\n{}", out.report()));
     let results = documents.last().expect("the reach results").clone();
     let of = |service: &str| {
         results["reach"]
