@@ -42,7 +42,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value = "credentials.yaml", value_name = "FILE")]
     pub creds_file: PathBuf,
     /// The journal of every run: a SQLite file, or a team's PostgreSQL ledger as
-    /// `postgres://user@host[:port]/db[?sslmode=…]` (the password from PGPASSWORD,
+    /// `postgres://user@host[:port]/db[?sslmode=...]` (the password from PGPASSWORD,
     /// ~/.pgpass or state.password in the credentials file, never in the URL).
     #[arg(long, global = true, default_value = "state/hvmigrate.db", value_name = "FILE|URL")]
     pub state: PathBuf,
@@ -198,7 +198,7 @@ pub enum CompletionShell {
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
-    /// Write hvmigrate.1 and one page per command (hvmigrate-run.1, hvmigrate-lab-serve.1, …)
+    /// Write hvmigrate.1 and one page per command (hvmigrate-run.1, hvmigrate-lab-serve.1, ...)
     /// into this folder (created if missing) instead of printing hvmigrate(1).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
