@@ -1439,17 +1439,7 @@ impl Journal {
         self.with(|conn| {
             let mut query = conn
                 .prepare("SELECT id, host, step, started_at, ended_at, outcome, reason FROM host_steps ORDER BY id")?;
-            let rows = query.query_map(params![], |row| {
-                Ok(StepRow {
-                    id: row.get(0)?,
-                    host: row.get(1)?,
-                    step: row.get(2)?,
-                    started_at: row.get(3)?,
-                    ended_at: row.get(4)?,
-                    outcome: StepOutcome::parse(&row.get::<String>(5)?),
-                    reason: row.get(6)?,
-                })
-            })?;
+            let rows = query.query_map(params![], step_row)?;
             rows.collect()
         })
     }
@@ -1503,3 +1493,16 @@ impl Journal {
 }
 
 // ---- End of the report queries ----
+
+/// A `host_steps` row read as `id, host, step, started_at, ended_at, outcome, reason`.
+fn step_row(row: &db::Row) -> db::DbResult<StepRow> {
+    Ok(StepRow {
+        id: row.get(0)?,
+        host: row.get(1)?,
+        step: row.get(2)?,
+        started_at: row.get(3)?,
+        ended_at: row.get(4)?,
+        outcome: StepOutcome::parse(&row.get::<String>(5)?),
+        reason: row.get(6)?,
+    })
+}

@@ -6,7 +6,7 @@
 use super::db::params;
 use serde::Serialize;
 
-use super::{ActionOutcome, Journal, StepOutcome, StepRow};
+use super::{step_row, ActionOutcome, Journal, StepRow};
 use crate::error::Result;
 
 /// One run as recorded.
@@ -97,17 +97,7 @@ impl Journal {
                 "SELECT id, host, step, started_at, ended_at, outcome, reason FROM host_steps
                  WHERE host = ?1 ORDER BY id",
             )?;
-            let rows = query.query_map(params![host], |row| {
-                Ok(StepRow {
-                    id: row.get(0)?,
-                    host: row.get(1)?,
-                    step: row.get(2)?,
-                    started_at: row.get(3)?,
-                    ended_at: row.get(4)?,
-                    outcome: StepOutcome::parse(&row.get::<String>(5)?),
-                    reason: row.get(6)?,
-                })
-            })?;
+            let rows = query.query_map(params![host], step_row)?;
             rows.collect()
         })
     }
@@ -138,6 +128,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::StepOutcome;
     use crate::journal::{ActionResult, NewRun};
 
     #[test]
