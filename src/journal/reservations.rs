@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::db::{params, Conn, DbResult};
 
-use super::leases::{later, process, LeaseHolder};
+use super::leases::{later, LeaseHolder};
 use super::{now, Journal};
 use crate::error::Result;
 
@@ -74,7 +74,7 @@ impl Journal {
         check: impl FnOnce(&[Reservation]) -> (T, Option<Vec<Amounts>>),
     ) -> Result<T> {
         self.immediate(|conn| {
-            free_lapsed(conn, holder)?;
+            super::slots::free_lapsed(conn, "reservations", None, holder)?;
             conn.execute("DELETE FROM reservations WHERE host = ?1 AND run_id = ?2", params![host, holder.run_id])?;
             let others: Vec<Reservation> = reservations(conn)?
                 .into_iter()
@@ -159,22 +159,6 @@ fn reservations(conn: &Conn) -> DbResult<Vec<Reservation>> {
         })
     })?;
     rows.collect()
-}
-
-/// Reservations whose run stopped renewing them, or whose process is gone
-/// from this machine, are no longer counted.
-fn free_lapsed(conn: &Conn, asking: &LeaseHolder) -> DbResult<()> {
-    conn.execute("DELETE FROM reservations WHERE expires_at <= ?1", params![now()])?;
-    let mut query = conn.prepare("SELECT id, pid, pid_start FROM reservations WHERE process_scope = ?1")?;
-    let here: Vec<(i64, u32, String)> = query
-        .query_map(params![asking.process_scope], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<DbResult<_>>()?;
-    for (id, pid, start) in here {
-        if !asking.process_scope.is_empty() && !process::is_alive(pid, &start) {
-            conn.execute("DELETE FROM reservations WHERE id = ?1", params![id])?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

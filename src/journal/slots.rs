@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::db::{params, Conn, DbResult};
+use super::db::{params, Conn, DbResult, ToValue};
 
 use super::leases::{later, process, LeaseHolder};
 use super::{now, Journal};
@@ -42,7 +42,7 @@ impl Journal {
         beyond_limit: bool,
     ) -> Result<Option<i64>> {
         self.immediate(|conn| {
-            free_lapsed(conn, name, holder)?;
+            free_lapsed(conn, "slots", Some(name), holder)?;
             let taken: i64 =
                 conn.query_row("SELECT COUNT(*) FROM slots WHERE name = ?1", params![name], |row| row.get(0))?;
             if !beyond_limit && taken as usize >= limit {
@@ -83,15 +83,29 @@ impl Journal {
     }
 }
 
-fn free_lapsed(conn: &Conn, name: &str, asking: &LeaseHolder) -> DbResult<()> {
-    conn.execute("DELETE FROM slots WHERE name = ?1 AND expires_at <= ?2", params![name, now()])?;
-    let mut query = conn.prepare("SELECT id, pid, pid_start FROM slots WHERE name = ?1 AND process_scope = ?2")?;
-    let here: Vec<(i64, u32, String)> = query
-        .query_map(params![name, asking.process_scope], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
-        .collect::<DbResult<_>>()?;
+/// Frees the rows of `table` (`slots`, narrowed to the resource `name`, or
+/// `reservations`) whose run stopped renewing them or whose process is gone
+/// from this machine, so a crashed run holds nothing for long.
+pub(super) fn free_lapsed(conn: &Conn, table: &str, name: Option<&str>, asking: &LeaseHolder) -> DbResult<()> {
+    let (of_name, name) = match name {
+        Some(name) => (" AND name = ?2", name),
+        None => ("", ""),
+    };
+    let now = now();
+    let (mut deleting, mut selecting): (Vec<&dyn ToValue>, Vec<&dyn ToValue>) =
+        (vec![&now], vec![&asking.process_scope]);
+    if !of_name.is_empty() {
+        deleting.push(&name);
+        selecting.push(&name);
+    }
+    conn.execute(&format!("DELETE FROM {table} WHERE expires_at <= ?1{of_name}"), &deleting)?;
+    let mut query =
+        conn.prepare(&format!("SELECT id, pid, pid_start FROM {table} WHERE process_scope = ?1{of_name}"))?;
+    let here: Vec<(i64, u32, String)> =
+        query.query_map(&selecting, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?.collect::<DbResult<_>>()?;
     for (id, pid, start) in here {
         if !asking.process_scope.is_empty() && !process::is_alive(pid, &start) {
-            conn.execute("DELETE FROM slots WHERE id = ?1", params![id])?;
+            conn.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id])?;
         }
     }
     Ok(())
