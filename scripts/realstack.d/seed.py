@@ -155,6 +155,11 @@ def seed_nova(conn, computes, campaign, vms_per_host, bench_hosts, bench_vms):
     conn.set_compute_quotas('admin', instances=-1, cores=-1, ram=-1)
     existing = {s.name: s for s in conn.compute.servers(all_projects=True)}
     bench = campaign[len(campaign) - bench_hosts:] if bench_hosts else []
+    # A host named in the availability zone still passes the scheduler's ComputeFilter:
+    # a benchmark host held by an earlier seeding is enabled again while it gets its servers.
+    for service in conn.compute.services(binary='nova-compute'):
+        if service.host in bench and service.disabled_reason == BENCH_REASON:
+            conn.compute.enable_service(service, service.host, 'nova-compute')
     booted, to_stop = [], []
     for host in campaign:
         short = host.split('.')[0]
