@@ -14,14 +14,17 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 use support::lab_site::{action, json, report_of};
-use support::{Run, Workspace};
+use support::{Run, Running, Workspace};
 
 const TIER: &str = "HVMIGRATE_REALSTACK";
 
 /// The running stack, or `None` (after saying so) when the tier is not up.
 fn stack(test: &str) -> Option<Stack> {
     match std::env::var_os(TIER) {
-        Some(dir) => Some(Stack::open(PathBuf::from(dir))),
+        Some(dir) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(Stack::open(PathBuf::from(dir)))
+        }
         None => {
             eprintln!(
                 "SKIPPED {test}: {TIER} is not set (scripts/realstack-test brings the real services up and sets it)"
@@ -66,6 +69,53 @@ impl Stack {
         ws.hvmigrate(&all)
     }
 
+    /// As [`Self::hvmigrate`] with a copy of the admin credentials whose `workflow`
+    /// settings `adjust` changes, written into the workspace.
+    fn hvmigrate_adjusted(&self, ws: &Workspace, adjust: impl FnOnce(&mut Value), args: &[&str]) -> Run {
+        let mut credentials = self.credentials.clone();
+        adjust(&mut credentials["workflow"]);
+        let creds = ws.write_secret("credentials.yaml", serde_yaml_ng::to_string(&credentials).unwrap());
+        let mut all = vec!["--hypervisors-file", "hypervisors.txt", "--creds-file", creds.to_str().unwrap()];
+        all.extend_from_slice(args);
+        ws.hvmigrate(&all)
+    }
+
+    /// `scripts/realstack VERB NAME` on this stack: kill, pause or start one service.
+    fn service(&self, verb: &str, name: &str) -> Result<(), String> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/realstack");
+        let out = Command::new(&script)
+            .args([verb, name])
+            .env("REALSTACK_DIR", &self.dir)
+            .output()
+            .expect("scripts/realstack runs");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("scripts/realstack {verb} {name}: {text}"))
+        }
+    }
+
+    /// SIGSTOPs a service; it is killed and started again when the guard drops
+    /// (even when the test fails), or by [`Downed::kill`] and [`Downed::start`].
+    fn pause(&self, name: &'static str) -> Downed<'_> {
+        self.service("pause", name).unwrap();
+        Downed { stack: self, name, up: false }
+    }
+
+    /// SIGKILLs a service's processes; it is started again as for [`Self::pause`].
+    fn kill(&self, name: &'static str) -> Downed<'_> {
+        self.service("kill", name).unwrap();
+        Downed { stack: self, name, up: false }
+    }
+
+    /// The Jira issue of a campaign host (the second word of its line).
+    fn ticket(&self, host: &str) -> String {
+        let list = std::fs::read_to_string(self.dir.join("hypervisors.txt")).unwrap();
+        let line = list.lines().find(|line| line.split_whitespace().next() == Some(host)).expect("a campaign host");
+        line.split_whitespace().nth(1).expect("its ticket").to_owned()
+    }
+
     fn campaign_host(&self, index: usize) -> String {
         let list = std::fs::read_to_string(self.dir.join("hypervisors.txt")).unwrap();
         let hosts: Vec<&str> =
@@ -87,6 +137,56 @@ impl Stack {
         assert!(out.status.success(), "virsh on {host}: {}{}", text, String::from_utf8_lossy(&out.stderr));
         text
     }
+}
+
+/// A service a test stopped or killed: started again by [`Self::start`] or on drop.
+struct Downed<'a> {
+    stack: &'a Stack,
+    name: &'static str,
+    up: bool,
+}
+
+impl Downed<'_> {
+    fn kill(&self) {
+        self.stack.service("kill", self.name).unwrap();
+    }
+
+    fn start(mut self) {
+        self.up = true;
+        self.stack.service("start", self.name).unwrap();
+    }
+}
+
+impl Drop for Downed<'_> {
+    fn drop(&mut self) {
+        if !self.up {
+            // The test failed half-way: leave the stack whole for the next ones.
+            let _ = self.stack.service("kill", self.name);
+            if let Err(err) = self.stack.service("start", self.name) {
+                eprintln!("{err}");
+            }
+        }
+    }
+}
+
+/// Waits (polling) until `happened`; fails the test if the run ends first or a minute passes.
+fn wait_while_running(run: &mut Running, what: &str, mut happened: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !happened() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{what} never happened");
+        assert!(!run.ended(), "the run ended before {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The run logs (`logs/` of the workspace) as one text.
+fn run_log(ws: &Workspace) -> String {
+    let mut names: Vec<PathBuf> = match std::fs::read_dir(ws.file("logs")) {
+        Ok(entries) => entries.flatten().map(|entry| entry.path()).collect(),
+        Err(_) => return String::new(),
+    };
+    names.sort();
+    names.iter().map(|name| std::fs::read_to_string(name).unwrap_or_default()).collect()
 }
 
 /// Plain HTTP reads of the real services, independent of the product's clients.
@@ -143,6 +243,28 @@ impl Admin {
         services["services"][0].clone()
     }
 
+    /// The ids of the servers Nova places on `host`.
+    async fn server_ids_on(&self, host: &str) -> Vec<String> {
+        let servers = self.nova(&format!("/servers?all_tenants=1&host={host}")).await;
+        let mut ids: Vec<String> =
+            servers["servers"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// How many migration records each of `servers` has from `host`.
+    async fn migrations_from(&self, host: &str, servers: &[String]) -> Vec<(String, usize)> {
+        let all = self.migrations().await;
+        servers
+            .iter()
+            .map(|id| {
+                let count =
+                    all.iter().filter(|m| m["instance_uuid"] == id.as_str() && m["source_compute"] == host).count();
+                (id.clone(), count)
+            })
+            .collect()
+    }
+
     async fn migrations(&self) -> Vec<Value> {
         self.nova("/os-migrations").await["migrations"].as_array().unwrap().clone()
     }
@@ -158,6 +280,61 @@ fn domains(virsh: &str) -> Vec<&str> {
         .collect();
     names.sort_unstable();
     names
+}
+
+/// GET of a NetBox API path with the stack's token.
+async fn netbox_get(stack: &Stack, path: &str) -> Value {
+    let token = stack.credentials["netbox"]["token"].as_str().unwrap();
+    let reply = reqwest::Client::new()
+        .get(format!("{}{path}", stack.url("netbox")))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "GET {path}: {}", reply.status());
+    reply.json().await.unwrap()
+}
+
+/// The device's status changes in NetBox's own changelog (`core/object-changes`,
+/// NetBox ≥ 4.1), oldest first: (from, to).
+async fn netbox_status_changes(stack: &Stack, host: &str) -> Vec<(String, String)> {
+    let device = netbox_get(stack, &format!("/api/dcim/devices/?name={host}")).await;
+    let id = device["results"][0]["id"].as_u64().expect("the device");
+    let changes = netbox_get(
+        stack,
+        &format!("/api/core/object-changes/?changed_object_type=dcim.device&changed_object_id={id}&limit=1000"),
+    )
+    .await;
+    let status = |data: &Value| data["status"].as_str().unwrap_or_default().to_owned();
+    let mut found: Vec<(String, String, String)> = changes["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"]["value"] == "update")
+        .map(|c| (c["time"].as_str().unwrap().to_owned(), status(&c["prechange_data"]), status(&c["postchange_data"])))
+        .filter(|(_, before, after)| before != after)
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, before, after)| (before, after)).collect()
+}
+
+/// The bodies of the comments on a campaign host's ticket in the lab's Jira.
+async fn jira_comments(stack: &Stack, host: &str) -> Vec<String> {
+    let jira = &stack.credentials["jira"];
+    let url = format!("{}/rest/api/2/issue/{}/comment", jira["url"].as_str().unwrap(), stack.ticket(host));
+    let mut request = reqwest::Client::new().get(url);
+    request = match (jira["username"].as_str(), jira["api_token"].as_str(), jira["token"].as_str()) {
+        (Some(user), Some(token), _) => request.basic_auth(user, Some(token)),
+        (_, _, Some(token)) => request.bearer_auth(token),
+        _ => request,
+    };
+    let reply: Value = request.send().await.unwrap().json().await.unwrap();
+    reply["comments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("Jira comments: {reply}"))
+        .iter()
+        .map(|c| c["body"].as_str().map(str::to_owned).unwrap_or_else(|| c["body"].to_string()))
+        .collect()
 }
 
 async fn netbox_status(stack: &Stack, host: &str) -> String {
@@ -323,4 +500,167 @@ fn member_role_user_drain_refuses_naming_the_policy_and_moves_nothing() {
     assert!(reason.contains("os_compute_api:"), "the refusal names Nova's policy rule: {reason}\n{}", out.report());
     let after = runtime.block_on(async { (admin.servers_on(&host).await, admin.migrations().await.len()) });
     assert_eq!(before, after, "nothing migrated\n{}", out.report());
+}
+
+/// NetBox killed (-9) with a request of pre-reinstall in flight (NetBox paused
+/// first, so that the request is surely waiting on it): the host fails naming
+/// NetBox and the action. Once NetBox is back, a re-run finishes the step with
+/// one status change in NetBox's changelog and no step's comment repeated.
+#[test]
+fn netbox_killed_mid_pre_reinstall_fails_the_host_then_a_rerun_changes_the_status_once() {
+    let Some(stack) = stack("netbox_killed_mid_pre_reinstall_fails_the_host_then_a_rerun_changes_the_status_once")
+    else {
+        return;
+    };
+    let host = stack.campaign_host(2);
+    let ws = stack.workspace(&host);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let run = |args: &[&str]| stack.hvmigrate(&ws, "credentials.yaml", args).run();
+    for step in ["setup", "pre-drain", "drain"] {
+        let out = run(&["run", "--step", step, "--output", "json", "-q"]);
+        assert_eq!(report_of(&json(&out), &host)["outcome"], "succeeded", "{step}\n{}", out.report());
+    }
+    let status_before = runtime.block_on(netbox_status(&stack, &host));
+    let comments_before = runtime.block_on(jira_comments(&stack, &host));
+
+    // The run's own log says when its preflight has reached NetBox; then NetBox
+    // is paused, and killed once the host's next request to it is on its way.
+    let pre_reinstall = ["run", "--step", "pre-reinstall", "--yes", "--output", "json", "-q"];
+    let earlier = run_log(&ws).len();
+    let this_run = || run_log(&ws)[earlier..].to_owned();
+    let mut running = stack.hvmigrate(&ws, "credentials.yaml", &pre_reinstall).start();
+    let reached = "reachable service=\"netbox\"";
+    wait_while_running(&mut running, "the preflight's reach of NetBox", || this_run().contains(reached));
+    let netbox = stack.pause("netbox");
+    let address = stack.url("netbox").trim_start_matches("http://").to_owned();
+    wait_while_running(&mut running, "a request to NetBox after the preflight", || {
+        let log = this_run();
+        log[log.find(reached).unwrap()..].contains(&address)
+    });
+    netbox.kill();
+    let out = running.finish();
+    let summary = json(&out);
+    let report = report_of(&summary, &host);
+    assert_eq!(report["outcome"], "failed", "{}", out.report());
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(
+        (reason.contains("netbox-device") || reason.contains("netbox-planned")) && reason.contains("netbox: "),
+        "the reason names the action and NetBox: {reason}\n{}",
+        out.report()
+    );
+    netbox.start();
+    assert_eq!(runtime.block_on(netbox_status(&stack, &host)), status_before, "nothing changed in NetBox");
+
+    let out = run(&pre_reinstall);
+    assert_eq!(report_of(&json(&out), &host)["outcome"], "succeeded", "{}", out.report());
+    assert_eq!(
+        runtime.block_on(netbox_status_changes(&stack, &host)),
+        [(status_before.clone(), "planned".to_owned())],
+        "one status change in NetBox's changelog\n{}",
+        out.report()
+    );
+    let comments = runtime.block_on(jira_comments(&stack, &host));
+    let added = &comments[comments_before.len()..];
+    // The failed run said so once, the re-run its step once.
+    assert_eq!(added.len(), 2, "{added:#?}");
+    let mut distinct = comments.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), comments.len(), "no comment repeated: {comments:#?}");
+}
+
+/// nova-api killed (-9) once the drain's first migration is under way: the host
+/// fails with a reason naming Nova. Once nova-api is back, a re-run empties the
+/// host in Nova and in virsh with each server migrated from it exactly once.
+#[test]
+fn nova_api_killed_mid_drain_fails_the_host_then_a_rerun_migrates_each_server_once() {
+    let Some(stack) = stack("nova_api_killed_mid_drain_fails_the_host_then_a_rerun_migrates_each_server_once") else {
+        return;
+    };
+    let host = stack.campaign_host(3);
+    let ws = stack.workspace(&host);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin = runtime.block_on(Admin::login(&stack));
+    // A short migration timeout, so that the run with Nova gone ends soon (the fake
+    // driver's live migration takes 5 s), polled each second (not every 15 s).
+    let short = |workflow: &mut Value| {
+        workflow["drain"]["timeout_base_secs"] = json!(20);
+        workflow["drain"]["poll_interval_ms"] = json!(1000);
+    };
+    let run = |args: &[&str]| stack.hvmigrate_adjusted(&ws, short, args);
+    for step in ["setup", "pre-drain"] {
+        let out = run(&["run", "--step", step, "--output", "json", "-q"]).run();
+        assert_eq!(report_of(&json(&out), &host)["outcome"], "succeeded", "{step}\n{}", out.report());
+    }
+    let servers = runtime.block_on(admin.server_ids_on(&host));
+    assert!(servers.len() >= 2, "the seeded servers are on {host}: {servers:?}");
+    assert!(runtime.block_on(admin.migrations_from(&host, &servers)).iter().all(|(_, n)| *n == 0));
+
+    let drain = ["run", "--step", "drain", "--output", "json", "-q"];
+    let mut running = run(&drain).start();
+    wait_while_running(&mut running, "a migration from the host", || {
+        runtime.block_on(admin.migrations_from(&host, &servers)).iter().any(|(_, n)| *n > 0)
+    });
+    let nova = stack.kill("nova-api");
+    let out = running.finish();
+    let summary = json(&out);
+    let report = report_of(&summary, &host);
+    assert_eq!(report["outcome"], "failed", "{}", out.report());
+    assert!(report.to_string().contains("nova: "), "a reason names Nova\n{}", out.report());
+    nova.start();
+
+    let out = run(&drain).run();
+    assert_eq!(report_of(&json(&out), &host)["outcome"], "succeeded", "{}", out.report());
+    assert!(runtime.block_on(admin.servers_on(&host)).is_empty(), "Nova still places servers on {host}");
+    let virsh = stack.virsh_list(&host);
+    assert!(domains(&virsh).is_empty(), "virsh still shows domains:\n{virsh}");
+    let counts = runtime.block_on(admin.migrations_from(&host, &servers));
+    assert!(counts.iter().all(|(_, n)| *n == 1), "each server migrated once: {counts:?}\n{}", out.report());
+}
+
+/// One host through every step up to adoption (the reinstall itself is the lab's
+/// PXE boot): adoption enables the real nova-compute again, its disabled reason
+/// gone, and expires our silences in the real Alertmanager.
+#[test]
+fn adoption_enables_the_real_compute_and_expires_our_real_silences() {
+    let Some(stack) = stack("adoption_enables_the_real_compute_and_expires_our_real_silences") else { return };
+    let host = stack.campaign_host(4);
+    let ws = stack.workspace(&host);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin = runtime.block_on(Admin::login(&stack));
+    let step = |step: &str| {
+        let out =
+            stack.hvmigrate(&ws, "credentials.yaml", &["run", "--step", step, "--yes", "--output", "json", "-q"]).run();
+        assert_eq!(report_of(&json(&out), &host)["outcome"], "succeeded", "{step}\n{}", out.report());
+    };
+    for name in ["setup", "pre-drain", "drain", "pre-reinstall"] {
+        step(name);
+    }
+    let silences = || -> Vec<Value> {
+        let all: Value = runtime.block_on(async {
+            reqwest::get(format!("{}/api/v2/silences", stack.url("alertmanager"))).await.unwrap().json().await.unwrap()
+        });
+        all.as_array().unwrap().iter().filter(|s| s["matchers"].to_string().contains(host.as_str())).cloned().collect()
+    };
+    let ours = silences();
+    assert!(!ours.is_empty() && ours.iter().all(|s| s["status"]["state"] == "active"), "{ours:#?}");
+    // The operator's PXE reinstall, on the lab's host.
+    let lab: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(&stack.url("lab")).join("lab.json")).unwrap()).unwrap();
+    let control = lab["control"].as_str().unwrap();
+    let reply =
+        runtime.block_on(reqwest::Client::new().post(format!("{control}/_lab/reinstall/{host}")).send()).unwrap();
+    assert!(reply.status().is_success(), "the lab's reinstall of {host}: {}", reply.status());
+    step("post-reinstall");
+    assert_eq!(runtime.block_on(admin.compute_service(&host))["status"], "disabled", "still disabled before adoption");
+
+    step("adoption");
+    let service = runtime.block_on(admin.compute_service(&host));
+    assert_eq!(service["status"], "enabled", "{service:#}");
+    assert!(service["disabled_reason"].is_null(), "{service:#}");
+    let after = silences();
+    assert_eq!(after.len(), ours.len(), "{after:#?}");
+    for silence in &after {
+        assert_eq!(silence["status"]["state"], "expired", "{silence:#}");
+    }
 }

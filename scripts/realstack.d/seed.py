@@ -4,11 +4,13 @@ Run by scripts/realstack with the OpenStack venv's python (openstacksdk, request
 
   seed.py hosts --lab DIR --spares N
       prints Nova's hypervisors: the lab's campaign hosts, then N of its spare hosts
-  seed.py seed --lab DIR --out DIR --computes "H1 H2 ..." --vms-per-host N
+  seed.py seed --lab DIR --out DIR --computes "H1 H2 ..." --vms-per-host N [--bench-hosts B --bench-vms M]
       NetBox: the lab's devices of those hosts (site, manufacturer, device type, role,
       serial, status, interfaces, BMC address) copied into the real NetBox;
       Nova: flavors, an image, servers booted onto each campaign host (the last one of
-      each host stopped: SHUTOFF); writes credentials.yaml (admin), credentials-member.yaml
+      each host stopped: SHUTOFF); the last B campaign hosts are the drain benchmark's:
+      M running servers each, and their nova-compute disabled (BENCH_REASON) so that no
+      other drain's server is scheduled there; writes credentials.yaml (admin), credentials-member.yaml
       (a member-role user) and hypervisors.txt into --out.
       Environment: KS_URL, ADMIN_PASSWORD, MEMBER_PASSWORD, NETBOX_URL, NETBOX_TOKEN, ALERTMANAGER_URL.
 Every step looks before it creates: a second run changes nothing.
@@ -128,7 +130,11 @@ def wait(what, check, timeout=300):
         time.sleep(2)
 
 
-def seed_nova(conn, computes, campaign, vms_per_host):
+# benches/realstack_drain.rs finds its hosts by this reason.
+BENCH_REASON = 'realstack: held for the drain benchmark'
+
+
+def seed_nova(conn, computes, campaign, vms_per_host, bench_hosts, bench_vms):
     def computes_up():
         services = {s.host: s for s in conn.compute.services(binary='nova-compute')}
         hypervisors = {h.name for h in conn.compute.hypervisors()}
@@ -145,26 +151,52 @@ def seed_nova(conn, computes, campaign, vms_per_host):
                                         data=io.BytesIO(b'\0' * (1 << 20)), allow_duplicates=True)
     wait('the image active', lambda: conn.image.get_image(image.id).status == 'active', 120)
 
+    # Nova's default quota (10 instances, 20 cores) is below the campaign's servers.
+    conn.set_compute_quotas('admin', instances=-1, cores=-1, ram=-1)
     existing = {s.name: s for s in conn.compute.servers(all_projects=True)}
-    booted = []
+    bench = campaign[len(campaign) - bench_hosts:] if bench_hosts else []
+    # A host named in the availability zone still passes the scheduler's ComputeFilter:
+    # a benchmark host held by an earlier seeding is enabled again while it gets its servers.
+    for service in conn.compute.services(binary='nova-compute'):
+        if service.host in bench and service.disabled_reason == BENCH_REASON:
+            conn.compute.enable_service(service, service.host, 'nova-compute')
+    booted, to_stop = [], []
     for host in campaign:
         short = host.split('.')[0]
-        for i in range(1, vms_per_host + 1):
+        count = bench_vms if host in bench else vms_per_host
+        for i in range(1, count + 1):
             name = f'{short}-vm{i}'
-            if name in existing:
+            if host not in bench and i == count and count > 1:
+                to_stop.append(name)
+            if name in existing and existing[name].status == 'ERROR':
+                # a boot that failed (a compute not yet ready): boot it again
+                conn.compute.delete_server(existing[name])
+                conn.compute.wait_for_delete(existing[name], wait=120)
+            elif name in existing:
                 continue
             flavor = flavors['rs.medium' if i % 2 == 0 else 'rs.small']
-            server = conn.compute.create_server(name=name, flavor_id=flavor.id, image_id=image.id,
-                                                networks='none', availability_zone=f'nova:{host}')
-            booted.append((server, i == vms_per_host and vms_per_host > 1))
-    for server, stop in booted:
-        server = conn.compute.wait_for_server(server, status='ACTIVE', wait=300)
-        if stop:
+            booted.append(conn.compute.create_server(name=name, flavor_id=flavor.id, image_id=image.id,
+                                                     networks='none', availability_zone=f'nova:{host}'))
+    for server in booted:
+        conn.compute.wait_for_server(server, status='ACTIVE', wait=300)
+    # Looked up by name: an interrupted seeding left some booted and not yet stopped.
+    servers = {s.name: s for s in conn.compute.servers(all_projects=True)}
+    stopping = []
+    for name in to_stop:
+        server = servers[name]
+        if server.status == 'BUILD':
+            server = conn.compute.wait_for_server(server, status='ACTIVE', wait=300)
+        if server.status == 'ACTIVE':
             conn.compute.stop_server(server)
-    for server, stop in booted:
-        if stop:
-            conn.compute.wait_for_server(server, status='SHUTOFF', wait=300)
+            stopping.append(server)
+    for server in stopping:
+        conn.compute.wait_for_server(server, status='SHUTOFF', wait=300)
     print(f'nova: {len(booted)} servers booted', file=sys.stderr)
+    # Disabled only once their servers are booted there.
+    for service in conn.compute.services(binary='nova-compute'):
+        if service.host in bench and service.status != 'disabled':
+            conn.compute.disable_service(service, service.host, 'nova-compute', disabled_reason=BENCH_REASON)
+            print(f'nova: {service.host} held for the drain benchmark', file=sys.stderr)
 
 
 def write_credentials(args, lab_creds, campaign, member):
@@ -199,7 +231,7 @@ def cmd_seed(args):
     conn = openstack.connect(auth_url=env['KS_URL'], username='admin', password=env['ADMIN_PASSWORD'],
                              project_name='admin', user_domain_name='Default', project_domain_name='Default',
                              region_name='RegionOne', identity_api_version='3')
-    seed_nova(conn, computes, campaign, args.vms_per_host)
+    seed_nova(conn, computes, campaign, args.vms_per_host, args.bench_hosts, args.bench_vms)
     write_credentials(args, lab_creds, campaign, member=False)
     write_credentials(args, lab_creds, campaign, member=True)
     endpoints = {'keystone': env['KS_URL'], 'nova': env.get('NOVA_URL'), 'netbox': env['NETBOX_URL'],
@@ -222,6 +254,8 @@ def main():
     s.add_argument('--out', required=True)
     s.add_argument('--computes', required=True)
     s.add_argument('--vms-per-host', type=int, default=2)
+    s.add_argument('--bench-hosts', type=int, default=0)
+    s.add_argument('--bench-vms', type=int, default=4)
     args = p.parse_args()
     {'hosts': cmd_hosts, 'seed': cmd_seed}[args.cmd](args)
 

@@ -9,9 +9,10 @@ pub mod serve;
 pub mod sshd;
 
 use std::fmt::Write as _;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
 
 pub const EXAMPLE_HYPERVISORS: &str = include_str!("../../hypervisors.example.txt");
 pub const EXAMPLE_CREDENTIALS: &str = include_str!("../../credentials.example.yaml");
@@ -130,6 +131,28 @@ pub struct Run {
     workspace: PathBuf,
 }
 
+/// A run started with [`Run::start`].
+pub struct Running {
+    pub child: Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+    run: Run,
+}
+
+impl Running {
+    /// Whether it has ended.
+    pub fn ended(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_some()
+    }
+
+    /// Waits for it to end.
+    pub fn finish(mut self) -> Outcome {
+        let status = self.child.wait().expect("wait");
+        let output = Output { status, stdout: self.stdout.join().unwrap(), stderr: self.stderr.join().unwrap() };
+        self.run.outcome(output)
+    }
+}
+
 /// What a finished run produced.
 pub struct Outcome {
     pub code: i32,
@@ -151,6 +174,29 @@ impl Run {
 
     pub fn run(mut self) -> Outcome {
         let output = self.command.output().expect("the binary runs");
+        self.outcome(output)
+    }
+
+    /// Starts the run in the background, its output kept: for tests that act while it runs.
+    pub fn start(mut self) -> Running {
+        self.command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("the binary starts");
+        // Read while it runs, so that a full pipe never blocks it.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        Running { child, stdout, stderr, run: self }
+    }
+
+    fn outcome(&self, output: Output) -> Outcome {
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let code = output.status.code().unwrap_or(-1);

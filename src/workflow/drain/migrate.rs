@@ -327,11 +327,14 @@ async fn attempt(
     let mut last_status = String::new();
     let mut last_seen: Option<(Migration, Server)> = None;
     let mut silent_since: Option<(Instant, String)> = None;
+    // Nova not answering (its API restarting, or down): kept for the reason if time runs out.
+    let mut unreadable_since: Option<(Instant, String)> = None;
     loop {
         poll.tick().await;
         let elapsed = started.elapsed();
         let now = match tokio::join!(nova.server(&server.id), nova.migrations_of_server(&server.id)) {
             (Ok(now), Ok(records)) => {
+                unreadable_since = None;
                 let record = records.into_iter().find(|m| match &wanted_id {
                     Some(id) => m.id == *id,
                     None => !known.contains(&m.id) && m.source_compute.as_deref() == Some(&planned.nova_host),
@@ -340,6 +343,10 @@ async fn attempt(
             }
             (Err(err), _) | (_, Err(err)) => {
                 tracing::warn!(host, vm = name, %err, "could not read the migration's state; trying again");
+                match &mut unreadable_since {
+                    Some((_, last)) => *last = err.to_string(),
+                    None => unreadable_since = Some((Instant::now(), err.to_string())),
+                }
                 None
             }
         };
@@ -418,7 +425,12 @@ async fn attempt(
             last_seen = Some((record, now));
         }
         if elapsed >= timeout {
-            return Attempt::Failed { reason: timed_out(nova, server, timeout, last_seen).await };
+            let mut reason = timed_out(nova, server, timeout, last_seen).await;
+            if let Some((since, err)) = unreadable_since {
+                let secs = since.elapsed().as_secs_f64();
+                reason.push_str(&format!("; Nova has not told the migration's state for the last {secs:.0} s: {err}"));
+            }
+            return Attempt::Failed { reason };
         }
     }
 }
