@@ -1,4 +1,4 @@
-//! What both benchmarks share: memory and CPU figures read from `/proc`, the
+//! What the benchmarks share: memory and CPU figures read from `/proc`, the
 //! `ssh` processes of a run found by a marker in their command line, and a
 //! guard that stops a child process however the benchmark ends.
 
@@ -7,6 +7,10 @@
 // The same private sshd the tests start.
 #[path = "../../tests/support/sshd.rs"]
 pub mod sshd;
+
+// The same private PostgreSQL cluster the tests start (stopped and removed when the process ends).
+#[path = "../../tests/support/postgres.rs"]
+pub mod postgres;
 
 use std::path::Path;
 use std::process::Child;

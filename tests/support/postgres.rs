@@ -6,12 +6,14 @@
 //! ends. initdb refuses root: as root, the cluster runs as the `postgres`
 //! user the Debian package made (through `runuser`).
 //!
-//! Used by the library's unit tests too (`#[path]`), so std only.
+//! Used by the library's unit tests and the benchmarks too (`#[path]`), so
+//! std only. Tests run the cluster without fsync; a benchmark asks for a
+//! durable one ([`durable`]), as a production server is.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// The superuser of test clusters (trust authentication on 127.0.0.1 only).
@@ -26,6 +28,13 @@ pub struct Cluster {
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
+static DURABLE: AtomicBool = AtomicBool::new(false);
+
+/// Before the first [`database`]: the cluster syncs every commit to disk
+/// (`fsync` on, PostgreSQL's default), so that what a commit costs is measured.
+pub fn durable() {
+    DURABLE.store(true, Ordering::SeqCst);
+}
 
 /// A new empty database on this process's cluster, as a `postgres://` URL;
 /// `None`, after saying why on stderr, when this machine has no PostgreSQL
@@ -90,8 +99,9 @@ impl Cluster {
         let data = data.to_str().ok_or("temp folder not UTF-8")?;
         cluster.run("initdb", &["-D", data, "-U", USER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])?;
         cluster.watch();
+        let fsync = if DURABLE.load(Ordering::SeqCst) { "on" } else { "off" };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync={fsync} -c max_connections=200",
             cluster.folder.display()
         );
         let log = cluster.folder.join("log");
