@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use db::{params, Backend, Conn, DbError, DbResult, OptionalExtension, Row};
+use db::{params, Backend, Conn, DbError, DbResult, Durability, OptionalExtension, Row};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -471,8 +471,18 @@ impl Journal {
     /// what it reads cannot change under it in another process before it
     /// writes. Rolled back when `f` fails.
     fn immediate<T>(&self, f: impl FnOnce(&Conn) -> DbResult<T>) -> Result<T> {
+        self.transaction(Durability::Durable, f)
+    }
+
+    /// [`Self::immediate`] for lease, slot and room bookkeeping, whose
+    /// commit need not wait for the disk (see [`Conn::begin_immediate`]).
+    fn bookkeeping<T>(&self, f: impl FnOnce(&Conn) -> DbResult<T>) -> Result<T> {
+        self.transaction(Durability::Bookkeeping, f)
+    }
+
+    fn transaction<T>(&self, durability: Durability, f: impl FnOnce(&Conn) -> DbResult<T>) -> Result<T> {
         self.with(|conn| {
-            conn.begin_immediate()?;
+            conn.begin_immediate(durability)?;
             match f(conn) {
                 Ok(value) => match conn.commit() {
                     Ok(()) => Ok(value),

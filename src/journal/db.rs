@@ -228,6 +228,13 @@ pub enum Backend {
     Postgres,
 }
 
+/// How long a write transaction's commit waits: see [`Conn::begin_immediate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    Durable,
+    Bookkeeping,
+}
+
 /// An open connection to the ledger.
 pub enum Conn {
     Sqlite(rusqlite::Connection),
@@ -342,10 +349,23 @@ impl Conn {
     /// it writes. SQLite: `BEGIN IMMEDIATE`. PostgreSQL: one advisory lock
     /// for every such transaction (the same one writer at a time), released
     /// by the commit or the rollback.
-    pub fn begin_immediate(&self) -> DbResult<()> {
-        match self {
-            Conn::Sqlite(conn) => Ok(conn.execute_batch("BEGIN IMMEDIATE")?),
-            Conn::Postgres(conn) => conn.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")),
+    ///
+    /// `Durability::Bookkeeping` (who holds a lease, a slot or room, until
+    /// when) does not wait on PostgreSQL for its commit to reach the
+    /// server's disk (`synchronous_commit` off for that transaction only;
+    /// every other session still sees it at once). A crash of the server
+    /// can lose the last of them, which only makes a lease end sooner or
+    /// later than asked: every act is preceded by a durable intent that
+    /// checks the lease in its own transaction, so two runs never both act.
+    pub fn begin_immediate(&self, durability: Durability) -> DbResult<()> {
+        match (self, durability) {
+            (Conn::Sqlite(conn), _) => Ok(conn.execute_batch("BEGIN IMMEDIATE")?),
+            (Conn::Postgres(conn), Durability::Durable) => {
+                conn.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+            }
+            (Conn::Postgres(conn), Durability::Bookkeeping) => conn.batch(&format!(
+                "BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+            )),
         }
     }
 

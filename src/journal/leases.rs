@@ -161,7 +161,7 @@ impl Journal {
     /// Says the run is under way (`status --runs`) until it ends or stops
     /// renewing its leases.
     pub fn run_under_way(&self, holder: &LeaseHolder, hosts: usize, duration: Duration) -> Result<()> {
-        self.with(|conn| {
+        self.bookkeeping(|conn| {
             // Runs killed long ago are forgotten here; their leases went with their expiry.
             conn.execute("DELETE FROM runs_under_way WHERE expires_at <= ?1", params![now()])?;
             conn.execute(
@@ -185,7 +185,7 @@ impl Journal {
 
     /// The run ended: it holds nothing more and is no longer under way.
     pub fn run_ended(&self, run_id: &str) -> Result<()> {
-        self.immediate(|conn| {
+        self.bookkeeping(|conn| {
             conn.execute("DELETE FROM leases WHERE run_id = ?1", params![run_id])?;
             conn.execute("DELETE FROM slots WHERE run_id = ?1", params![run_id])?;
             conn.execute("DELETE FROM runs_under_way WHERE run_id = ?1", params![run_id]).map(drop)
@@ -229,7 +229,7 @@ impl Journal {
     /// Leases `host` for `holder` until `duration` from now, unless another
     /// live run holds it. Renews the holder's own lease.
     pub fn acquire_lease(&self, host: &str, holder: &LeaseHolder, duration: Duration) -> Result<LeaseOutcome> {
-        self.immediate(|conn| acquire_in(conn, host, holder, duration))
+        self.bookkeeping(|conn| acquire_in(conn, host, holder, duration))
     }
 
     /// Leases, in one transaction, up to `wanted` of `candidates` (in their
@@ -244,7 +244,7 @@ impl Journal {
         duration: Duration,
         eligible: &dyn Fn(&Conn, &str) -> DbResult<bool>,
     ) -> Result<Vec<String>> {
-        self.immediate(|conn| {
+        self.bookkeeping(|conn| {
             let mut claimed = Vec::new();
             for host in candidates {
                 if claimed.len() >= wanted {
@@ -268,7 +268,7 @@ impl Journal {
     /// Pushes back the expiry of every lease `run_id` holds; returns the
     /// hosts it still holds (a host missing from them was taken over).
     pub fn renew_leases(&self, run_id: &str, duration: Duration) -> Result<Vec<String>> {
-        self.immediate(|conn| {
+        self.bookkeeping(|conn| {
             let until = later(duration);
             conn.execute("UPDATE leases SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
             conn.execute("UPDATE runs_under_way SET expires_at = ?1 WHERE run_id = ?2", params![until, run_id])?;
@@ -281,7 +281,7 @@ impl Journal {
     /// one write transaction: before an act that is not journaled as an
     /// intent (posting the audit trail).
     pub fn hold_lease(&self, check: &LeaseCheck<'_>) -> Result<std::result::Result<(), LeaseLost>> {
-        self.immediate(|conn| check_held_in(conn, check))
+        self.bookkeeping(|conn| check_held_in(conn, check))
     }
 
     /// Why `run_id` no longer holds `host` (`lease lost to run ...`), or
@@ -296,7 +296,7 @@ impl Journal {
 
     /// Gives the host back, if `run_id` still holds it.
     pub fn release_lease(&self, host: &str, run_id: &str) -> Result<()> {
-        self.with(|conn| {
+        self.bookkeeping(|conn| {
             conn.execute("DELETE FROM leases WHERE host = ?1 AND run_id = ?2", params![host, run_id]).map(drop)
         })
     }

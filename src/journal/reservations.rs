@@ -73,7 +73,7 @@ impl Journal {
         duration: Duration,
         check: impl FnOnce(&[Reservation]) -> (T, Option<Vec<Amounts>>),
     ) -> Result<T> {
-        self.immediate(|conn| {
+        self.bookkeeping(|conn| {
             super::slots::free_lapsed(conn, "reservations", None, holder)?;
             conn.execute("DELETE FROM reservations WHERE host = ?1 AND run_id = ?2", params![host, holder.run_id])?;
             let others: Vec<Reservation> = reservations(conn)?
@@ -110,14 +110,14 @@ impl Journal {
 
     /// The host's drain ended: its room is no longer held for it.
     pub fn release_room(&self, host: &str, run_id: &str) -> Result<()> {
-        self.with(|conn| {
+        self.bookkeeping(|conn| {
             conn.execute("DELETE FROM reservations WHERE host = ?1 AND run_id = ?2", params![host, run_id]).map(drop)
         })
     }
 
     /// Every reservation of the run goes (the run ended).
     pub fn release_run_room(&self, run_id: &str) -> Result<()> {
-        self.with(|conn| conn.execute("DELETE FROM reservations WHERE run_id = ?1", params![run_id]).map(drop))
+        self.bookkeeping(|conn| conn.execute("DELETE FROM reservations WHERE run_id = ?1", params![run_id]).map(drop))
     }
 
     /// The run still works: its reservations last another `duration`.

@@ -41,7 +41,7 @@ impl Journal {
         duration: Duration,
         beyond_limit: bool,
     ) -> Result<Option<i64>> {
-        self.immediate(|conn| {
+        self.bookkeeping(|conn| {
             free_lapsed(conn, "slots", Some(name), holder)?;
             let taken: i64 =
                 conn.query_row("SELECT COUNT(*) FROM slots WHERE name = ?1", params![name], |row| row.get(0))?;
@@ -67,7 +67,7 @@ impl Journal {
 
     /// Gives a slot back.
     pub fn release_slot(&self, id: i64) -> Result<()> {
-        self.with(|conn| conn.execute("DELETE FROM slots WHERE id = ?1", params![id]).map(drop))
+        self.bookkeeping(|conn| conn.execute("DELETE FROM slots WHERE id = ?1", params![id]).map(drop))
     }
 
     /// How many slots of `name` are held now.
