@@ -266,7 +266,7 @@ fn build_ledger(binary: &Path, dir: &Path, hosts: usize, history_hosts: usize, s
     );
     if hosts > history_hosts {
         let started = Instant::now();
-        copy_out(&ledger, history_hosts, hosts);
+        copy_out(&ledger, hosts);
         println!(
             "ledger: its hosts' rows copied under new names up to {hosts} hosts in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -280,7 +280,7 @@ fn build_ledger(binary: &Path, dir: &Path, hosts: usize, history_hosts: usize, s
 /// the same rows with new ids, their references kept. The runs are shared
 /// (one run covers many hosts); leases, slots and reservations are not
 /// copied (a finished history holds none).
-fn copy_out(ledger: &Path, history_hosts: usize, hosts: usize) {
+fn copy_out(ledger: &Path, hosts: usize) {
     let original = ledger.with_extension("original.db");
     let conn = rusqlite::Connection::open(ledger).expect("the ledger");
     conn.execute("VACUUM INTO ?1", [original.to_str().expect("a UTF-8 path")]).expect("a copy of the ledger");
