@@ -1,9 +1,10 @@
 //! Read-only queries of `hvmigrate serve` that the other commands do not
 //! need: a liveness probe, the runs, the latest observation of an action per
 //! host, one host's steps and its commands' output. Plain SQL that any SQL
-//! database runs (no SQLite functions, no pragmas).
+//! database runs (no SQLite functions, no pragmas), but for the data
+//! version, SQLite's own.
 
-use super::db::params;
+use super::db::{params, Backend};
 use serde::Serialize;
 
 use super::{step_row, ActionOutcome, Journal, StepRow};
@@ -47,6 +48,17 @@ impl Journal {
     pub fn ping(&self) -> Result<()> {
         self.with(|conn| conn.query_row("SELECT COUNT(*) FROM runs WHERE id = ''", params![], |row| row.get::<i64>(0)))
             .map(drop)
+    }
+
+    /// A number that changes whenever another connection commits a write to
+    /// the ledger (SQLite's `PRAGMA data_version`; compared only with one
+    /// read on the same `Journal`). `None` on PostgreSQL, which has no
+    /// such cheap marker.
+    pub fn data_version(&self) -> Result<Option<i64>> {
+        self.with(|conn| match conn.backend() {
+            Backend::Sqlite => conn.query_row("PRAGMA data_version", params![], |row| row.get::<i64>(0)).map(Some),
+            Backend::Postgres => Ok(None),
+        })
     }
 
     /// Every run, the latest first.

@@ -384,14 +384,14 @@ pub async fn hosts(
     if !(1..=1000).contains(&per_page) {
         return Err(ApiError::bad_request("per_page is 1 to 1000"));
     }
-    let all = state.ledger.read(summaries).await?;
-    let matching: Vec<HostSummary> = all.into_iter().filter(|host| query.matches(host)).collect();
+    let all = state.ledger.summaries().await?;
+    let matching: Vec<&HostSummary> = all.iter().filter(|host| query.matches(host)).collect();
     let skip = (page as usize - 1).saturating_mul(per_page as usize);
     Ok(Json(HostPage {
         total: matching.len(),
         page,
         per_page,
-        hosts: matching.into_iter().skip(skip).take(per_page as usize).collect(),
+        hosts: matching.into_iter().skip(skip).take(per_page as usize).cloned().collect(),
     }))
 }
 

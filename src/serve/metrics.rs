@@ -1,5 +1,6 @@
 //! `/metrics`: the ledger in the Prometheus text format (OpenMetrics), through
-//! the Prometheus client crate, computed from the ledger at each scrape: hosts
+//! the Prometheus client crate, computed from the ledger (again only when it
+//! changed, or after [`super::snapshot::MAX_AGE`]): hosts
 //! per position and outcome, step and action durations, VM migrations by
 //! outcome, runs and leases under way, the age of the oldest blocked host.
 
@@ -144,9 +145,8 @@ pub fn encode(scrape: &Scrape, now: jiff::Timestamp) -> String {
         (status = 401, body = super::ErrorBody, description = "With --protect-metrics, without a token"),
         (status = 503, body = super::ErrorBody)))]
 pub async fn metrics(State(state): State<Shared>) -> Response {
-    match state.ledger.read(Scrape::read).await {
-        Ok(scrape) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], encode(&scrape, crate::clock::now()))
-            .into_response(),
+    match state.ledger.metrics().await {
+        Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], String::clone(&text)).into_response(),
         Err(err) => ApiError::into_response(err),
     }
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod metrics;
 pub mod openapi;
+pub mod snapshot;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,15 +43,40 @@ pub struct ServeSettings {
     pub hypervisors_file: Option<PathBuf>,
 }
 
-/// The ledger, opened read-only on first need (it may be made after `serve` starts).
+/// The ledger, opened read-only on first need (it may be made after `serve`
+/// starts), and what requests share of it.
 pub struct Ledger {
     path: PathBuf,
     journal: Mutex<Option<Arc<Journal>>>,
+    hosts: snapshot::Snapshot<Vec<api::HostSummary>>,
+    metrics: snapshot::Snapshot<String>,
 }
 
 impl Ledger {
     pub fn new(path: &Path) -> Self {
-        Ledger { path: path.to_owned(), journal: Mutex::new(None) }
+        Ledger {
+            path: path.to_owned(),
+            journal: Mutex::new(None),
+            hosts: Default::default(),
+            metrics: Default::default(),
+        }
+    }
+
+    /// Every host's summary, by name (shared while the ledger stays as it was).
+    pub async fn summaries(self: &Arc<Self>) -> std::result::Result<Arc<Vec<api::HostSummary>>, ApiError> {
+        let ledger = self.clone();
+        self.read(move |journal| ledger.hosts.get(journal, api::summaries)).await
+    }
+
+    /// The text of `/metrics` (shared while the ledger stays as it was).
+    pub async fn metrics(self: &Arc<Self>) -> std::result::Result<Arc<String>, ApiError> {
+        let ledger = self.clone();
+        self.read(move |journal| {
+            ledger.metrics.get(journal, |journal| {
+                metrics::Scrape::read(journal).map(|scrape| metrics::encode(&scrape, crate::clock::now()))
+            })
+        })
+        .await
     }
 
     fn journal(&self) -> Result<Arc<Journal>> {
