@@ -481,23 +481,20 @@ fn start_serve(binary: &Path, ledger: &Path, tokens: &Path, dir: &Path) -> (Chil
         .expect("hvmigrate serve starts");
     let stdout = child.stdout.take().expect("its stdout");
     let guard = ChildGuard { child, grace: Duration::from_secs(5) };
-    // The first line says where it listens; the rest is drained so that it never blocks on stdout.
-    let (sender, first_line) = std::sync::mpsc::channel();
+    // Its first answer (a JSON document, over several lines) says where it
+    // listens; the rest is drained so that it never blocks on stdout.
+    let (sender, first_answer) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut stdout = std::io::BufReader::new(stdout);
-        let mut first = String::new();
-        let _ = std::io::BufRead::read_line(&mut stdout, &mut first);
-        let _ = sender.send(first);
+        let first = serde_json::Deserializer::from_reader(&mut stdout).into_iter::<serde_json::Value>().next();
+        let _ = sender.send(first.and_then(Result::ok));
         let _ = std::io::copy(&mut stdout, &mut std::io::sink());
     });
-    let first = first_line.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
-    let url = serde_json::from_str::<serde_json::Value>(&first)
-        .ok()
-        .and_then(|json| json["serving"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| {
-            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-            panic!("hvmigrate serve gave no address: {first:?}\n{log}")
-        });
+    let first = first_answer.recv_timeout(Duration::from_secs(60)).ok().flatten();
+    let url = first.as_ref().and_then(|json| json["serving"].as_str().map(str::to_owned)).unwrap_or_else(|| {
+        let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+        panic!("hvmigrate serve gave no address: {first:?}\n{log}")
+    });
     println!("serve: {url} (pid {})", guard.pid());
     (guard, url)
 }

@@ -37,7 +37,8 @@
 //!
 //! `cargo bench --bench team_ledger` builds the release binary with the
 //! bench. HOSTS (default 1000), RUNS (default `1,4`) and BACKENDS (default
-//! `sqlite,postgres`) override; HVMIGRATE_BIN names another binary;
+//! `sqlite,postgres`) override; PARTS=leases measures only the lease path;
+//! HVMIGRATE_BIN names another binary;
 //! JOURNAL_DIR puts the SQLite ledgers elsewhere; KEEP keeps the folder.
 
 mod support;
@@ -155,6 +156,9 @@ fn main() {
             _ => None,
         })
         .collect();
+    // PARTS=leases measures only the lease path (no lab runs).
+    let parts = support::setting("PARTS", "runs,leases");
+    let (measure_runs, measure_leases) = (parts.contains("runs"), parts.contains("leases"));
     let fsync = support::setting("PG_FSYNC", "on") != "off";
     if fsync {
         support::postgres::durable();
@@ -178,7 +182,7 @@ fn main() {
     let mut run_rows: Vec<(Backend, usize, Row<RunFigures>)> = Vec::new();
     let mut lease_rows: Vec<(Backend, usize, Row<LeaseFigures>)> = Vec::new();
     for &backend in &backends {
-        for &count in &runs {
+        for &count in runs.iter().filter(|_| measure_runs) {
             println!("\n{} ledger, {count} run(s) ...", backend.name());
             let row = match ledger(backend, root.path(), &format!("runs{count}")) {
                 Err(reason) => Row::Skipped(reason),
@@ -195,7 +199,7 @@ fn main() {
             }
             run_rows.push((backend, count, row));
         }
-        for &connections in &runs {
+        for &connections in runs.iter().filter(|_| measure_leases) {
             println!("\n{} ledger, lease path, {connections} connection(s) ...", backend.name());
             let row = match ledger(backend, root.path(), &format!("leases{connections}")) {
                 Err(reason) => Row::Skipped(reason),
