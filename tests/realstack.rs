@@ -344,16 +344,7 @@ async fn jira_comments(stack: &Stack, host: &str) -> Vec<String> {
 }
 
 async fn netbox_status(stack: &Stack, host: &str) -> String {
-    let token = stack.credentials["netbox"]["token"].as_str().unwrap();
-    let reply: Value = reqwest::Client::new()
-        .get(format!("{}/api/dcim/devices/?name={host}", stack.url("netbox")))
-        .header("Authorization", format!("Token {token}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reply = netbox_get(stack, &format!("/api/dcim/devices/?name={host}")).await;
     reply["results"][0]["status"]["value"].as_str().unwrap().to_owned()
 }
 
@@ -386,16 +377,7 @@ fn check_config_reach_reports_every_real_service_with_its_version() {
     // Nova's own version document (unauthenticated) and NetBox's status page say what the product must report.
     let (nova_max, netbox_version) = runtime.block_on(async {
         let versions: Value = reqwest::get(format!("{}/", stack.url("nova"))).await.unwrap().json().await.unwrap();
-        let token = stack.credentials["netbox"]["token"].as_str().unwrap();
-        let status: Value = reqwest::Client::new()
-            .get(format!("{}/api/status/", stack.url("netbox")))
-            .header("Authorization", format!("Token {token}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = netbox_get(&stack, "/api/status/").await;
         (
             versions["version"]["version"].as_str().unwrap().to_owned(),
             status["netbox-version"].as_str().unwrap().to_owned(),

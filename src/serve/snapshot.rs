@@ -61,6 +61,18 @@ mod tests {
     use crate::journal::NewRun;
     use std::cell::Cell;
 
+    fn start_a_run(writer: &Journal) {
+        let run = NewRun {
+            id: "r1",
+            step: "pre-drain",
+            operator: "ann",
+            hypervisors_file: "h.txt",
+            dry_run: false,
+            forced: false,
+        };
+        writer.start_run(&run).unwrap();
+    }
+
     #[test]
     fn reused_until_the_ledger_changes() {
         let dir = tempfile::tempdir().unwrap();
@@ -76,15 +88,7 @@ mod tests {
         assert_eq!(*snapshot.get(&reader, runs).unwrap(), 0);
         assert_eq!(*snapshot.get(&reader, runs).unwrap(), 0);
         assert_eq!(computed.get(), 1, "the second read reuses the first");
-        let run = NewRun {
-            id: "r1",
-            step: "pre-drain",
-            operator: "ann",
-            hypervisors_file: "h.txt",
-            dry_run: false,
-            forced: false,
-        };
-        writer.start_run(&run).unwrap();
+        start_a_run(&writer);
         assert_eq!(*snapshot.get(&reader, runs).unwrap(), 1, "a write to the ledger is seen at once");
         assert_eq!(computed.get(), 2);
         assert_eq!(*snapshot.get(&reader, runs).unwrap(), 1);
@@ -106,15 +110,7 @@ mod tests {
                 journal.runs().map(|runs| runs.len())
             };
             assert_eq!(*snapshot.get(&reader, runs).unwrap(), 0);
-            let run = NewRun {
-                id: "r1",
-                step: "pre-drain",
-                operator: "ann",
-                hypervisors_file: "h.txt",
-                dry_run: false,
-                forced: false,
-            };
-            writer.start_run(&run).unwrap();
+            start_a_run(&writer);
             assert_eq!(*snapshot.get(&reader, runs).unwrap(), 0, "kept while younger than MAX_AGE");
             assert_eq!(computed.get(), 1);
             if let Some(kept) = snapshot.kept.lock().unwrap().as_mut() {
