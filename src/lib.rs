@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod digest;
 pub mod error;
+pub mod fence;
 pub mod fs_security;
 pub mod hosts;
 pub mod identity;

@@ -53,6 +53,9 @@ pub enum ErrorKind {
     /// transition unavailable).
     #[error("{0}")]
     Unusable(String),
+    /// The work's fence refused the write (see [`crate::fence`]); nothing was sent.
+    #[error("not sent: {0}")]
+    Fenced(String),
 }
 
 fn message_suffix(message: &str) -> String {
@@ -362,6 +365,9 @@ impl HttpService {
             }
         };
         let error = |kind| ServiceError::new(self.name, &method, &path, kind);
+        if !matches!(method, Method::GET | Method::HEAD) {
+            crate::fence::may_act().map_err(|why| error(ErrorKind::Fenced(why)))?;
+        }
         let response = match request.send().await {
             Ok(response) => response,
             Err(err) => {
@@ -701,6 +707,39 @@ mod tests {
         }
         let most = most.load(std::sync::atomic::Ordering::SeqCst);
         assert!((1..=3).contains(&most), "{most} requests in flight at once");
+    }
+
+    #[tokio::test]
+    async fn a_write_the_fence_refuses_is_never_sent_and_reads_still_are() {
+        struct Lost;
+        impl crate::fence::Fence for Lost {
+            fn may_act(&self) -> Result<(), String> {
+                Err("lease lost to run r2".to_owned())
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = socket.read(&mut [0u8; 4096]).await;
+                let reply = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        let transport = Transport { section: "test", allow_insecure_http: true, ca_files: Vec::new() };
+        let service = HttpService::new("nova", &url, Auth::None, RetryPolicy::default(), &transport).unwrap();
+        crate::fence::within(std::sync::Arc::new(Lost), async {
+            let err = service.idempotent(Method::PUT, "os-services/1", Body::Empty).await.unwrap_err();
+            assert_eq!(err.to_string(), "nova: PUT /os-services/1: not sent: lease lost to run r2");
+            assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the service");
+            service.get("os-services", &[]).await.unwrap();
+        })
+        .await;
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "the read went out");
     }
 
     #[test]

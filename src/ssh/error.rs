@@ -34,6 +34,9 @@ pub enum SshError {
     /// A local failure around the command (pipes, the control socket).
     #[error("{target}: {action}: {detail}")]
     Local { target: Target, action: String, detail: String },
+    /// The work's fence refused the command (see [`crate::fence`]); nothing ran.
+    #[error("{target}: {action} not run: {why}")]
+    Fenced { target: Target, action: String, why: String },
 }
 
 impl SshError {
@@ -45,7 +48,8 @@ impl SshError {
             | SshError::Connect { target, .. }
             | SshError::Timeout { target, .. }
             | SshError::Disconnected { target, .. }
-            | SshError::Local { target, .. } => target,
+            | SshError::Local { target, .. }
+            | SshError::Fenced { target, .. } => target,
         }
     }
 

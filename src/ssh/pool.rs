@@ -348,6 +348,10 @@ async fn run_on(
     debug!(host = %target.host, user = %target.user, action = %command.action, command = %line, "running");
     let started = Instant::now();
 
+    if let Err(why) = crate::fence::may_act() {
+        let action = command.action.clone();
+        return Err(Attempt::Failed(SshError::Fenced { target: target.clone(), action, why }));
+    }
     // The remote sshd makes the login shell the leader of a new session and
     // process group (OpenSSH session.c, do_exec_no_pty: setsid()); its id,
     // reported first, is what to stop if the command times out.

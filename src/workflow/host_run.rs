@@ -329,12 +329,16 @@ async fn reconcile(
     let written = match host.run.leases.clone() {
         Some(leases) => {
             let check = leases.check(host.host.as_str());
+            let asked = Instant::now();
             match journal.action_intent_leased(&check, host_step, name, &observed, &plan, previous.as_deref()) {
                 Ok(Err(lost)) => {
                     leases.found_lost(host.host.as_str(), &lost);
                     return (Outcome::Blocked { reason: lost.to_string() }, observed);
                 }
-                Ok(Ok(id)) => Ok(id),
+                Ok(Ok(id)) => {
+                    leases.confirm(host.host.as_str(), asked);
+                    Ok(id)
+                }
                 Err(err) => Err(err),
             }
         }
@@ -362,6 +366,12 @@ async fn reconcile(
     if let Err(err) = journal.action_result(intent, state, &result) {
         return (Outcome::Failed { error: err.to_string() }, observed);
     }
+    // Refused by the fence: another run took the host over while this one was stopped.
+    let lost = host.run.leases.as_ref().and_then(|leases| leases.lost(host.host.as_str()));
+    let outcome = match (outcome, lost) {
+        (Outcome::Failed { .. }, Some(lost)) => Outcome::Blocked { reason: lost },
+        (outcome, _) => outcome,
+    };
     (outcome, observed)
 }
 

@@ -2,13 +2,15 @@
 //! before the run works on it and given back when its step ends; one task
 //! renews every lease of the run while it works, and notices a lease taken
 //! over (the run was stopped long enough for it to run out), after which
-//! the run starts nothing more on that host.
+//! the run starts nothing more on that host. Each host's work runs inside
+//! its lease as a [`Fence`], asked before every write and command.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
+use crate::fence::Fence;
 use crate::journal::{Amounts, Journal, LeaseCheck, LeaseHolder, LeaseLost, LeaseOutcome, Reservation};
 
 /// The leases of one run.
@@ -20,13 +22,22 @@ pub struct RunLeases {
     held: Mutex<BTreeSet<String>>,
     /// Hosts whose lease another run took over, with what the renewal found.
     lost: Mutex<BTreeMap<String, String>>,
+    /// When the ledger last said the run holds each host (taken before asking).
+    confirmed: Mutex<BTreeMap<String, Instant>>,
 }
 
 impl RunLeases {
     /// Says the run is under way, holding nothing yet.
     pub fn start(journal: Arc<Journal>, holder: LeaseHolder, hosts: usize, duration: Duration) -> Result<Arc<Self>> {
         journal.run_under_way(&holder, hosts, duration)?;
-        Ok(Arc::new(RunLeases { journal, holder, duration, held: Mutex::default(), lost: Mutex::default() }))
+        Ok(Arc::new(RunLeases {
+            journal,
+            holder,
+            duration,
+            held: Mutex::default(),
+            lost: Mutex::default(),
+            confirmed: Mutex::default(),
+        }))
     }
 
     pub fn holder(&self) -> &LeaseHolder {
@@ -39,9 +50,11 @@ impl RunLeases {
 
     /// Leases the host for the run, or says who holds it.
     pub fn acquire(&self, host: &str) -> Result<LeaseOutcome> {
+        let asked = Instant::now();
         let outcome = self.journal.acquire_lease(host, &self.holder, self.duration)?;
         if let LeaseOutcome::Acquired { took_over } = &outcome {
             lock(&self.held).insert(host.to_owned());
+            self.confirm(host, asked);
             if let Some((lease, why)) = took_over {
                 tracing::warn!(host, from_run = %lease.run_id, holder = %lease.holder(), %why, "lease taken over");
             }
@@ -49,15 +62,31 @@ impl RunLeases {
         Ok(outcome)
     }
 
-    /// The hosts leased by claiming; the run holds them now.
-    pub fn claimed(&self, hosts: &[String]) {
+    /// The hosts leased by claiming, asked for at `asked`; the run holds them now.
+    pub fn claimed(&self, hosts: &[String], asked: Instant) {
         lock(&self.held).extend(hosts.iter().cloned());
+        for host in hosts {
+            self.confirm(host, asked);
+        }
+    }
+
+    /// The ledger said the run holds `host`, when asked at `asked`.
+    pub fn confirm(&self, host: &str, asked: Instant) {
+        let mut confirmed = lock(&self.confirmed);
+        let at = confirmed.entry(host.to_owned()).or_insert(asked);
+        *at = (*at).max(asked);
+    }
+
+    /// The fence of the run's work on `host`.
+    pub fn fence(self: &Arc<Self>, host: &str) -> Arc<dyn Fence> {
+        Arc::new(HostFence { leases: self.clone(), host: host.to_owned() })
     }
 
     /// Gives the host back.
     pub fn release(&self, host: &str) {
         // Forgotten first, so a renewal at the same moment does not take it for lost.
         lock(&self.held).remove(host);
+        lock(&self.confirmed).remove(host);
         self.release_room(host);
         if let Err(err) = self.journal.release_lease(host, &self.holder.run_id) {
             tracing::error!(host, %err, "could not give the host's lease back; it runs out by itself");
@@ -96,8 +125,12 @@ impl RunLeases {
     /// Why the run no longer holds the host, checked in the ledger now (and
     /// the lease renewed when it still does); `None` while it holds it.
     pub fn still_held(&self, host: &str) -> Option<String> {
+        let asked = Instant::now();
         match self.journal.hold_lease(&self.check(host)) {
-            Ok(Ok(())) => None,
+            Ok(Ok(())) => {
+                self.confirm(host, asked);
+                None
+            }
             Ok(Err(lost)) => {
                 self.found_lost(host, &lost);
                 self.lost(host)
@@ -136,7 +169,11 @@ impl RunLeases {
     }
 
     fn renew(&self) -> Result<()> {
+        let asked = Instant::now();
         let still = self.journal.renew_leases(&self.holder.run_id, self.duration)?;
+        for host in &still {
+            self.confirm(host, asked);
+        }
         self.journal.renew_room(&self.holder.run_id, self.duration)?;
         let held = lock(&self.held);
         let mut lost = lock(&self.lost);
@@ -157,11 +194,35 @@ impl RunLeases {
     /// The run ended: every lease goes back and it is no longer under way.
     pub fn end(&self) {
         lock(&self.held).clear();
+        lock(&self.confirmed).clear();
         if let Err(err) = self.journal.release_run_room(&self.holder.run_id) {
             tracing::error!(%err, "could not give the run's reserved room back; it runs out by itself");
         }
         if let Err(err) = self.journal.run_ended(&self.holder.run_id) {
             tracing::error!(%err, "could not give the run's leases back; they run out by themselves");
+        }
+    }
+}
+
+/// The run's lease on one host as the fence of the work on it. A
+/// confirmation is trusted for half the lease (the renewal comes every
+/// third); an older one means the run was stopped, and the ledger is asked.
+struct HostFence {
+    leases: Arc<RunLeases>,
+    host: String,
+}
+
+impl Fence for HostFence {
+    fn may_act(&self) -> std::result::Result<(), String> {
+        if let Some(lost) = self.leases.lost(&self.host) {
+            return Err(lost);
+        }
+        let fresh = lock(&self.leases.confirmed)
+            .get(&self.host)
+            .is_some_and(|asked| asked.elapsed() < self.leases.duration / 2);
+        match fresh {
+            true => Ok(()),
+            false => self.leases.still_held(&self.host).map_or(Ok(()), Err),
         }
     }
 }
@@ -198,4 +259,45 @@ impl RunLeases {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fence_trusts_a_fresh_lease_asks_the_ledger_about_an_old_one_and_refuses_a_lost_one() {
+        let (_dir, locations) = crate::journal::test_ledgers::locations("the_fence_asks_the_ledger");
+        let lease = Duration::from_secs(2);
+        for location in locations {
+            let journal = Arc::new(Journal::open(&location).unwrap());
+            // Another machine: only the expiry frees its hosts.
+            let stopped = LeaseHolder {
+                machine: "laptop".into(),
+                process_scope: "other-boot/pid:[1]".into(),
+                ..LeaseHolder::this_process("r1", "pre-drain")
+            };
+            let leases = RunLeases::start(journal.clone(), stopped, 1, lease).unwrap();
+            assert!(matches!(leases.acquire("hv01").unwrap(), LeaseOutcome::Acquired { .. }));
+            let fence = leases.fence("hv01");
+            assert_eq!(fence.may_act(), Ok(()), "just leased");
+
+            // Past half the lease with no renewal: the fence asks the ledger, which renews the lease.
+            std::thread::sleep(lease / 2 + Duration::from_millis(100));
+            assert_eq!(fence.may_act(), Ok(()));
+            std::thread::sleep(lease / 2 + Duration::from_millis(100));
+            let other = LeaseHolder::this_process("r2", "pre-drain");
+            assert!(
+                matches!(journal.acquire_lease("hv01", &other, lease).unwrap(), LeaseOutcome::Held(_)),
+                "the fence's look renewed the lease past its first expiry"
+            );
+
+            // Stopped past the lease: another run takes the host over, and the fence says so.
+            std::thread::sleep(lease + Duration::from_millis(100));
+            assert!(matches!(journal.acquire_lease("hv01", &other, lease).unwrap(), LeaseOutcome::Acquired { .. }));
+            let why = fence.may_act().unwrap_err();
+            assert!(why.starts_with("lease lost to run r2 ("), "{why}");
+            assert_eq!(leases.lost("hv01"), Some(why), "the run starts nothing more on the host");
+        }
+    }
 }

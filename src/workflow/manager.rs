@@ -279,7 +279,8 @@ async fn run_leased(
     }
     // Given back however the host's task ends (a panic included).
     let _release = ReleaseGuard { leases: leases.clone(), host: host.to_string() };
-    run_one(host, key, plan, journal, run, stop, progress).await
+    let fence = leases.fence(host.as_str());
+    crate::fence::within(fence, run_one(host, key, plan, journal, run, stop, progress)).await
 }
 
 struct ReleaseGuard {
@@ -315,8 +316,9 @@ fn claim(
             _ => Ok(true),
         }
     };
+    let asked = std::time::Instant::now();
     let claimed = journal.claim_leases(&names, wanted, leases.holder(), leases.duration(), &eligible)?;
-    leases.claimed(&claimed);
+    leases.claimed(&claimed, asked);
     Ok(claimed)
 }
 

@@ -81,8 +81,12 @@ impl HostContext {
         let Some(leases) = &self.run.leases else {
             return journal.sub_command_intent(action_id, name).map_err(cannot);
         };
+        let asked = std::time::Instant::now();
         match journal.sub_command_intent_leased(&leases.check(self.host.as_str()), action_id, name).map_err(cannot)? {
-            Ok(id) => Ok(id),
+            Ok(id) => {
+                leases.confirm(self.host.as_str(), asked);
+                Ok(id)
+            }
             Err(lost) => {
                 leases.found_lost(self.host.as_str(), &lost);
                 Err(ActionError(format!("{name} not run: {lost}")))

@@ -96,7 +96,7 @@ pub async fn migrate_all(
         };
         let (run, host, per_host, aborted, progress) =
             (run.clone(), host.clone(), per_host.clone(), aborted.clone(), progress.clone());
-        tasks.spawn(async move {
+        tasks.spawn(crate::fence::carried(async move {
             let _slots = match under_way {
                 Some(slots) => slots,
                 None => (per_host.for_new(poll).await, run.migration_slots.for_new(poll).await),
@@ -119,7 +119,7 @@ pub async fn migrate_all(
             let remaining = progress.finished(&planned.server.name);
             tracing::info!(host = %host, vm = %planned.server.name, outcome = row.outcome.label(), seconds = format!("{:.1}", row.duration.as_secs_f64()), vms_left = remaining, "{}", row.line());
             (index, row)
-        });
+        }));
     }
     drop(under_way);
     let mut rows = Vec::new();
