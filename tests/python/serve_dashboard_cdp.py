@@ -9,6 +9,7 @@ Prints one JSON document: what it saw. Exits non-zero when a step fails.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -133,3 +134,4 @@ try:
 finally:
     browser.kill()
     browser.wait()
+    shutil.rmtree(profile, ignore_errors=True)
