@@ -31,9 +31,12 @@ pub fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A private temporary folder holding the input files of one test.
+/// A private temporary folder holding the input files of one test, and
+/// another for the binary's own temporary files (its `TMPDIR`): what a run
+/// killed with -9 leaves there (SSH control folders) goes with the test.
 pub struct Workspace {
     dir: tempfile::TempDir,
+    tmp: tempfile::TempDir,
 }
 
 impl Workspace {
@@ -41,7 +44,7 @@ impl Workspace {
     pub fn empty() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        Workspace { dir }
+        Workspace { dir, tmp: tempfile::tempdir().expect("temp dir") }
     }
 
     /// A workspace with the example files as `hypervisors.txt` and `credentials.yaml` (0600).
@@ -98,7 +101,8 @@ impl Workspace {
     /// The binary with this workspace as its folder and its files as inputs.
     pub fn command(&self, args: &[&str]) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hvmigrate"));
-        command.current_dir(self.path()).env("NO_COLOR", "1").env_remove("RUST_LOG").args(args);
+        command.current_dir(self.path()).env("NO_COLOR", "1").env("TMPDIR", self.tmp.path());
+        command.env_remove("RUST_LOG").args(args);
         Run { command, workspace: self.path().to_owned() }
     }
 
